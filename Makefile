@@ -1,0 +1,99 @@
+# keel: `make` builds ./keel, `make run` starts the demo, `make test` runs every test.
+CC       ?= cc
+OPT      ?= -O2 -g
+WERROR   ?= -Werror
+SAN      ?=
+BUILD    ?= build/default
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+
+WARN     = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter $(WERROR)
+CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(LLHTTP_INC)
+CFLAGS   = -std=c11 $(OPT) $(WARN) $(SAN) -pthread -fno-strict-aliasing
+LDLIBS   = -lpcre2-8 -pthread
+
+SRCS     := $(sort $(wildcard src/core/*.c src/http/*.c src/proxy/*.c src/cfg/*.c src/admin/*.c src/demo/*.c))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))
+LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
+MAIN_OBJ := $(BUILD)/main.o
+ORIGIN_OBJ := $(BUILD)/tools/origin-main.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+ifeq ($(BUILD),build/default)
+KEEL_BIN := keel
+else
+KEEL_BIN := $(BUILD)/keel
+endif
+ORIGIN_BIN := $(BUILD)/keel-origin
+
+.PHONY: all deps run test test-unit test-system test-asan fuzz bench clean format
+
+all: $(KEEL_BIN) $(ORIGIN_BIN)
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# llhttp is third-party code: built with its own (relaxed) warnings.
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (llhttp)"
+	@$(CC) -I$(LLHTTP_INC) $(OPT) $(SAN) -w -c $< -o $@
+
+$(BUILD)/tools/origin-main.o: tools/origin/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libkeel.a: $(LIB_OBJS) $(LLHTTP_OBJS)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(KEEL_BIN): $(MAIN_OBJ) $(BUILD)/libkeel.a
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(ORIGIN_BIN): $(ORIGIN_OBJ) $(BUILD)/libkeel.a
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libkeel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libkeel.a $(LDLIBS)
+
+run: deps all
+	./keel --demo
+
+test-unit: $(UNIT_BINS)
+	@tests/unit/run.sh $(UNIT_BINS)
+
+test-system: all
+	@KEEL=$(abspath $(KEEL_BIN)) KEEL_ORIGIN=$(abspath $(ORIGIN_BIN)) tests/system/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all test-unit
+	@$(MAKE) --no-print-directory test-system
+
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
+		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		all test-unit test-system
+
+fuzz:
+	@$(MAKE) --no-print-directory -C fuzz
+
+bench: all
+	@$(MAKE) --no-print-directory -C bench
+
+format:
+	clang-format -i $(SRCS) $(wildcard include/keel/*.h) $(UNIT_SRCS)
+
+clean:
+	rm -rf build keel
+
+-include $(shell find build -name '*.d' 2>/dev/null)

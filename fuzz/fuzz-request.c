@@ -1,0 +1,9 @@
+/* libFuzzer target: HTTP/1 request heads and bodies (src/http/msg.c). */
+#include "fuzz-http.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	return fuzz_http(HTTP_REQUEST, data, size);
+}

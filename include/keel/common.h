@@ -1,0 +1,46 @@
+/* Shared vocabulary: status codes, assertions and small helpers used by every module. */
+#ifndef KEEL_COMMON_H
+#define KEEL_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define KEEL_VERSION "0.1.0"
+
+/* The one status vocabulary: functions return OK, ERR or AGAIN; I/O functions return bytes done. */
+#define OK 0
+#define ERR (-1)
+#define AGAIN (-2)
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* BUG_ON() guards impossible states. It is always on: a balancer that keeps running in a state its
+ * authors proved impossible is worse than one that stops and gets restarted. */
+#define BUG_ON(cond)                                                                               \
+	do {                                                                                       \
+		if (unlikely(cond))                                                                \
+			keel_bug(__FILE__, __LINE__, #cond);                                       \
+	} while (0)
+
+_Noreturn void keel_bug(const char *file, int line, const char *cond);
+
+/* Allocation failures at config time are fatal; at run time callers use plain malloc and handle NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Formats into a freshly malloc'd string (used for error messages returned through char **err). */
+char *strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

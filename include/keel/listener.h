@@ -1,0 +1,16 @@
+/* Listening sockets: bound once at start-up (one SO_REUSEPORT socket per bind and worker), then
+ * accepted from by each worker's own loop. */
+#ifndef KEEL_LISTENER_H
+#define KEEL_LISTENER_H
+
+#include <keel/proxy-t.h>
+
+/* Binds every frontend's addresses, nbthread sockets each. Returns OK, or ERR with a one-line
+ * message in *err ("cannot bind 127.0.0.1:80: address already in use"). */
+int listeners_bind(int nbthread, char **err);
+/* Registers this worker's sockets with its loop. */
+int listeners_start(char **err);
+/* Stops accepting (soft stop): closes this worker's sockets. */
+void listeners_stop(void);
+
+#endif

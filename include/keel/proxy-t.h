@@ -1,0 +1,297 @@
+/* Proxy, server and listener types. A proxy is a frontend, a backend or both (listen). Fields under
+ * "config" are set while loading and never change afterwards; fields under "runtime" are shared by
+ * the worker threads and only touched through atomics or per-thread slots. */
+#ifndef KEEL_PROXY_T_H
+#define KEEL_PROXY_T_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <keel/acl-t.h>
+#include <keel/list.h>
+#include <keel/log-t.h>
+#include <keel/sample-t.h>
+
+#define KEEL_MAX_THREADS 64
+
+struct chash;
+
+/* Durations in milliseconds; 0 means "unset" until defaults are applied at validation time. */
+struct timeouts {
+	uint32_t connect, client, server, http_request, http_keep_alive, queue, tunnel;
+	uint32_t client_fin, server_fin, check;
+};
+
+/* Counters kept per thread (one writer each, so updates need no locked instruction) and summed
+ * when read. Relaxed atomics keep the cross-thread reads free of undefined behaviour. */
+struct counters {
+	_Atomic uint64_t conn_tot;     /* connections (frontend) or connection attempts (server) */
+	_Atomic uint64_t req_tot;      /* HTTP requests */
+	_Atomic uint64_t rsp[6];       /* responses by class: other, 1xx..5xx */
+	_Atomic uint64_t bytes_in;     /* from the clients */
+	_Atomic uint64_t bytes_out;    /* to the clients */
+	_Atomic uint64_t denied_req;
+	_Atomic uint64_t failed_req;   /* invalid requests */
+	_Atomic uint64_t failed_conn;  /* server connection errors */
+	_Atomic uint64_t failed_rsp;   /* invalid or aborted responses */
+	_Atomic uint64_t retries;
+	_Atomic uint64_t redispatches;
+	_Atomic uint64_t timeouts;     /* server response / connect timeouts */
+	_Atomic uint64_t queued_tot;
+	_Atomic uint64_t queue_timeouts;
+	_Atomic uint64_t cli_aborts;
+	_Atomic uint64_t srv_aborts;
+} __attribute__((aligned(64)));
+
+#define CTR_ADD(c, v)                                                                              \
+	atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (v),        \
+			      memory_order_relaxed)
+#define CTR_INC(c) CTR_ADD(c, 1)
+
+enum srv_admin {
+	SRV_ADMIN_READY = 0,
+	SRV_ADMIN_DRAIN, /* no new users, existing ones finish */
+	SRV_ADMIN_MAINT, /* no traffic */
+};
+
+enum srv_oper {
+	SRV_OPER_UP = 0,
+	SRV_OPER_DOWN,
+};
+
+enum lb_algo {
+	LB_ROUNDROBIN = 0,
+	LB_STATIC_RR,
+	LB_LEASTCONN,
+	LB_RANDOM,
+	LB_FIRST,
+	LB_SOURCE,
+	LB_URI,
+	LB_HDR,
+	LB_URL_PARAM,
+};
+
+enum hash_type {
+	HASH_MAP = 0,
+	HASH_CONSISTENT,
+};
+
+struct server {
+	/* config */
+	char *name;
+	int id;                  /* position in the backend, from 0 */
+	struct proxy *be;
+	char *addr_str;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool port_from_client;   /* no port given: use the port the client connected to */
+	int weight;              /* configured weight, 0..256 */
+	int maxconn;             /* 0: unlimited */
+	int maxqueue;            /* 0: unlimited */
+	bool backup;
+	bool disabled;           /* starts in maintenance */
+	bool check;              /* active health checks requested (see docs: not implemented yet) */
+	char *cookie;
+	uint32_t pool_purge_ms;  /* idle server connections are closed after this */
+	const char *file;
+	int line;
+	/* runtime */
+	atomic_int admin;        /* enum srv_admin */
+	atomic_int oper;         /* enum srv_oper */
+	atomic_int cur_sess;     /* requests holding a slot (being served) */
+	atomic_int max_sess;     /* highest cur_sess seen */
+	atomic_int nbpend;       /* requests queued for this server specifically */
+	atomic_int eweight;      /* effective weight used by the balancers */
+	struct counters *ctr;    /* one per thread */
+};
+
+enum proxy_cap {
+	PR_CAP_FE = 1,
+	PR_CAP_BE = 2,
+};
+
+/* Proxy options (option X / no option X). */
+enum proxy_opt {
+	PO_HTTPLOG = 1u << 0,
+	PO_DONTLOGNULL = 1u << 1,
+	PO_FORWARDFOR = 1u << 2,
+	PO_HTTP_SERVER_CLOSE = 1u << 3,
+	PO_HTTPCLOSE = 1u << 4,
+	PO_REDISPATCH = 1u << 5,
+	PO_HTTPCHK = 1u << 6,
+	PO_PERSIST = 1u << 7,
+	PO_ALLBACKUPS = 1u << 8,
+	PO_ORIGINALTO = 1u << 9,
+	PO_LOGJSON = 1u << 10,
+	PO_NOLINGER = 1u << 11,
+	PO_TCPLOG = 1u << 12,
+	PO_DONTLOG_NORMAL = 1u << 13,
+	PO_LOG_SEPARATE_ERRORS = 1u << 14,
+	PO_PREFER_LAST_SERVER = 1u << 15,
+};
+
+struct bind_conf {
+	struct list list;
+	char *str;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char *name;
+	const char *file;
+	int line;
+	int fds[KEEL_MAX_THREADS]; /* one SO_REUSEPORT socket per worker thread */
+};
+
+enum http_rule_action {
+	HRA_SET_HDR,
+	HRA_ADD_HDR,
+	HRA_DEL_HDR,
+	HRA_REPLACE_HDR,  /* not implemented: rejected at config time */
+	HRA_DENY,
+	HRA_ALLOW,
+	HRA_REDIRECT,
+	HRA_RETURN,
+	HRA_SET_PATH,
+	HRA_SET_METHOD,   /* not implemented: rejected */
+	HRA_AUTH,
+};
+
+struct http_rule {
+	struct list list;
+	enum http_rule_action action;
+	char *name;               /* header name */
+	uint32_t namelen;
+	struct logformat value;   /* header value / path / redirect location */
+	int status;               /* deny / return / redirect status */
+	char *body;               /* return: content */
+	char *content_type;
+	int redir_kind;           /* 0 location, 1 prefix, 2 scheme */
+	char *realm;
+	struct acl_cond *cond;
+	const char *file;
+	int line;
+};
+
+struct switching_rule {
+	struct list list;
+	char *be_name;
+	struct proxy *be;
+	struct acl_cond *cond;
+	const char *file;
+	int line;
+};
+
+struct stats_user {
+	char *user;
+	char *pass;
+};
+
+struct stats_conf {
+	bool enabled;
+	char *uri;               /* prefix that selects the stats page */
+	char *realm;
+	struct stats_user *users;
+	int nusers;
+	uint32_t refresh_s;
+	bool hide_version;
+	struct acl_cond *admin;  /* stats admin if ... (accepted; the page's admin buttons come later) */
+	bool admin_set;
+};
+
+struct errmsg {
+	char *data;              /* a whole HTTP response */
+	uint32_t len;
+};
+
+#define KEEL_ERR_CODES 17 /* see HTTP_ERR_CODES_STR in errors.h */
+
+struct capture {
+	char *name;
+	uint32_t namelen;
+	uint32_t len;
+};
+
+struct proxy {
+	/* config */
+	char *name;
+	unsigned cap;            /* enum proxy_cap */
+	int id;
+	const char *file;
+	int line;
+	bool disabled;
+	uint32_t opts;           /* enum proxy_opt */
+	uint32_t opts_set;       /* options explicitly set or unset here (for defaults inheritance) */
+	struct timeouts to;
+	int retries;
+	int maxconn;             /* frontend: concurrent client connections */
+	enum lb_algo lb;
+	enum hash_type hash_type;
+	char *lb_arg;            /* hdr(NAME) / url_param NAME */
+	uint32_t lb_arglen;
+	bool uri_whole;          /* balance uri whole */
+	struct list binds;       /* struct bind_conf */
+	struct server **srv;
+	int nsrv;
+	struct server defsrv;    /* default-server parameters */
+	struct list acls;        /* struct acl */
+	struct list switching;   /* struct switching_rule (use_backend) */
+	char *defbe_name;
+	struct proxy *defbe;
+	struct list req_rules;   /* http-request */
+	struct list rsp_rules;   /* http-response */
+	struct stats_conf stats;
+	char *monitor_uri;
+	struct errmsg errmsg[KEEL_ERR_CODES];
+	struct log_targets logs;
+	bool log_global;
+	struct logformat logfmt;
+	bool logfmt_set;
+	struct capture req_cap[8];
+	int nreq_cap;
+	struct capture rsp_cap[8];
+	int nrsp_cap;
+	/* option forwardfor */
+	char *fwdfor_hdr;
+	uint32_t fwdfor_hdrlen;
+	bool fwdfor_ifnone;
+	bool fwdfor_except_set;
+	int fwdfor_except_family;
+	uint8_t fwdfor_except[16];
+	uint8_t fwdfor_except_prefix;
+	/* option httpchk (accepted; active checks are the health issue) */
+	char *chk_method, *chk_uri, *chk_version;
+	/* runtime */
+	atomic_int feconn;       /* frontend: current client connections */
+	atomic_int beconn;       /* backend: requests being served */
+	atomic_int nbpend;       /* backend: requests queued, all threads */
+	atomic_uint srv_gen;     /* bumped on any change that affects balancing */
+	struct chash *chash;     /* consistent-hashing ring (hash-type consistent) */
+	atomic_uint rr_seq;      /* round-robin position, shared by the threads */
+	struct counters *ctr;    /* one per thread */
+	struct list list;        /* in keel_proxies */
+};
+
+/* Process-wide settings from the global section. */
+struct global {
+	bool daemon;
+	bool quiet;
+	char *pidfile;
+	char *chroot;
+	char *user, *group;
+	int uid, gid;            /* -1: unset */
+	int nbthread;            /* 0: one per CPU */
+	int maxconn;             /* 0: derived from the file descriptor limit */
+	int ulimit_n;
+	uint32_t bufsize;
+	uint32_t maxrewrite;
+	int maxhdr;
+	uint32_t hard_stop_after;/* ms */
+	struct log_targets logs;
+	char *node;
+	char *log_tag;
+	const char *file;        /* the config file, for messages */
+};
+
+#endif

@@ -1,0 +1,356 @@
+/* Start-up and shutdown. Order matters: bind while still privileged, detach, write the pid file,
+ * drop privileges (chroot, group, user), then start the logger and the workers; signals are
+ * handled by the main thread, which does nothing else. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <keel/backend.h>
+#include <keel/cfg.h>
+#include <keel/clock.h>
+#include <keel/common.h>
+#include <keel/errors.h>
+#include <keel/listener.h>
+#include <keel/log.h>
+#include <keel/loop.h>
+#include <keel/process.h>
+#include <keel/session.h>
+
+struct loop *keel_loops;
+int keel_nloops;
+uint64_t keel_start_wall;
+static atomic_int running_workers;
+
+void keel_runtime_init(int nbthread)
+{
+	struct list *l;
+	int i;
+
+	keel_nloops = nbthread;
+	list_for_each(l, &keel_proxies) {
+		struct proxy *p = list_entry(l, struct proxy, list);
+
+		p->ctr = arena_alloc(&cfg_arena, sizeof(*p->ctr) * (size_t)nbthread);
+		for (i = 0; i < p->nsrv; i++) {
+			struct server *s = p->srv[i];
+
+			s->ctr = arena_alloc(&cfg_arena, sizeof(*s->ctr) * (size_t)nbthread);
+			atomic_store(&s->admin, s->disabled ? SRV_ADMIN_MAINT : SRV_ADMIN_READY);
+			atomic_store(&s->oper, SRV_OPER_UP);
+			atomic_store(&s->eweight, s->weight);
+		}
+	}
+	lb_build_rings();
+	http_err_response(NULL, NULL, 503, &(uint32_t){0}); /* builds the pages before threads */
+}
+
+static void on_wake(struct loop *l, unsigned flags)
+{
+	(void)l;
+	if (flags & LOOP_WAKE_HALT) {
+		tc->stopping = true;
+		listeners_stop();
+		backend_close_idle();
+		session_kill_all();
+		return;
+	}
+	if ((flags & LOOP_WAKE_STOP) && !tc->stopping) {
+		tc->stopping = true;
+		listeners_stop();
+		backend_close_idle();
+		session_soft_stop();
+	}
+	if (flags & LOOP_WAKE_QUEUE)
+		backend_process_queues();
+}
+
+static void *worker_main(void *arg)
+{
+	struct loop *l = arg;
+	struct thread_ctx t;
+	char *err = NULL;
+
+	loop_bind(l);
+	tc = &t;
+	if (thread_ctx_init(&t, l, &err) != OK || listeners_start(&err) != OK) {
+		keel_log(LOG_LVL_ALERT, "worker %d: %s", l->id, err);
+		free(err);
+		exit(1);
+	}
+	l->ctx = &t;
+	l->on_wake = on_wake;
+	loop_run(l);
+	backend_close_idle();
+	thread_ctx_destroy(&t);
+	atomic_fetch_sub(&running_workers, 1);
+	return NULL;
+}
+
+static int raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return ERR;
+	/* Each connection may need two descriptors (client and server) plus some spare. */
+	want = global.ulimit_n ? (rlim_t)global.ulimit_n
+			       : (rlim_t)(global.maxconn ? global.maxconn : 100000) * 2 + 256;
+	if (rl.rlim_cur < want) {
+		struct rlimit n = {want, rl.rlim_max > want ? rl.rlim_max : want};
+
+		if (setrlimit(RLIMIT_NOFILE, &n)) {
+			n.rlim_cur = n.rlim_max = rl.rlim_max;
+			if (global.ulimit_n)
+				keel_log(LOG_LVL_WARNING, "cannot raise the file descriptor limit to %d (ulimit-n): %s; using %llu",
+					 global.ulimit_n, strerror(errno), (unsigned long long)rl.rlim_max);
+			setrlimit(RLIMIT_NOFILE, &n);
+		}
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (!global.maxconn) {
+		long m = ((long)rl.rlim_cur - 256) / 2;
+
+		global.maxconn = (int)(m < 100 ? 100 : m > 100000 ? 100000 : m);
+	} else if ((rlim_t)global.maxconn * 2 + 64 > rl.rlim_cur) {
+		keel_log(LOG_LVL_WARNING, "maxconn %d needs about %d file descriptors but the limit is %llu; connections beyond it will be refused",
+			 global.maxconn, global.maxconn * 2 + 64, (unsigned long long)rl.rlim_cur);
+	}
+	return OK;
+}
+
+static int write_pidfile(const char *path, pid_t pid, char **err)
+{
+	char tmp[32];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int n;
+
+	if (fd < 0) {
+		*err = strfmt("cannot write pid file '%s': %s", path, strerror(errno));
+		return ERR;
+	}
+	n = snprintf(tmp, sizeof(tmp), "%d\n", (int)pid);
+	if (write(fd, tmp, (size_t)n) != n) {
+		*err = strfmt("cannot write pid file '%s': %s", path, strerror(errno));
+		close(fd);
+		return ERR;
+	}
+	close(fd);
+	return OK;
+}
+
+static int drop_privileges(char **err)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (geteuid() != 0) {
+		if (global.chroot || global.user || global.group || global.uid >= 0 || global.gid >= 0)
+			keel_log(LOG_LVL_WARNING, "not started as root: 'chroot', 'user' and 'group' are ignored");
+		return OK;
+	}
+	if (global.group) {
+		struct group *g = getgrnam(global.group);
+
+		if (!g) {
+			*err = strfmt("unknown group '%s'", global.group);
+			return ERR;
+		}
+		gid = g->gr_gid;
+	} else if (global.gid >= 0) {
+		gid = (gid_t)global.gid;
+	}
+	if (global.user) {
+		struct passwd *pw = getpwnam(global.user);
+
+		if (!pw) {
+			*err = strfmt("unknown user '%s'", global.user);
+			return ERR;
+		}
+		uid = pw->pw_uid;
+		if (gid == (gid_t)-1)
+			gid = pw->pw_gid;
+	} else if (global.uid >= 0) {
+		uid = (uid_t)global.uid;
+	}
+	if (global.chroot) {
+		struct stat st;
+
+		/* An empty jail is all keel needs: create it rather than refuse to start. */
+		if (stat(global.chroot, &st) && errno == ENOENT) {
+			if (mkdir(global.chroot, 0755)) {
+				*err = strfmt("cannot create chroot directory '%s': %s", global.chroot,
+					      strerror(errno));
+				return ERR;
+			}
+			keel_log(LOG_LVL_NOTICE, "created the empty chroot directory '%s'", global.chroot);
+		}
+		if (chroot(global.chroot) || chdir("/")) {
+			*err = strfmt("cannot chroot to '%s': %s", global.chroot, strerror(errno));
+			return ERR;
+		}
+	}
+	if (gid != (gid_t)-1 && (setgroups(0, NULL) || setgid(gid))) {
+		*err = strfmt("cannot switch to group %d: %s", (int)gid, strerror(errno));
+		return ERR;
+	}
+	if (uid != (uid_t)-1 && setuid(uid)) {
+		*err = strfmt("cannot switch to user %d: %s", (int)uid, strerror(errno));
+		return ERR;
+	}
+	return OK;
+}
+
+/* Detaches from the terminal. The parent writes the pid file and exits. */
+static int daemonize(const char *pidfile, char **err)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		*err = strfmt("fork: %s", strerror(errno));
+		return ERR;
+	}
+	if (pid > 0) {
+		if (pidfile && write_pidfile(pidfile, pid, err)) {
+			fprintf(stderr, "[ALERT] %s\n", *err);
+			kill(pid, SIGTERM);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	setsid();
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	log_set_stderr(0);
+	return OK;
+}
+
+static void stop_all(unsigned flag)
+{
+	int i;
+
+	for (i = 0; i < keel_nloops; i++)
+		loop_signal(&keel_loops[i], flag);
+}
+
+int keel_run(const struct keel_opts *o)
+{
+	const char *pidfile = o->pidfile ? o->pidfile : global.pidfile;
+	bool daemon_mode = (global.daemon || o->force_daemon) && !o->foreground;
+	sigset_t set;
+	char *err = NULL;
+	int i, rc = 0;
+	uint64_t stop_deadline = 0;
+
+	keel_start_wall = (uint64_t)time(NULL);
+	if (o->quiet)
+		global.quiet = true;
+	signal(SIGPIPE, SIG_IGN);
+	if (raise_nofile() != OK)
+		keel_log(LOG_LVL_WARNING, "cannot read the file descriptor limit");
+	keel_runtime_init(global.nbthread);
+	if (listeners_bind(global.nbthread, &err) != OK || log_open_targets(&err) != OK)
+		goto fail;
+	if (daemon_mode) {
+		if (daemonize(pidfile, &err) != OK)
+			goto fail;
+	} else if (pidfile && write_pidfile(pidfile, getpid(), &err) != OK) {
+		goto fail;
+	}
+	if (drop_privileges(&err) != OK)
+		goto fail;
+
+	/* Workers inherit a mask with every signal blocked: only this thread takes them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (log_start(global.nbthread, &err) != OK)
+		goto fail;
+	keel_loops = xcalloc((size_t)global.nbthread, sizeof(*keel_loops));
+	for (i = 0; i < global.nbthread; i++)
+		if (loop_init(&keel_loops[i], i, global.bufsize, &err) != OK)
+			goto fail;
+	atomic_store(&running_workers, global.nbthread);
+	for (i = 0; i < global.nbthread; i++) {
+		int e = pthread_create(&keel_loops[i].thread, NULL, worker_main, &keel_loops[i]);
+
+		if (e) {
+			err = strfmt("cannot start worker thread: %s", strerror(e));
+			goto fail;
+		}
+	}
+	keel_log(LOG_LVL_NOTICE, "keel %s started: pid %d, %d worker threads, maxconn %d",
+		 KEEL_VERSION, (int)getpid(), global.nbthread, global.maxconn);
+
+	while (atomic_load(&running_workers) > 0) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		siginfo_t si;
+		int sig = sigtimedwait(&set, &si, &ts);
+
+		clock_update();
+		if (stop_deadline && now_us >= stop_deadline) {
+			keel_log(LOG_LVL_WARNING, "hard-stop-after reached: closing the remaining connections");
+			stop_all(LOOP_WAKE_HALT);
+			stop_deadline = 0;
+		}
+		if (sig < 0)
+			continue;
+		switch (sig) {
+		case SIGTERM:
+		case SIGUSR1:
+			if (!stop_deadline) {
+				keel_log(LOG_LVL_NOTICE, "soft stop: no new connections, finishing in-flight requests (at most %u ms)",
+					 global.hard_stop_after);
+				stop_deadline = now_us + (uint64_t)global.hard_stop_after * 1000 + 1;
+				stop_all(LOOP_WAKE_STOP);
+			}
+			break;
+		case SIGINT:
+		case SIGQUIT:
+			keel_log(LOG_LVL_NOTICE, "immediate stop");
+			stop_all(LOOP_WAKE_HALT);
+			break;
+		case SIGUSR2:
+		case SIGHUP:
+			keel_log(LOG_LVL_WARNING, "signal %d: reload is not implemented yet (planned with the runtime issue); ignored", sig);
+			break;
+		default:
+			break;
+		}
+	}
+	for (i = 0; i < global.nbthread; i++)
+		pthread_join(keel_loops[i].thread, NULL);
+	keel_log(LOG_LVL_NOTICE, "keel stopped");
+	if (pidfile && !daemon_mode)
+		unlink(pidfile);
+	log_stop();
+	for (i = 0; i < global.nbthread; i++)
+		loop_destroy(&keel_loops[i]);
+	free(keel_loops);
+	keel_loops = NULL;
+	return rc;
+
+fail:
+	keel_log(LOG_LVL_ALERT, "%s", err ? err : "start-up failed");
+	free(err);
+	return 1;
+}

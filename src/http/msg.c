@@ -1,0 +1,422 @@
+/* HTTP/1 head and body parsing. llhttp does the tokenising and the framing rules; this file adds
+ * what keel is stricter about (bare LF, obs-fold, spaces before the colon, request-target forms,
+ * versions, Host) and records the head as spans into the receive buffer. */
+#include <string.h>
+#include <strings.h>
+
+#include <keel/common.h>
+#include <keel/http.h>
+
+int http_scan_head(const char *buf, uint32_t len, uint32_t *pos, uint32_t *head_len,
+		   bool *line1_done)
+{
+	uint32_t i = *pos; /* always the start of a line */
+
+	while (i < len) {
+		const char *nl;
+		uint32_t k;
+
+		/* A line that starts with whitespace continues the previous header (obs-fold). */
+		if (i > 0 && (buf[i] == ' ' || buf[i] == '\t'))
+			return HTTP_SCAN_ERROR;
+		nl = memchr(buf + i, '\n', len - i);
+		if (!nl)
+			break;
+		k = (uint32_t)(nl - buf);
+		if (k == i || buf[k - 1] != '\r')
+			return HTTP_SCAN_ERROR; /* bare LF */
+		if (i > 0 || k > 1)
+			*line1_done = true;
+		if (k == i + 1 && i > 0) {
+			*head_len = k + 1;
+			*pos = k + 1;
+			return HTTP_SCAN_DONE;
+		}
+		i = k + 1;
+	}
+	*pos = i;
+	return HTTP_SCAN_MORE;
+}
+
+static struct http_head *head_of(llhttp_t *p)
+{
+	return p->data;
+}
+
+static void span_extend(struct span *s, const struct http_head *h, const char *at, size_t len)
+{
+	if (s->len == 0)
+		s->off = (uint32_t)(at - h->base);
+	s->len = (uint32_t)(at - h->base) + (uint32_t)len - s->off;
+}
+
+static int fail(struct http_head *h, int status, const char *why)
+{
+	h->err_status = status;
+	h->err = why;
+	return -1;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+	span_extend(&head_of(p)->method, head_of(p), at, len);
+	return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	span_extend(&head_of(p)->uri, head_of(p), at, len);
+	return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+	span_extend(&head_of(p)->reason, head_of(p), at, len);
+	return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_head *h = head_of(p);
+
+	if (h->nhdr >= h->maxhdr)
+		return fail(h, 431, "too many header fields");
+	span_extend(&h->hdr[h->nhdr].name, h, at, len);
+	return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+	struct http_head *h = head_of(p);
+	struct http_hdr *hd = &h->hdr[h->nhdr];
+
+	/* llhttp 8 tolerates "Name :" (and hands over "Name " as the name); keel does not
+	 * (RFC 9112 section 5.1: whitespace before the colon is a smuggling vector). */
+	if (hd->name.len == 0 || h->base[hd->name.off + hd->name.len] != ':' ||
+	    h->base[hd->name.off + hd->name.len - 1] == ' ' ||
+	    h->base[hd->name.off + hd->name.len - 1] == '\t')
+		return fail(h, 400, "invalid header name");
+	hd->value.off = hd->name.off + hd->name.len + 1;
+	hd->value.len = 0;
+	h->in_value = true;
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_head *h = head_of(p);
+	struct span *v = &h->hdr[h->nhdr].value;
+
+	if (v->len == 0)
+		v->off = (uint32_t)(at - h->base);
+	v->len = (uint32_t)(at - h->base) + (uint32_t)len - v->off;
+	return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+	struct http_head *h = head_of(p);
+	struct http_hdr *hd = &h->hdr[h->nhdr];
+
+	while (hd->value.len && (h->base[hd->value.off + hd->value.len - 1] == ' ' ||
+				 h->base[hd->value.off + hd->value.len - 1] == '\t'))
+		hd->value.len--;
+	hd->del = false;
+	h->nhdr++;
+	h->in_value = false;
+	if (h->nhdr < h->maxhdr) {
+		h->hdr[h->nhdr].name.len = 0;
+		h->hdr[h->nhdr].value.len = 0;
+	}
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct http_head *h = head_of(p);
+
+	h->major = p->http_major;
+	h->minor = p->http_minor;
+	if (p->flags & F_CHUNKED)
+		h->flags |= HM_CHUNKED;
+	if (p->flags & F_CONTENT_LENGTH) {
+		h->flags |= HM_HAS_CL;
+		h->content_length = p->content_length;
+	}
+	if (p->flags & F_TRANSFER_ENCODING)
+		h->flags |= HM_TE;
+	if (llhttp_should_keep_alive(p))
+		h->flags |= HM_KEEPALIVE;
+	if (p->type == HTTP_RESPONSE)
+		h->status = p->status_code;
+	return h->skip_body ? 1 : 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	(void)p;
+	/* Stop at the end of the message: what follows belongs to the next one (pipelining), and the
+	 * caller must see where this one ended. */
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+	.on_method = on_method,
+	.on_url = on_url,
+	.on_status = on_status,
+	.on_header_field = on_header_field,
+	.on_header_field_complete = on_header_field_complete,
+	.on_header_value = on_header_value,
+	.on_header_value_complete = on_header_value_complete,
+	.on_headers_complete = on_headers_complete,
+	.on_message_complete = on_message_complete,
+};
+
+static bool is_http_scheme(const char *u, uint32_t len, uint32_t *skip)
+{
+	if (len >= 7 && !strncasecmp(u, "http://", 7)) {
+		*skip = 7;
+		return true;
+	}
+	if (len >= 8 && !strncasecmp(u, "https://", 8)) {
+		*skip = 8;
+		return true;
+	}
+	return false;
+}
+
+/* Splits the request target into the origin-form view (path and query) and, for absolute-form,
+ * the authority. */
+static int check_target(struct http_head *h)
+{
+	const char *u = http_ptr(h, h->uri);
+	uint32_t skip, i, end;
+
+	if (h->uri.len && u[0] == '/') {
+		h->path = h->uri;
+	} else if (is_http_scheme(u, h->uri.len, &skip)) {
+		for (i = skip; i < h->uri.len && u[i] != '/' && u[i] != '?'; i++)
+			;
+		if (i == skip)
+			return fail(h, 400, "absolute-form target without authority");
+		h->authority.off = h->uri.off + skip;
+		h->authority.len = i - skip;
+		h->path.off = h->uri.off + i;
+		h->path.len = h->uri.len - i;
+		h->flags |= HM_ABS_URI;
+	} else {
+		return fail(h, 400, "request target is neither origin-form nor absolute-form");
+	}
+	/* The path view stops at the query. */
+	u = http_ptr(h, h->path);
+	for (end = 0; end < h->path.len && u[end] != '?'; end++)
+		;
+	h->path.len = end;
+	return 0;
+}
+
+static int check_request(struct http_head *h)
+{
+	int hosts = 0, i;
+
+	if (h->major == 0)
+		return fail(h, 400, "HTTP/0.9 request");
+	if (h->major != 1 || h->minor > 1)
+		return fail(h, 505, "unsupported HTTP version");
+	h->meth = http_meth_parse(http_ptr(h, h->method), h->method.len);
+	/* CONNECT's authority-form target is neither origin-form nor absolute-form. */
+	if (h->meth == HTTP_METH_CONNECT)
+		return fail(h, 400, "CONNECT (authority-form target) is not supported");
+	if (check_target(h))
+		return -1;
+	for (i = 0; i < h->nhdr; i++) {
+		const struct http_hdr *hd = &h->hdr[i];
+
+		if (hd->name.len == 4 && !strncasecmp(http_ptr(h, hd->name), "host", 4))
+			hosts++;
+		else if (hd->name.len == 6 && !strncasecmp(http_ptr(h, hd->name), "expect", 6) &&
+			 http_value_has_token(http_ptr(h, hd->value), hd->value.len, "100-continue",
+					      12))
+			h->flags |= HM_EXPECT_100;
+	}
+	if (hosts > 1)
+		return fail(h, 400, "more than one Host header");
+	if (hosts == 0 && h->minor == 1)
+		return fail(h, 400, "HTTP/1.1 request without Host");
+	/* RFC 9112 section 6.1: Transfer-Encoding in a 1.0 message cannot be trusted for framing. */
+	if ((h->flags & HM_TE) && h->minor == 0)
+		return fail(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
+	return 0;
+}
+
+static int check_response(struct http_head *h)
+{
+	if (h->major != 1 || h->minor > 1)
+		return fail(h, 502, "unsupported HTTP version in response");
+	if (h->status < 100 || h->status > 599)
+		return fail(h, 502, "invalid response status");
+	return 0;
+}
+
+int http_parse_head(llhttp_t *p, int type, const char *head, uint32_t len, struct http_head *h)
+{
+	enum llhttp_errno e;
+	bool skip = h->skip_body;
+
+	memset(h, 0, offsetof(struct http_head, nhdr));
+	h->base = head;
+	h->len = len;
+	h->nhdr = 0;
+	h->err_status = 0;
+	h->err = NULL;
+	h->in_value = false;
+	h->skip_body = skip;
+	if (h->maxhdr)
+		h->hdr[0].name.len = h->hdr[0].value.len = 0;
+
+	llhttp_init(p, (llhttp_type_t)type, &settings);
+	p->data = h;
+	e = llhttp_execute(p, head, len);
+	switch (e) {
+	case HPE_OK:
+		/* Head fully consumed, body expected (or read until close for a response). */
+		if (type == HTTP_RESPONSE && !(h->flags & (HM_CHUNKED | HM_HAS_CL)))
+			h->flags |= HM_CLOSE_DELIM;
+		break;
+	case HPE_PAUSED:
+	case HPE_PAUSED_UPGRADE:
+		if (llhttp_get_error_pos(p) != head + len)
+			return fail(h, type == HTTP_REQUEST ? 400 : 502, "garbage after head");
+		h->flags |= HM_DONE | HM_NO_BODY;
+		break;
+	default:
+		if (!h->err_status)
+			fail(h, type == HTTP_REQUEST ? 400 : 502, llhttp_get_error_reason(p));
+		return ERR;
+	}
+	/* Connection: upgrade plus Upgrade (llhttp's upgrade flag, set with the headers). */
+	if (llhttp_get_upgrade(p))
+		h->flags |= HM_UPGRADE;
+	if (type == HTTP_REQUEST ? check_request(h) : check_response(h))
+		return ERR;
+	return OK;
+}
+
+int http_parse_body(llhttp_t *p, const char *data, uint32_t len, uint32_t *used, bool *done,
+		    const char **why)
+{
+	enum llhttp_errno e = llhttp_execute(p, data, len);
+
+	*done = false;
+	switch (e) {
+	case HPE_OK:
+		*used = len;
+		return OK;
+	case HPE_PAUSED:
+	case HPE_PAUSED_UPGRADE:
+		*used = (uint32_t)(llhttp_get_error_pos(p) - data);
+		*done = true;
+		return OK;
+	default:
+		*why = llhttp_get_error_reason(p);
+		return ERR;
+	}
+}
+
+int http_hdr_find(const struct http_head *h, const char *name, size_t nlen, int from)
+{
+	int i;
+
+	for (i = from; i < h->nhdr; i++) {
+		const struct http_hdr *hd = &h->hdr[i];
+
+		if (!hd->del && hd->name.len == nlen && !strncasecmp(http_ptr(h, hd->name), name, nlen))
+			return i;
+	}
+	return -1;
+}
+
+bool http_value_has_token(const char *v, size_t vlen, const char *tok, size_t toklen)
+{
+	size_t i = 0;
+
+	while (i < vlen) {
+		size_t s, e;
+
+		while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		s = i;
+		while (i < vlen && v[i] != ',')
+			i++;
+		e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e - s == toklen && !strncasecmp(v + s, tok, toklen))
+			return true;
+	}
+	return false;
+}
+
+enum http_meth http_meth_parse(const char *m, size_t len)
+{
+	static const struct {
+		const char *name;
+		enum http_meth meth;
+	} tab[] = {
+		{"GET", HTTP_METH_GET},         {"HEAD", HTTP_METH_HEAD},
+		{"POST", HTTP_METH_POST},       {"PUT", HTTP_METH_PUT},
+		{"DELETE", HTTP_METH_DELETE},   {"OPTIONS", HTTP_METH_OPTIONS},
+		{"TRACE", HTTP_METH_TRACE},     {"CONNECT", HTTP_METH_CONNECT},
+		{"PATCH", HTTP_METH_PATCH},
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(tab); i++)
+		if (strlen(tab[i].name) == len && !memcmp(tab[i].name, m, len))
+			return tab[i].meth;
+	return HTTP_METH_OTHER;
+}
+
+bool http_meth_idempotent(enum http_meth m)
+{
+	/* Only the methods the issue calls safe to replay: GET, HEAD, OPTIONS (and TRACE). PUT and
+	 * DELETE are idempotent by RFC but replaying them surprises applications. */
+	return m == HTTP_METH_GET || m == HTTP_METH_HEAD || m == HTTP_METH_OPTIONS ||
+	       m == HTTP_METH_TRACE;
+}
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 410: return "Gone";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 425: return "Too Early";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}

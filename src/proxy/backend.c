@@ -1,0 +1,417 @@
+/* Server slots, queues and connections.
+ *
+ * Slots: a server with maxconn serves at most that many requests at once; cur_sess is the one
+ * shared counter, taken with a compare-and-swap. A request that finds every candidate full waits
+ * in its own thread's queue (so a session is only ever touched by its thread). When a slot is
+ * given back and someone waits anywhere, every worker is woken and each serves its queue in
+ * order; newcomers queue behind existing waiters. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <keel/backend.h>
+#include <keel/cfg.h>
+#include <keel/clock.h>
+#include <keel/common.h>
+#include <keel/log.h>
+#include <keel/loop.h>
+#include <keel/timer.h>
+
+__thread struct thread_ctx *tc;
+
+/* All worker loops, for queue wake-ups (set by the process layer). */
+extern struct loop *keel_loops;
+extern int keel_nloops;
+
+bool srv_usable(const struct server *s)
+{
+	return atomic_load_explicit(&s->admin, memory_order_relaxed) == SRV_ADMIN_READY &&
+	       atomic_load_explicit(&s->oper, memory_order_relaxed) == SRV_OPER_UP &&
+	       atomic_load_explicit(&s->eweight, memory_order_relaxed) > 0;
+}
+
+bool srv_full(const struct server *s)
+{
+	return s->maxconn && atomic_load_explicit(&s->cur_sess, memory_order_relaxed) >= s->maxconn;
+}
+
+bool srv_take_slot(struct server *srv)
+{
+	int cur = atomic_load_explicit(&srv->cur_sess, memory_order_relaxed);
+
+	do {
+		if (srv->maxconn && cur >= srv->maxconn)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&srv->cur_sess, &cur, cur + 1,
+							memory_order_acq_rel, memory_order_relaxed));
+	if (cur + 1 > atomic_load_explicit(&srv->max_sess, memory_order_relaxed))
+		atomic_store_explicit(&srv->max_sess, cur + 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&srv->be->beconn, 1, memory_order_relaxed);
+	return true;
+}
+
+static void wake_queues(void)
+{
+	int i;
+
+	for (i = 0; i < keel_nloops; i++)
+		loop_signal(&keel_loops[i], LOOP_WAKE_QUEUE);
+}
+
+void srv_put_slot(struct server *srv)
+{
+	atomic_fetch_sub_explicit(&srv->cur_sess, 1, memory_order_acq_rel);
+	atomic_fetch_sub_explicit(&srv->be->beconn, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&srv->be->nbpend, memory_order_acquire) > 0)
+		wake_queues();
+}
+
+static struct be_tctx *bt_of(const struct proxy *be)
+{
+	return &tc->be[be->id];
+}
+
+static void enqueue(struct session *s, struct server *srv)
+{
+	struct be_tctx *bt = bt_of(s->be);
+
+	s->q_srv = srv;
+	s->ss = SS_QUEUED;
+	list_add_tail(&bt->queue, &s->qlist);
+	bt->nqueued++;
+	atomic_fetch_add(&s->be->nbpend, 1);
+	if (srv)
+		atomic_fetch_add(&srv->nbpend, 1);
+	CTR_INC(s->be->ctr[tc->id].queued_tot);
+}
+
+void backend_dequeue(struct session *s)
+{
+	struct be_tctx *bt;
+
+	if (!list_linked(&s->qlist))
+		return;
+	bt = bt_of(s->be);
+	list_del(&s->qlist);
+	bt->nqueued--;
+	atomic_fetch_sub(&s->be->nbpend, 1);
+	if (s->q_srv)
+		atomic_fetch_sub(&s->q_srv->nbpend, 1);
+	s->q_srv = NULL;
+}
+
+/* Tries to give s a server with a free slot (or its pinned server). */
+static bool try_assign(struct session *s, struct server *pinned)
+{
+	struct be_tctx *bt = bt_of(s->be);
+	struct server *srv;
+	int tries;
+
+	if (pinned) {
+		if (!srv_take_slot(pinned))
+			return false;
+		s->srv = pinned;
+		s->has_slot = true;
+		return true;
+	}
+	/* The pick skips full servers, but another thread may fill one between the pick and the
+	 * CAS: try a few times. */
+	for (tries = 0; tries < 4; tries++) {
+		srv = lb_pick(s, bt, s->txn ? s->txn->last_srv : NULL);
+		if (!srv)
+			return false;
+		if (srv_take_slot(srv)) {
+			s->srv = srv;
+			s->has_slot = true;
+			return true;
+		}
+	}
+	return false;
+}
+
+int backend_assign_pinned(struct session *s, struct server *srv)
+{
+	BUG_ON(s->has_slot);
+	if (atomic_load_explicit(&srv->nbpend, memory_order_acquire) == 0 && try_assign(s, srv))
+		return OK;
+	if (srv->maxqueue && atomic_load(&srv->nbpend) >= srv->maxqueue)
+		return ERR;
+	enqueue(s, srv);
+	backend_process_queues();
+	return s->ss == SS_QUEUED ? AGAIN : OK;
+}
+
+int backend_assign(struct session *s)
+{
+	struct proxy *be = s->be;
+	struct be_tctx *bt = bt_of(be);
+	struct server *srv;
+
+	BUG_ON(s->has_slot);
+	/* Waiters go first: a newcomer only skips the queue when nobody waits. */
+	if (atomic_load_explicit(&be->nbpend, memory_order_acquire) == 0 && try_assign(s, NULL))
+		return OK;
+	srv = lb_pick(s, bt, s->txn ? s->txn->last_srv : NULL);
+	if (!srv) {
+		/* Nothing usable, or every usable server is full: queue if any server can ever
+		 * serve (has a maxconn), else fail. */
+		int i;
+		bool any = false;
+
+		for (i = 0; i < be->nsrv; i++)
+			if (srv_usable(be->srv[i]) && be->srv[i]->maxconn)
+				any = true;
+		if (!any)
+			return ERR;
+		enqueue(s, NULL);
+	} else if (be->lb >= LB_SOURCE && srv_full(srv)) {
+		/* Hash-based balancing keeps its key on its server: wait for that one. */
+		if (srv->maxqueue && atomic_load(&srv->nbpend) >= srv->maxqueue)
+			return ERR;
+		enqueue(s, srv);
+	} else {
+		enqueue(s, NULL);
+	}
+	backend_process_queues();
+	return s->ss == SS_QUEUED ? AGAIN : OK;
+}
+
+void backend_process_queues(void)
+{
+	int i;
+
+	for (i = 0; i < tc->nbe; i++) {
+		struct be_tctx *bt = &tc->be[i];
+
+		while (bt->nqueued) {
+			struct session *s = list_first(&bt->queue, struct session, qlist);
+			struct server *pinned = s->q_srv;
+
+			if (!try_assign(s, pinned))
+				break; /* FIFO: the head waits, so does everyone behind it */
+			backend_dequeue(s);
+			s->ss = SS_NONE;
+			s->txn->t_queue = now_us;
+			session_wake(s);
+		}
+	}
+}
+
+static void sconn_free(struct sconn *sc)
+{
+	loop_close(&sc->h);
+	timer_disarm(&sc->timer);
+	loop_defer_free(&tc->sconn_pool, sc);
+}
+
+static void idle_close(struct sconn *sc)
+{
+	struct srv_tctx *st = &bt_of(sc->srv->be)->srv[sc->srv->id];
+
+	list_del(&sc->idle);
+	st->nidle--;
+	sconn_free(sc);
+}
+
+static void idle_timer_cb(struct timer *t)
+{
+	idle_close(container_of(t, struct sconn, timer));
+}
+
+static void sconn_io_cb(struct fdh *h, uint32_t events)
+{
+	struct sconn *sc = container_of(h, struct sconn, h);
+
+	if (!sc->owner) {
+		/* An idle connection that becomes readable was closed by the server (or sent
+		 * something unasked): it cannot carry another request. */
+		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+			idle_close(sc);
+		return;
+	}
+	if (events & EPOLLIN)
+		sc->flags |= CF_RD_READY;
+	if (events & EPOLLOUT)
+		sc->flags |= CF_WR_READY;
+	if (events & (EPOLLERR | EPOLLHUP))
+		sc->flags |= CF_ERROR | CF_RD_READY;
+	if (events & EPOLLRDHUP)
+		sc->flags |= CF_RD_READY | CF_RDHUP;
+	session_run(sc->owner);
+}
+
+int backend_connect(struct session *s)
+{
+	struct server *srv = s->srv;
+	struct srv_tctx *st = &bt_of(s->be)->srv[srv->id];
+	struct sockaddr_storage addr;
+	struct sconn *sc;
+	socklen_t llen;
+	int fd, one = 1;
+
+	BUG_ON(s->sc);
+	/* A pooled connection skips the handshake. Non-idempotent requests only reuse connections
+	 * that were idle briefly, to stay clear of the server's own keep-alive timeout race. */
+	while (!list_empty(&st->idle)) {
+		sc = list_first(&st->idle, struct sconn, idle);
+		list_del(&sc->idle);
+		st->nidle--;
+		timer_disarm(&sc->timer);
+		sc->owner = s;
+		sc->flags &= ~(uint16_t)CF_RD_READY;
+		s->sc = sc;
+		s->txn->flags |= TX_REUSED;
+		s->ss = SS_READY;
+		s->txn->t_conn = now_us;
+		return OK;
+	}
+	CTR_INC(srv->ctr[tc->id].conn_tot);
+	memcpy(&addr, &srv->addr, sizeof(addr));
+	if (srv->port_from_client) {
+		if (addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&addr)->sin_port = s->local.in.sin_port;
+		else
+			((struct sockaddr_in6 *)&addr)->sin6_port = s->local.in6.sin6_port;
+	}
+	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		s->txn->err_why = "cannot create a socket (file descriptors exhausted?)";
+		return ERR;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sc = pool_alloc(&tc->sconn_pool);
+	if (!sc) {
+		close(fd);
+		s->txn->err_why = "out of memory";
+		return ERR;
+	}
+	memset(sc, 0, sizeof(*sc));
+	sc->h.cb = sconn_io_cb;
+	sc->h.fd = fd;
+	sc->srv = srv;
+	sc->owner = s;
+	list_init(&sc->idle);
+	timer_init(&sc->timer, idle_timer_cb);
+	if (connect(fd, (struct sockaddr *)&addr, srv->addrlen) == -1 && errno != EINPROGRESS) {
+		s->txn->err_why = strerror(errno);
+		pool_free(&tc->sconn_pool, sc);
+		close(fd);
+		return ERR;
+	}
+	if (loop_add(&sc->h, fd) != OK) {
+		s->txn->err_why = "epoll registration failed";
+		pool_free(&tc->sconn_pool, sc);
+		close(fd);
+		return ERR;
+	}
+	llen = sizeof(sc->local);
+	getsockname(fd, &sc->local.sa, &llen);
+	s->sc = sc;
+	s->ss = SS_CONNECTING;
+	return OK;
+}
+
+void backend_release_conn(struct session *s, bool reusable)
+{
+	struct sconn *sc = s->sc;
+	struct srv_tctx *st;
+
+	if (!sc)
+		return;
+	s->sc = NULL;
+	sc->owner = NULL;
+	if (!reusable || tc->stopping || (sc->flags & (CF_EOF | CF_ERROR)) || sc->h.fd < 0) {
+		sconn_free(sc);
+		return;
+	}
+	st = &bt_of(sc->srv->be)->srv[sc->srv->id];
+	sc->nreq++;
+	sc->flags &= ~(uint16_t)CF_RD_READY;
+	list_add_head(&st->idle, &sc->idle);
+	st->nidle++;
+	timer_arm(&sc->timer, now_us + (uint64_t)sc->srv->pool_purge_ms * 1000);
+}
+
+void backend_close_idle(void)
+{
+	struct list *l;
+	int k;
+
+	list_for_each(l, &keel_proxies) {
+		struct proxy *p = list_entry(l, struct proxy, list);
+		struct be_tctx *bt = &tc->be[p->id];
+
+		for (k = 0; bt->srv && k < p->nsrv; k++)
+			while (!list_empty(&bt->srv[k].idle))
+				idle_close(list_first(&bt->srv[k].idle, struct sconn, idle));
+	}
+}
+
+int thread_ctx_init(struct thread_ctx *t, struct loop *l, char **err)
+{
+	struct list *pl;
+	int maxid = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->loop = l;
+	t->id = l->id;
+	list_init(&t->listeners);
+	list_init(&t->sessions);
+	pool_init(&t->sess_pool, "session", sizeof(struct session), 4096);
+	pool_init(&t->txn_pool, "txn", sizeof(struct txn), 1024);
+	pool_init(&t->sconn_pool, "sconn", sizeof(struct sconn), 4096);
+	t->hdrs = calloc((size_t)global.maxhdr + 1, sizeof(*t->hdrs));
+	t->hdrs2 = calloc((size_t)global.maxhdr + 1, sizeof(*t->hdrs2));
+	t->rnd = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(l->id + 1) * 0x2545F4914F6CDD1Dull) ^ now_us;
+	list_for_each(pl, &keel_proxies)
+		maxid = MAX(maxid, list_entry(pl, struct proxy, list)->id);
+	t->nbe = maxid + 1;
+	t->be = calloc((size_t)t->nbe, sizeof(*t->be));
+	if (!t->hdrs || !t->hdrs2 || !t->be) {
+		*err = strfmt("out of memory");
+		return ERR;
+	}
+	list_for_each(pl, &keel_proxies) {
+		struct proxy *p = list_entry(pl, struct proxy, list);
+		struct be_tctx *bt = &t->be[p->id];
+		int i;
+
+		list_init(&bt->queue);
+		bt->gen = (unsigned)-1;
+		if (!p->nsrv)
+			continue;
+		bt->srv = calloc((size_t)p->nsrv, sizeof(*bt->srv));
+		if (!bt->srv) {
+			*err = strfmt("out of memory");
+			return ERR;
+		}
+		for (i = 0; i < p->nsrv; i++)
+			list_init(&bt->srv[i].idle);
+	}
+	return OK;
+}
+
+void thread_ctx_destroy(struct thread_ctx *t)
+{
+	int i;
+
+	while (!list_empty(&t->listeners)) {
+		struct list *l = t->listeners.next;
+
+		list_del(l);
+		free(container_of(l, struct listener, list));
+	}
+	for (i = 0; i < t->nbe; i++) {
+		free(t->be[i].srv);
+		free(t->be[i].map);
+	}
+	free(t->be);
+	free(t->hdrs);
+	free(t->hdrs2);
+	pool_flush(&t->sess_pool);
+	pool_flush(&t->txn_pool);
+	pool_flush(&t->sconn_pool);
+}

@@ -1,0 +1,199 @@
+/* Accepting connections. Each worker has its own SO_REUSEPORT socket per bind address, so the
+ * kernel spreads new connections over the workers and no accept path is shared. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <keel/backend.h>
+#include <keel/cfg.h>
+#include <keel/clock.h>
+#include <keel/common.h>
+#include <keel/listener.h>
+#include <keel/log.h>
+#include <keel/loop.h>
+#include <keel/session.h>
+#include <keel/timer.h>
+
+extern atomic_int keel_actconn;
+
+#define ACCEPT_BATCH 64
+#define RESUME_DELAY_US 20000
+
+static int bind_one(const struct bind_conf *b, bool reuseport, char **err)
+{
+	int one = 1;
+	int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd == -1) {
+		*err = strfmt("cannot create a socket for %s: %s", b->str, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (b->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&b->addr, b->addrlen) == -1) {
+		*err = strfmt("cannot bind %s (%s:%d): %s", b->str, b->file, b->line,
+			      errno == EADDRINUSE ? "address already in use" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, 1024) == -1) {
+		*err = strfmt("cannot listen on %s: %s", b->str, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int listeners_bind(int nbthread, char **err)
+{
+	struct list *l, *bl;
+	int t;
+
+	list_for_each(l, &keel_proxies) {
+		struct proxy *p = list_entry(l, struct proxy, list);
+
+		if (!(p->cap & PR_CAP_FE) || p->disabled)
+			continue;
+		list_for_each(bl, &p->binds) {
+			struct bind_conf *b = list_entry(bl, struct bind_conf, list);
+			int probe;
+
+			/* SO_REUSEPORT would let us share a port with another process that also
+			 * set it (another keel, an HAProxy): probe without it first so that a
+			 * taken port is an error, not a silent split of the traffic. */
+			probe = bind_one(b, false, err);
+			if (probe < 0)
+				return ERR;
+			close(probe);
+			for (t = 0; t < nbthread; t++) {
+				b->fds[t] = bind_one(b, true, err);
+				if (b->fds[t] < 0)
+					return ERR;
+			}
+		}
+	}
+	return OK;
+}
+
+static bool over_limits(const struct listener *li)
+{
+	int fe_max = li->fe->maxconn ? li->fe->maxconn : global.maxconn;
+
+	return atomic_load_explicit(&keel_actconn, memory_order_relaxed) >= global.maxconn ||
+	       atomic_load_explicit(&li->fe->feconn, memory_order_relaxed) >= fe_max;
+}
+
+static void accept_some(struct listener *li)
+{
+	int n;
+
+	for (n = 0; n < ACCEPT_BATCH; n++) {
+		union sockaddr_u addr;
+		socklen_t alen = sizeof(addr);
+		int fd;
+
+		if (tc->stopping)
+			return;
+		if (over_limits(li)) {
+			/* maxconn reached: leave connections in the kernel's backlog. */
+			li->paused = true;
+			if (!timer_armed(&tc->resume))
+				timer_arm(&tc->resume, now_us + RESUME_DELAY_US);
+			return;
+		}
+		fd = accept4(li->h.fd, &addr.sa, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				static _Atomic uint64_t last;
+				uint64_t prev = atomic_load(&last);
+
+				if (now_us - prev > 1000000 && atomic_compare_exchange_strong(&last, &prev, now_us))
+					keel_log(LOG_LVL_ALERT, "accept: %s; pausing accepts (raise ulimit-n or lower maxconn)",
+						 strerror(errno));
+				li->paused = true;
+				if (!timer_armed(&tc->resume))
+					timer_arm(&tc->resume, now_us + 5 * RESUME_DELAY_US);
+			}
+			return;
+		}
+		session_accept(li, fd, &addr);
+	}
+	/* More may be pending and the edge will not fire again: continue after this iteration. */
+	li->paused = true;
+	if (!timer_armed(&tc->resume))
+		timer_arm(&tc->resume, now_us);
+}
+
+static void listener_cb(struct fdh *h, uint32_t events)
+{
+	(void)events;
+	accept_some(container_of(h, struct listener, h));
+}
+
+static void resume_cb(struct timer *t)
+{
+	struct list *l;
+
+	(void)t;
+	list_for_each(l, &tc->listeners) {
+		struct listener *li = list_entry(l, struct listener, list);
+
+		if (li->paused && li->h.fd >= 0) {
+			li->paused = false;
+			accept_some(li);
+		}
+	}
+}
+
+int listeners_start(char **err)
+{
+	struct list *l, *bl;
+
+	timer_init(&tc->resume, resume_cb);
+	list_for_each(l, &keel_proxies) {
+		struct proxy *p = list_entry(l, struct proxy, list);
+
+		if (!(p->cap & PR_CAP_FE) || p->disabled)
+			continue;
+		list_for_each(bl, &p->binds) {
+			struct bind_conf *b = list_entry(bl, struct bind_conf, list);
+			struct listener *li = calloc(1, sizeof(*li));
+
+			if (!li) {
+				*err = strfmt("out of memory");
+				return ERR;
+			}
+			li->h.cb = listener_cb;
+			li->fe = p;
+			li->bind = b;
+			if (loop_add(&li->h, b->fds[tc->id]) != OK) {
+				*err = strfmt("cannot register %s with epoll: %s", b->str, strerror(errno));
+				free(li);
+				return ERR;
+			}
+			b->fds[tc->id] = -1; /* owned by the listener now */
+			list_add_tail(&tc->listeners, &li->list);
+		}
+	}
+	return OK;
+}
+
+void listeners_stop(void)
+{
+	struct list *l;
+
+	/* The listener objects stay in the list (freed with the thread context): an event for
+	 * them may still be pending in this iteration. */
+	list_for_each(l, &tc->listeners)
+		loop_close(&list_entry(l, struct listener, list)->h);
+	timer_disarm(&tc->resume);
+}

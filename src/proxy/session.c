@@ -1,0 +1,1253 @@
+/* The session state machine: one client connection, its transactions, and the server connection
+ * each transaction uses.
+ *
+ * Every event (socket readiness, timer, queue wake-up) ends in session_run(), which runs the steps
+ * below in order until none makes progress:
+ *   cli_recv -> req_process -> srv_process -> srv_send -> srv_recv -> rsp_process -> cli_send
+ *   -> tunnel_process -> txn_end
+ * Each step looks at the state (s->rq, s->ss, s->rs) and the socket flags and does what it can
+ * without blocking. States change only in this file (and in http-ana.c for head outcomes). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <keel/backend.h>
+#include <keel/cfg.h>
+#include <keel/clock.h>
+#include <keel/common.h>
+#include <keel/errors.h>
+#include <keel/http.h>
+#include <keel/log.h>
+#include <keel/loop.h>
+#include <keel/sample.h>
+#include <keel/session.h>
+#include <keel/timer.h>
+
+atomic_int keel_actconn;
+
+static void session_close(struct session *s);
+static void sess_timer_cb(struct timer *t);
+static void sess_task_cb(struct tasklet *t);
+
+static uint64_t ms(uint32_t v)
+{
+	return (uint64_t)v * 1000u;
+}
+
+/* ---- buffers ---- */
+
+/* Moves a channel's bytes to the start of its storage, keeping out/fwd aligned. */
+static void chan_compact(struct chan *c)
+{
+	uint32_t shift = c->b.head;
+
+	if (!shift)
+		return;
+	buf_compact(&c->b);
+	c->out -= shift;
+	c->fwd -= shift;
+}
+
+static void chan_reset_if_empty(struct chan *c)
+{
+	if (c->b.data && c->b.head == c->b.tail) {
+		c->b.head = c->b.tail = c->out = c->fwd = 0;
+	}
+}
+
+static void chan_release(struct chan *c)
+{
+	chan_reset_if_empty(c);
+	if (c->b.data && c->b.head == c->b.tail)
+		buf_release(&c->b, false);
+}
+
+static void chan_drop(struct chan *c)
+{
+	if (c->b.data)
+		buf_release(&c->b, true);
+	c->out = c->fwd = 0;
+}
+
+/* ---- transactions ---- */
+
+static struct txn *txn_new(struct session *s)
+{
+	struct txn *t = pool_alloc(&tc->txn_pool);
+
+	if (!t)
+		return NULL;
+	memset(t, 0, offsetof(struct txn, reqline));
+	t->t_start = now_us;
+	t->wall_start = wall_us;
+	t->term[0] = t->term[1] = '-';
+	t->retries = (uint8_t)MIN(s->fe->retries, 255);
+	s->txn = t;
+	s->nreq++;
+	return t;
+}
+
+static void txn_free(struct session *s)
+{
+	struct txn *t = s->txn;
+
+	if (!t)
+		return;
+	free(t->reply_heap);
+	pool_free(&tc->txn_pool, t);
+	s->txn = NULL;
+}
+
+static void set_term(struct session *s, const char *term)
+{
+	if (s->txn && s->txn->term[0] == '-' && term) {
+		s->txn->term[0] = term[0];
+		s->txn->term[1] = term[1];
+	}
+}
+
+/* ---- replies keel writes itself ---- */
+
+static void reply_start(struct session *s, const char *data, uint32_t len, char *heap, int status,
+			bool close)
+{
+	struct txn *t = s->txn;
+
+	free(t->reply_heap);
+	t->reply = data;
+	t->reply_len = len;
+	t->reply_off = 0;
+	t->reply_heap = heap;
+	t->status = (uint16_t)status;
+	t->flags |= TX_REPLY;
+	if (close)
+		t->flags |= TX_CLOSE_AFTER;
+	/* The request will not go further: drop what the server side was doing. */
+	if (s->ss == SS_QUEUED)
+		backend_dequeue(s);
+	if (s->sc)
+		backend_release_conn(s, false);
+	if (s->has_slot) {
+		srv_put_slot(s->srv);
+		s->has_slot = false;
+	}
+	s->ss = SS_CLOSED;
+	s->srv_exp = 0;
+	if (s->rq == RQ_HEAD || s->rq == RQ_IDLE)
+		s->rq = RQ_DONE;
+	s->cli_exp = now_us + ms(s->fe->to.client);
+}
+
+void session_error(struct session *s, int status, const char *why, const char *term)
+{
+	uint32_t len;
+	const char *r;
+
+	if (!s->txn)
+		return;
+	r = http_err_response(s->fe, s->be, status, &len);
+	s->txn->err_why = why;
+	set_term(s, term);
+	if (status >= 500 && s->be)
+		CTR_INC(s->be->ctr[tc->id].rsp[5]);
+	reply_start(s, r, len, NULL, status, true);
+}
+
+void session_reply_heap(struct session *s, char *data, uint32_t len, int status, bool close)
+{
+	reply_start(s, data, len, data, status, close);
+}
+
+/* ---- accept ---- */
+
+static void cli_io_cb(struct fdh *h, uint32_t events)
+{
+	struct session *s = container_of(h, struct session, cli);
+
+	if (events & EPOLLIN)
+		s->cflags |= CF_RD_READY;
+	if (events & EPOLLRDHUP)
+		s->cflags |= CF_RD_READY | CF_RDHUP;
+	if (events & EPOLLOUT)
+		s->cflags |= CF_WR_READY;
+	if (events & (EPOLLERR | EPOLLHUP))
+		s->cflags |= CF_ERROR | CF_RD_READY;
+	session_run(s);
+}
+
+void session_accept(struct listener *li, int fd, const union sockaddr_u *addr)
+{
+	struct session *s = pool_alloc(&tc->sess_pool);
+	socklen_t llen = sizeof(s->local);
+	int one = 1;
+
+	if (!s) {
+		close(fd);
+		return;
+	}
+	memset(s, 0, sizeof(*s));
+	s->cli.cb = cli_io_cb;
+	s->li = li;
+	s->fe = li->fe;
+	s->addr = *addr;
+	getsockname(fd, &s->local.sa, &llen);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	timer_init(&s->timer, sess_timer_cb);
+	tasklet_init(&s->task, sess_task_cb);
+	list_init(&s->qlist);
+	s->t_accept = s->t_idle = now_us;
+	s->wall_accept = wall_us;
+	s->rq = RQ_IDLE;
+	if (loop_add(&s->cli, fd) != OK) {
+		close(fd);
+		pool_free(&tc->sess_pool, s);
+		return;
+	}
+	atomic_fetch_add_explicit(&keel_actconn, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->fe->feconn, 1, memory_order_relaxed);
+	CTR_INC(s->fe->ctr[tc->id].conn_tot);
+	list_add_tail(&tc->sessions, &s->list);
+	tc->nsess++;
+	s->cli_exp = now_us + ms(s->fe->to.http_request);
+	timer_arm(&s->timer, s->cli_exp);
+}
+
+/* ---- client side ---- */
+
+static bool cli_recv(struct session *s)
+{
+	struct chan *c = &s->req;
+	uint32_t room;
+	ssize_t n;
+
+	if (!(s->cflags & CF_RD_READY) || (s->cflags & (CF_EOF | CF_ERROR)))
+		return false;
+	/* While a request is being answered, pipelined bytes wait in the socket. */
+	if (s->rq == RQ_DONE)
+		return false;
+	if (s->rq == RQ_CLOSING) {
+		char sink[4096];
+
+		n = recv(s->cli.fd, sink, sizeof(sink), 0);
+		if (n > 0)
+			return true;
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			s->cflags |= n == 0 ? CF_EOF : CF_ERROR;
+		s->cflags &= (uint16_t)~CF_RD_READY;
+		return n == 0 || errno != EAGAIN;
+	}
+	if (!buf_get(&c->b)) {
+		s->cflags |= CF_ERROR;
+		return true;
+	}
+	if (c->b.tail == c->b.size) {
+		/* Retained request bytes (for a retry) give way to the body. */
+		if (s->txn && (s->txn->flags & TX_RETAIN) && c->b.head < c->out) {
+			s->txn->flags &= ~(uint32_t)TX_RETAIN;
+			c->b.head = c->out;
+		}
+		chan_compact(c);
+	}
+	room = buf_room(&c->b);
+	if (!room)
+		return false;
+	n = recv(s->cli.fd, buf_tail(&c->b), room, 0);
+	if (n > 0) {
+		c->b.tail += (uint32_t)n;
+		/* A short read drained the socket: the next edge will tell when more arrives. A
+		 * FIN that came with the data raises no new edge, so then read on to the EOF. */
+		if ((uint32_t)n < room && !(s->cflags & CF_RDHUP))
+			s->cflags &= (uint16_t)~CF_RD_READY;
+		if (s->rq == RQ_BODY || s->rq == RQ_TUNNEL)
+			s->cli_exp = now_us + ms(s->rq == RQ_TUNNEL ? s->fe->to.tunnel : s->fe->to.client);
+		return true;
+	}
+	s->cflags &= (uint16_t)~CF_RD_READY;
+	if (n == 0) {
+		s->cflags |= CF_EOF;
+		return true;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		if (errno == EINTR)
+			s->cflags |= CF_RD_READY;
+		return false;
+	}
+	s->cflags |= CF_ERROR;
+	return true;
+}
+
+static bool cli_send(struct session *s)
+{
+	struct txn *t = s->txn;
+	struct chan *c = &s->rsp;
+	const char *data;
+	uint32_t len;
+	ssize_t n;
+
+	if (!(s->cflags & CF_WR_READY) || (s->cflags & (CF_ERROR | CF_SHUTW)))
+		return false;
+	if (t && (t->flags & TX_REPLY)) {
+		data = t->reply + t->reply_off;
+		len = t->reply_len - t->reply_off;
+	} else {
+		data = c->b.data + c->out;
+		len = c->fwd - c->out;
+	}
+	if (!len)
+		return false;
+	n = send(s->cli.fd, data, len, MSG_NOSIGNAL);
+	if (n > 0) {
+		if ((uint32_t)n < len)
+			s->cflags &= (uint16_t)~CF_WR_READY;
+		s->cli_exp = now_us + ms(s->rq == RQ_TUNNEL ? s->fe->to.tunnel : s->fe->to.client);
+		if (t) {
+			t->flags |= TX_RSP_STARTED;
+			t->bytes_out += (uint64_t)n;
+			if (t->flags & TX_REPLY) {
+				t->reply_off += (uint32_t)n;
+				return true;
+			}
+		}
+		c->out += (uint32_t)n;
+		c->b.head = c->out;
+		chan_reset_if_empty(c);
+		return true;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		if (errno == EAGAIN)
+			s->cflags &= (uint16_t)~CF_WR_READY;
+		return false;
+	}
+	s->cflags |= CF_ERROR;
+	return true;
+}
+
+/* ---- request ---- */
+
+static bool req_process(struct session *s)
+{
+	struct chan *c = &s->req;
+	struct txn *t = s->txn;
+	uint32_t len, hlen = 0;
+	int r;
+
+	switch (s->rq) {
+	case RQ_IDLE:
+		/* Empty lines before a request line are tolerated (RFC 9112 section 2.2). */
+		while (c->b.data && buf_len(&c->b) >= 2 && buf_head(&c->b)[0] == '\r' &&
+		       buf_head(&c->b)[1] == '\n') {
+			c->b.head += 2;
+			c->out = c->fwd = c->b.head;
+		}
+		if (!c->b.data || c->b.tail == c->fwd) {
+			if (s->cflags & (CF_EOF | CF_ERROR)) {
+				session_close(s); /* the client closed an idle connection */
+				return true;
+			}
+			return false;
+		}
+		if (!txn_new(s)) {
+			session_close(s);
+			return true;
+		}
+		t = s->txn;
+		c->out = c->fwd = c->b.head;
+		s->rq = RQ_HEAD;
+		s->cli_exp = now_us + ms(s->fe->to.http_request);
+		/* fall through */
+	case RQ_HEAD:
+		len = buf_len(&c->b);
+		r = http_scan_head(buf_head(&c->b), len, &t->req_scan, &hlen, &t->req_line1);
+		if (r == HTTP_SCAN_ERROR) {
+			CTR_INC(s->fe->ctr[tc->id].failed_req);
+			session_error(s, 400, "invalid line ending or obs-fold in request head", "PR");
+			return true;
+		}
+		if (r == HTTP_SCAN_MORE) {
+			if (len >= c->b.size - global.maxrewrite) {
+				CTR_INC(s->fe->ctr[tc->id].failed_req);
+				session_error(s, t->req_line1 ? 431 : 414,
+					      t->req_line1 ? "request head too large" : "request line too long",
+					      "PR");
+				return true;
+			}
+			if (s->cflags & (CF_EOF | CF_ERROR)) {
+				set_term(s, "CR");
+				CTR_INC(s->fe->ctr[tc->id].cli_aborts);
+				session_close(s);
+				return true;
+			}
+			return false;
+		}
+		if (hlen > c->b.size - global.maxrewrite) {
+			session_error(s, t->req_line1 ? 431 : 414, "request head too large", "PR");
+			return true;
+		}
+		if (http_ana_request(s, hlen) != OK) {
+			/* Answered locally: the head is consumed, a body (if any) is not. */
+			c->out = c->fwd = c->b.head + hlen;
+			return true;
+		}
+		s->cli_exp = s->rq == RQ_BODY ? now_us + ms(s->fe->to.client) : 0;
+		return true;
+	case RQ_BODY: {
+		uint32_t used;
+		bool done;
+		const char *why = NULL;
+
+		if (c->fwd < c->b.tail) {
+			if (http_parse_body(&t->req_p, c->b.data + c->fwd, c->b.tail - c->fwd, &used,
+					    &done, &why) != OK) {
+				CTR_INC(s->fe->ctr[tc->id].failed_req);
+				/* Whatever the server got, the client has heard nothing yet: it gets
+				 * its 400 and the server connection is dropped. */
+				if (!(t->flags & TX_RSP_STARTED)) {
+					session_error(s, 400, why, "PD");
+				} else {
+					set_term(s, "PD");
+					session_close(s);
+				}
+				return true;
+			}
+			c->fwd += used;
+			t->bytes_in += used;
+			if (done)
+				s->rq = RQ_DONE;
+			return used > 0 || done;
+		}
+		if (s->cflags & (CF_EOF | CF_ERROR)) {
+			/* The client went away in the middle of its body. */
+			set_term(s, "CD");
+			CTR_INC(s->fe->ctr[tc->id].cli_aborts);
+			session_close(s);
+			return true;
+		}
+		return false;
+	}
+	case RQ_TUNNEL:
+		if (c->fwd < c->b.tail) {
+			t->bytes_in += c->b.tail - c->fwd;
+			c->fwd = c->b.tail;
+			return true;
+		}
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* ---- server side ---- */
+
+/* Whether the request can be sent again from the start. */
+static bool replayable(const struct session *s)
+{
+	const struct txn *t = s->txn;
+
+	if (t->flags & TX_RSP_STARTED)
+		return false;
+	if (!(t->flags & TX_REQ_SENT))
+		return true;
+	return (t->flags & TX_RETAIN) != 0;
+}
+
+static void srv_detach(struct session *s)
+{
+	backend_release_conn(s, false);
+	if (s->has_slot) {
+		srv_put_slot(s->srv);
+		s->has_slot = false;
+	}
+}
+
+static void rewind_request(struct session *s)
+{
+	struct txn *t = s->txn;
+
+	s->req.out = s->req.b.head;
+	t->flags &= ~(uint32_t)TX_REQ_SENT;
+	/* Response bytes from the failed attempt are dropped. */
+	s->rsp.b.head = s->rsp.b.tail = s->rsp.out = s->rsp.fwd = 0;
+	t->rsp_scan = 0;
+	s->rs = RS_NONE;
+	s->ss = SS_NONE;
+}
+
+/* A connection attempt failed (refused, timeout, unreachable). Retries, possibly elsewhere. */
+static void conn_failed(struct session *s, const char *why, bool timeout)
+{
+	struct txn *t = s->txn;
+	struct server *srv = s->srv;
+
+	if (srv) {
+		CTR_INC(srv->ctr[tc->id].failed_conn);
+		if (timeout)
+			CTR_INC(srv->ctr[tc->id].timeouts);
+	}
+	CTR_INC(s->be->ctr[tc->id].failed_conn);
+	srv_detach(s);
+	t->last_srv = srv;
+	t->err_why = why;
+	if (t->retries > 0 && replayable(s)) {
+		t->retries--;
+		if (srv)
+			CTR_INC(srv->ctr[tc->id].retries);
+		CTR_INC(s->be->ctr[tc->id].retries);
+		if ((s->be->opts & PO_REDISPATCH) || !srv || !srv_usable(srv)) {
+			if (srv)
+				CTR_INC(s->be->ctr[tc->id].redispatches);
+			s->srv = NULL;
+		}
+		rewind_request(s);
+		return;
+	}
+	session_error(s, 503, why, timeout ? "sC" : "SC");
+}
+
+/* The server closed or reset the connection before any byte of the response. */
+static void empty_response(struct session *s, const char *why)
+{
+	struct txn *t = s->txn;
+	struct server *srv = s->srv;
+	bool reused = (t->flags & TX_REUSED) != 0;
+
+	CTR_INC(srv->ctr[tc->id].failed_rsp);
+	srv_detach(s);
+	t->last_srv = srv;
+	t->err_why = why;
+	/* Only a request that is safe to send twice goes again. A reused connection that the
+	 * server closed while idle is the usual cause: one extra try on a fresh connection. */
+	if (replayable(s) && (!(t->flags & TX_REQ_SENT) || http_meth_idempotent(t->meth))) {
+		if (reused && !(t->flags & TX_FREE_RETRY)) {
+			t->flags |= TX_FREE_RETRY;
+			t->flags &= ~(uint32_t)TX_REUSED;
+			rewind_request(s);
+			return;
+		}
+		if (t->retries > 0) {
+			t->retries--;
+			CTR_INC(srv->ctr[tc->id].retries);
+			CTR_INC(s->be->ctr[tc->id].retries);
+			if (s->be->opts & PO_REDISPATCH) {
+				CTR_INC(s->be->ctr[tc->id].redispatches);
+				s->srv = NULL;
+			}
+			rewind_request(s);
+			return;
+		}
+	}
+	CTR_INC(s->be->ctr[tc->id].failed_rsp);
+	session_error(s, 502, why, "SH");
+}
+
+static bool srv_process(struct session *s)
+{
+	struct txn *t = s->txn;
+	struct sconn *sc = s->sc;
+	int r, err = 0;
+	socklen_t el = sizeof(err);
+
+	if (!t || (t->flags & TX_REPLY) || !s->be)
+		return false;
+	switch (s->ss) {
+	case SS_NONE:
+		if (s->rq != RQ_BODY && s->rq != RQ_DONE)
+			return false;
+		if (!s->has_slot) {
+			r = s->srv ? backend_assign_pinned(s, s->srv) : backend_assign(s);
+			if (r == ERR) {
+				session_error(s, 503, "no server available", "SC");
+				return true;
+			}
+			if (r == AGAIN) {
+				s->srv_exp = t->t_head + ms(s->be->to.queue);
+				return true;
+			}
+		}
+		if (!t->t_queue)
+			t->t_queue = now_us;
+		if (backend_connect(s) != OK) {
+			conn_failed(s, t->err_why, false);
+			return true;
+		}
+		if (s->ss == SS_CONNECTING)
+			s->srv_exp = now_us + ms(s->be->to.connect);
+		else
+			s->srv_exp = now_us + ms(s->be->to.server);
+		return true;
+	case SS_CONNECTING:
+		if (!(sc->flags & (CF_WR_READY | CF_ERROR)))
+			return false;
+		if (getsockopt(sc->h.fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1)
+			err = errno;
+		if (!err && !(sc->flags & CF_ERROR)) {
+			sc->flags |= CF_CONNECTED;
+			s->ss = SS_READY;
+			t->t_conn = now_us;
+			s->srv_exp = now_us + ms(s->be->to.server);
+			return true;
+		}
+		conn_failed(s, err ? strerror(err) : "connection error", false);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool srv_send(struct session *s)
+{
+	struct chan *c = &s->req;
+	struct sconn *sc = s->sc;
+	struct txn *t = s->txn;
+	ssize_t n;
+
+	if (s->ss != SS_READY || !sc || c->out >= c->fwd || !(sc->flags & CF_WR_READY) ||
+	    (sc->flags & CF_SHUTW))
+		return false;
+	n = send(sc->h.fd, c->b.data + c->out, c->fwd - c->out, MSG_NOSIGNAL);
+	if (n > 0) {
+		if ((uint32_t)n < c->fwd - c->out)
+			sc->flags &= (uint16_t)~CF_WR_READY;
+		c->out += (uint32_t)n;
+		t->flags |= TX_REQ_SENT;
+		if (!(t->flags & TX_RETAIN))
+			c->b.head = c->out;
+		chan_reset_if_empty(c);
+		s->srv_exp = now_us + ms(s->rq == RQ_TUNNEL ? s->be->to.tunnel : s->be->to.server);
+		return true;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		if (errno == EAGAIN)
+			sc->flags &= (uint16_t)~CF_WR_READY;
+		return false;
+	}
+	/* The server stopped reading (it may have answered early, e.g. 413): stop sending and
+	 * let the read side tell whether a response comes. */
+	sc->flags |= CF_SHUTW;
+	sc->flags |= CF_RD_READY;
+	t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
+	return true;
+}
+
+static bool srv_recv(struct session *s)
+{
+	struct chan *c = &s->rsp;
+	struct sconn *sc = s->sc;
+	uint32_t room;
+	ssize_t n;
+
+	if (s->ss != SS_READY || !sc || !(sc->flags & CF_RD_READY) ||
+	    (sc->flags & (CF_EOF | CF_ERROR)) || s->rs == RS_DONE)
+		return false;
+	if (!buf_get(&c->b)) {
+		sc->flags |= CF_ERROR;
+		return true;
+	}
+	if (c->b.tail == c->b.size)
+		chan_compact(c);
+	room = buf_room(&c->b);
+	if (!room)
+		return false;
+	n = recv(sc->h.fd, buf_tail(&c->b), room, 0);
+	if (n > 0) {
+		c->b.tail += (uint32_t)n;
+		if ((uint32_t)n < room && !(sc->flags & CF_RDHUP))
+			sc->flags &= (uint16_t)~CF_RD_READY;
+		s->srv_exp = now_us + ms(s->rs == RS_TUNNEL ? s->be->to.tunnel : s->be->to.server);
+		return true;
+	}
+	sc->flags &= (uint16_t)~CF_RD_READY;
+	if (n == 0) {
+		sc->flags |= CF_EOF;
+		return true;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		if (errno == EINTR)
+			sc->flags |= CF_RD_READY;
+		return false;
+	}
+	sc->flags |= CF_ERROR;
+	return true;
+}
+
+/* ---- response ---- */
+
+static void abort_response(struct session *s, const char *term)
+{
+	/* Headers may already be on their way: the only honest signal left is closing. */
+	set_term(s, term);
+	CTR_INC(s->be->ctr[tc->id].srv_aborts);
+	s->txn->flags &= ~(uint32_t)(TX_CLI_KEEPALIVE | TX_SRV_KEEPALIVE);
+	s->rs = RS_DONE;
+	backend_release_conn(s, false);
+}
+
+static bool rsp_process(struct session *s)
+{
+	struct chan *c = &s->rsp;
+	struct txn *t = s->txn;
+	struct sconn *sc = s->sc;
+	bool srv_gone = sc && (sc->flags & (CF_EOF | CF_ERROR));
+	uint32_t hlen = 0, len;
+	int r;
+
+	if (!t || (t->flags & TX_REPLY) || s->ss != SS_READY)
+		return false;
+	switch (s->rs) {
+	case RS_NONE:
+	case RS_HEAD:
+		/* The next head starts once the previous (interim) one is on its way. */
+		if (c->out < c->fwd)
+			return false;
+		if (c->b.data && c->fwd < c->b.tail) {
+			c->b.head = c->out = c->fwd;
+			s->rs = RS_HEAD;
+			len = buf_len(&c->b);
+			r = http_scan_head(buf_head(&c->b), len, &t->rsp_scan, &hlen, &(bool){false});
+			if (r == HTTP_SCAN_MORE && len < c->b.size - global.maxrewrite && !srv_gone)
+				return false;
+			if (r != HTTP_SCAN_DONE) {
+				CTR_INC(s->srv->ctr[tc->id].failed_rsp);
+				CTR_INC(s->be->ctr[tc->id].failed_rsp);
+				srv_detach(s);
+				session_error(s, 502,
+					      r == HTTP_SCAN_ERROR ? "invalid response head"
+					      : srv_gone ? "server closed in the middle of the response head"
+							 : "response head too large",
+					      "SH");
+				return true;
+			}
+			{
+				bool interim;
+
+				if (http_ana_response(s, hlen, &interim) != OK) {
+					CTR_INC(s->srv->ctr[tc->id].failed_rsp);
+					CTR_INC(s->be->ctr[tc->id].failed_rsp);
+					srv_detach(s);
+					session_error(s, 502, t->err_why, "PH");
+					return true;
+				}
+				t->rsp_scan = 0;
+				if (interim)
+					return true;
+			}
+			CTR_INC(s->srv->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
+			CTR_INC(s->be->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
+			/* The request no longer needs to be kept for a retry. */
+			if (t->flags & TX_RETAIN) {
+				t->flags &= ~(uint32_t)TX_RETAIN;
+				s->req.b.head = s->req.out;
+			}
+			if (s->rs == RS_TUNNEL) {
+				s->rq = RQ_TUNNEL;
+				s->cli_exp = now_us + ms(s->fe->to.tunnel);
+				s->srv_exp = now_us + ms(s->be->to.tunnel);
+			}
+			return true;
+		}
+		if (srv_gone) {
+			empty_response(s, sc->flags & CF_ERROR ? "server reset the connection"
+							       : "server closed the connection without responding");
+			return true;
+		}
+		return false;
+	case RS_BODY:
+		if (c->fwd < c->b.tail) {
+			uint32_t used;
+			bool done;
+			const char *why = NULL;
+
+			if (http_parse_body(&t->rsp_p, c->b.data + c->fwd, c->b.tail - c->fwd, &used,
+					    &done, &why) != OK) {
+				abort_response(s, "SD");
+				return true;
+			}
+			c->fwd += used;
+			if (done) {
+				s->rs = RS_DONE;
+				if (c->fwd < c->b.tail) {
+					/* Bytes after the response: the connection is not clean. */
+					t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
+					c->b.tail = c->fwd;
+				}
+			}
+			return true;
+		}
+		if (srv_gone) {
+			/* A body delimited by the close ends here; any other is truncated. */
+			if (llhttp_message_needs_eof(&t->rsp_p) && !(sc->flags & CF_ERROR)) {
+				s->rs = RS_DONE;
+				t->flags &= ~(uint32_t)(TX_SRV_KEEPALIVE | TX_CLI_KEEPALIVE);
+				backend_release_conn(s, false);
+			} else {
+				abort_response(s, "SD");
+			}
+			return true;
+		}
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* ---- tunnel (after 101 Switching Protocols) ---- */
+
+static bool tunnel_process(struct session *s)
+{
+	struct sconn *sc = s->sc;
+	bool progress = false;
+
+	if (s->rs != RS_TUNNEL)
+		return false;
+	if (s->rsp.fwd < s->rsp.b.tail) {
+		s->rsp.fwd = s->rsp.b.tail;
+		progress = true;
+	}
+	/* Propagate half-closes once the bytes before them are delivered. */
+	if ((s->cflags & CF_EOF) && sc && !(sc->flags & CF_SHUTW) && s->req.out == s->req.fwd) {
+		shutdown(sc->h.fd, SHUT_WR);
+		sc->flags |= CF_SHUTW;
+		progress = true;
+	}
+	if (sc && (sc->flags & CF_EOF) && !(s->cflags & CF_SHUTW) && s->rsp.out == s->rsp.fwd) {
+		shutdown(s->cli.fd, SHUT_WR);
+		s->cflags |= CF_SHUTW;
+		progress = true;
+	}
+	if ((s->cflags & CF_ERROR) || !sc || (sc->flags & CF_ERROR) ||
+	    ((s->cflags & CF_EOF) && (sc->flags & CF_EOF) && s->req.out == s->req.fwd &&
+	     s->rsp.out == s->rsp.fwd)) {
+		session_log(s);
+		session_close(s);
+		return true;
+	}
+	return progress;
+}
+
+/* ---- end of a transaction ---- */
+
+static void start_closing(struct session *s)
+{
+	/* Closing with unread bytes from the client makes the kernel send a reset, which can
+	 * destroy the response still in flight. When nothing is pending, close now (the kernel
+	 * delivers the data, then the FIN); otherwise half-close and read until the client
+	 * closes or client-fin passes. */
+	if (s->rq == RQ_DONE && !(s->txn->flags & TX_CLOSE_AFTER) &&
+	    s->req.fwd == s->req.b.tail && !(s->cflags & CF_RD_READY)) {
+		session_close(s);
+		return;
+	}
+	txn_free(s);
+	shutdown(s->cli.fd, SHUT_WR);
+	s->cflags |= CF_SHUTW;
+	s->rq = RQ_CLOSING;
+	s->srv_exp = 0;
+	chan_drop(&s->req);
+	chan_drop(&s->rsp);
+	s->cli_exp = now_us + ms(s->fe->to.client_fin);
+}
+
+static bool txn_end(struct session *s)
+{
+	struct txn *t = s->txn;
+	bool cli_ka, srv_reuse;
+
+	if (!t || s->rs == RS_TUNNEL)
+		return false;
+	if (t->flags & TX_REPLY) {
+		if (t->reply_off < t->reply_len)
+			return false;
+		/* The client may still be sending a body we never read: close after a reply
+		 * unless the request was complete. */
+		cli_ka = !(t->flags & (TX_CLOSE_AFTER | TX_REQ_BODY)) &&
+			 (t->flags & TX_CLI_KEEPALIVE) && s->rq == RQ_DONE;
+		srv_reuse = false;
+	} else {
+		if (s->rs != RS_DONE || s->rsp.out < s->rsp.fwd)
+			return false;
+		cli_ka = (t->flags & TX_CLI_KEEPALIVE) && s->rq == RQ_DONE;
+		srv_reuse = (t->flags & TX_SRV_KEEPALIVE) && s->rq == RQ_DONE &&
+			    s->req.out == s->req.fwd;
+	}
+	t->t_end = now_us;
+	if (t->status && s->fe)
+		CTR_INC(s->fe->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
+	CTR_ADD(s->fe->ctr[tc->id].bytes_in, t->bytes_in);
+	CTR_ADD(s->fe->ctr[tc->id].bytes_out, t->bytes_out);
+	if (s->be && s->be != s->fe) {
+		CTR_ADD(s->be->ctr[tc->id].bytes_in, t->bytes_in);
+		CTR_ADD(s->be->ctr[tc->id].bytes_out, t->bytes_out);
+	}
+	if (s->srv) {
+		CTR_INC(s->srv->ctr[tc->id].req_tot);
+		CTR_ADD(s->srv->ctr[tc->id].bytes_in, t->bytes_in);
+		CTR_ADD(s->srv->ctr[tc->id].bytes_out, t->bytes_out);
+	}
+	session_log(s);
+	backend_release_conn(s, srv_reuse);
+	if (s->has_slot) {
+		srv_put_slot(s->srv);
+		s->has_slot = false;
+	}
+	if (!cli_ka || tc->stopping || (s->cflags & (CF_EOF | CF_ERROR))) {
+		start_closing(s);
+		return true;
+	}
+	/* Keep-alive: the next request starts right after this one (maybe already received). */
+	txn_free(s);
+	s->srv = NULL;
+	s->be = NULL;
+	s->ss = SS_NONE;
+	s->rs = RS_NONE;
+	s->rq = RQ_IDLE;
+	s->req.b.head = s->req.out = s->req.fwd;
+	chan_release(&s->req);
+	chan_release(&s->rsp);
+	s->t_idle = now_us;
+	s->srv_exp = 0;
+	s->cli_exp = now_us + ms(s->fe->to.http_keep_alive);
+	/* Bytes of a pipelined request may already wait in the socket. */
+	s->cflags |= CF_RD_READY;
+	return true;
+}
+
+/* ---- closing ---- */
+
+static void session_close(struct session *s)
+{
+	if (s->closing)
+		return;
+	if (s->txn && !(s->txn->flags & TX_LOGGED) && s->txn->t_start) {
+		if (!s->txn->t_end)
+			s->txn->t_end = now_us;
+		session_log(s);
+	}
+	s->closing = true;
+	if (s->ss == SS_QUEUED)
+		backend_dequeue(s);
+	backend_release_conn(s, false);
+	if (s->has_slot) {
+		srv_put_slot(s->srv);
+		s->has_slot = false;
+	}
+	loop_close(&s->cli);
+	timer_disarm(&s->timer);
+	tasklet_cancel(&s->task);
+	chan_drop(&s->req);
+	chan_drop(&s->rsp);
+	txn_free(s);
+	list_del(&s->list);
+	tc->nsess--;
+	atomic_fetch_sub_explicit(&keel_actconn, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&s->fe->feconn, 1, memory_order_relaxed);
+	loop_defer_free(&tc->sess_pool, s);
+	if (tc->stopping && tc->nsess == 0)
+		tc->loop->quit = true;
+}
+
+/* ---- timeouts ---- */
+
+static void on_timeout(struct session *s)
+{
+	struct txn *t = s->txn;
+
+	if (s->srv_exp && now_us >= s->srv_exp) {
+		s->srv_exp = 0;
+		switch (s->ss) {
+		case SS_QUEUED:
+			CTR_INC(s->be->ctr[tc->id].queue_timeouts);
+			session_error(s, 503, "timeout in queue", "sQ");
+			return;
+		case SS_CONNECTING:
+			conn_failed(s, "connect timeout", true);
+			return;
+		case SS_READY:
+			if (s->rs == RS_TUNNEL)
+				break;
+			if (s->srv)
+				CTR_INC(s->srv->ctr[tc->id].timeouts);
+			CTR_INC(s->be->ctr[tc->id].timeouts);
+			if (!(t->flags & TX_RSP_STARTED) && s->rs <= RS_HEAD) {
+				srv_detach(s);
+				session_error(s, 504, "server response timeout", "sH");
+			} else {
+				abort_response(s, "sD");
+			}
+			return;
+		default:
+			break;
+		}
+	}
+	if (s->cli_exp && now_us >= s->cli_exp) {
+		s->cli_exp = 0;
+		switch (s->rq) {
+		case RQ_IDLE:
+		case RQ_CLOSING:
+			session_close(s);
+			return;
+		case RQ_HEAD:
+			CTR_INC(s->fe->ctr[tc->id].failed_req);
+			session_error(s, 408, "timeout while receiving the request head", "cR");
+			return;
+		case RQ_BODY:
+			if (!(t->flags & TX_RSP_STARTED) && !(t->flags & TX_REPLY)) {
+				session_error(s, 408, "timeout while receiving the request body", "cD");
+				return;
+			}
+			break;
+		default:
+			break;
+		}
+		/* Waiting on the client (slow reader, tunnel idle): give up on it. */
+		set_term(s, "cD");
+		session_close(s);
+		return;
+	}
+}
+
+static void session_update_timer(struct session *s)
+{
+	uint64_t exp = 0;
+
+	if (s->cli_exp)
+		exp = s->cli_exp;
+	if (s->srv_exp && (!exp || s->srv_exp < exp))
+		exp = s->srv_exp;
+	/* Waiting on a server response does not time out on the client side. */
+	if (!exp) {
+		timer_disarm(&s->timer);
+		return;
+	}
+	/* Deadlines only move later during traffic: re-arming is deferred until the timer fires,
+	 * which keeps heap operations off the per-read path. */
+	if (!timer_armed(&s->timer) || exp < s->timer.expire)
+		timer_arm(&s->timer, exp);
+}
+
+static void sess_timer_cb(struct timer *tm)
+{
+	struct session *s = container_of(tm, struct session, timer);
+
+	if ((s->cli_exp && now_us >= s->cli_exp) || (s->srv_exp && now_us >= s->srv_exp))
+		on_timeout(s);
+	session_run(s);
+}
+
+static void sess_task_cb(struct tasklet *t)
+{
+	session_run(container_of(t, struct session, task));
+}
+
+void session_wake(struct session *s)
+{
+	tasklet_wake(&s->task);
+}
+
+/* Client-side deadline for the current state. */
+static void refresh_cli_exp(struct session *s)
+{
+	struct txn *t = s->txn;
+
+	/* While the server works on the request, only the server timeout runs. */
+	if (s->rq == RQ_DONE && !(t && (t->flags & TX_REPLY)) && s->rsp.out == s->rsp.fwd)
+		s->cli_exp = 0;
+	else if (s->rq == RQ_DONE && !s->cli_exp)
+		s->cli_exp = now_us + ms(s->fe->to.client);
+	if (s->ss != SS_QUEUED && s->ss != SS_CONNECTING && s->ss != SS_READY)
+		s->srv_exp = 0;
+	if (s->ss == SS_READY && (s->rs == RS_DONE || (t && (t->flags & TX_REPLY))))
+		s->srv_exp = 0;
+}
+
+void session_run(struct session *s)
+{
+	int guard = 0;
+
+	while (!s->closing) {
+		bool p = false;
+
+		p |= cli_recv(s);
+		if (s->closing)
+			break;
+		p |= req_process(s);
+		if (s->closing)
+			break;
+		p |= srv_process(s);
+		p |= srv_send(s);
+		p |= srv_recv(s);
+		p |= rsp_process(s);
+		p |= cli_send(s);
+		if (s->closing)
+			break;
+		p |= tunnel_process(s);
+		if (s->closing)
+			break;
+		if (s->cflags & CF_ERROR) {
+			/* The client is gone: nothing left to do for it. */
+			if (s->txn && s->rq != RQ_CLOSING) {
+				set_term(s, "CD");
+				CTR_INC(s->fe->ctr[tc->id].cli_aborts);
+			}
+			session_close(s);
+			break;
+		}
+		p |= txn_end(s);
+		if (s->closing || !p)
+			break;
+		BUG_ON(++guard > 100000);
+	}
+	if (s->closing)
+		return;
+	if (s->rq == RQ_CLOSING && (s->cflags & (CF_EOF | CF_ERROR))) {
+		session_close(s);
+		return;
+	}
+	refresh_cli_exp(s);
+	session_update_timer(s);
+}
+
+/* ---- logs ---- */
+
+static struct logformat fmt_httplog, fmt_tcplog;
+
+static void ensure_formats(void)
+{
+	static atomic_int done;
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+	if (atomic_load(&done))
+		return;
+	pthread_mutex_lock(&lock);
+	if (!atomic_load(&done)) {
+		struct cfg_ctx c = {0};
+
+		logformat_parse(&c, LOGFMT_HTTPLOG, &fmt_httplog);
+		logformat_parse(&c, "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq",
+				&fmt_tcplog);
+		atomic_store(&done, 1);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static size_t json_str(char *o, size_t cap, const char *s, size_t n)
+{
+	size_t k = 0, i;
+
+	for (i = 0; i < n && k + 7 < cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\') {
+			o[k++] = '\\';
+			o[k++] = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			k += (size_t)snprintf(o + k, cap - k, "\\u%04x", ch);
+		} else {
+			o[k++] = (char)ch;
+		}
+	}
+	return k;
+}
+
+static size_t render_json(struct session *s, char *out, size_t cap)
+{
+	struct txn *t = s->txn;
+	char ip[64], rl[KEEL_LOG_URI_LEN * 6 + 8], why[512];
+	struct sample smp;
+	struct sample_expr e = {.fetch = SMP_SRC};
+	size_t rll, wl;
+	long long tr = -1, tw = -1, tc_ = -1, tres = -1, ta = -1;
+
+	sample_fetch(s, &e, &smp);
+	sample_to_str(&smp, ip, sizeof(ip));
+	rll = json_str(rl, sizeof(rl), t->reqline, t->reqline_len);
+	wl = t->err_why ? json_str(why, sizeof(why), t->err_why, strlen(t->err_why)) : 0;
+#define SPAN(a, b) ((a) && (b) && (b) >= (a) ? (long long)(((b) - (a)) / 1000) : -1)
+	tr = SPAN(t->t_start, t->t_head);
+	tw = SPAN(t->t_head, t->t_queue);
+	tc_ = SPAN(t->t_queue, t->t_conn);
+	tres = SPAN(t->t_conn, t->t_rsp);
+	ta = SPAN(t->t_start, t->t_end);
+#undef SPAN
+	return (size_t)snprintf(
+		out, cap,
+		"{\"time\":%.3f,\"client_ip\":\"%s\",\"client_port\":%u,\"frontend\":\"%s\","
+		"\"backend\":\"%s\",\"server\":\"%s\",\"TR\":%lld,\"Tw\":%lld,\"Tc\":%lld,"
+		"\"Tr\":%lld,\"Ta\":%lld,\"status\":%u,\"bytes_read\":%llu,\"bytes_uploaded\":%llu,"
+		"\"termination_state\":\"%c%c\",\"retries\":%d,\"request\":\"%.*s\"%s%.*s%s}",
+		(double)t->wall_start / 1e6, ip,
+		(unsigned)ntohs(s->addr.sa.sa_family == AF_INET6 ? s->addr.in6.sin6_port
+								  : s->addr.in.sin_port),
+		s->fe->name, s->be ? s->be->name : s->fe->name, s->srv ? s->srv->name : "<NOSRV>", tr,
+		tw, tc_, tres, ta, t->status, (unsigned long long)t->bytes_out,
+		(unsigned long long)t->bytes_in, t->term[0], t->term[1],
+		s->be ? MAX(0, s->be->retries - t->retries) : 0, (int)rll, rl,
+		wl ? ",\"reason\":\"" : "", (int)wl, why, wl ? "\"" : "");
+}
+
+void session_log(struct session *s)
+{
+	struct txn *t = s->txn;
+	char line[4096];
+	size_t n;
+	const struct proxy *fe = s->fe;
+	uint32_t opts = fe->opts;
+
+	if (!t || (t->flags & TX_LOGGED))
+		return;
+	t->flags |= TX_LOGGED;
+	if (!fe->logs.n && !(fe->log_global && global.logs.n))
+		return;
+	if ((opts & PO_DONTLOGNULL) && t->bytes_in == 0 && !t->reqline_len)
+		return;
+	if ((opts & PO_DONTLOG_NORMAL) && t->status < 500 && t->term[0] == '-')
+		return;
+	if (!t->t_end)
+		t->t_end = now_us;
+	ensure_formats();
+	if (opts & PO_LOGJSON)
+		n = render_json(s, line, sizeof(line));
+	else if (fe->logfmt_set)
+		n = logformat_render(&fe->logfmt, s, line, sizeof(line));
+	else if (opts & PO_HTTPLOG)
+		n = logformat_render(&fmt_httplog, s, line, sizeof(line));
+	else
+		n = logformat_render(&fmt_tcplog, s, line, sizeof(line));
+	n = MIN(n, sizeof(line) - 1);
+	log_request(tc->id, fe,
+		    (t->status >= 500 || t->term[0] != '-') && (opts & PO_LOG_SEPARATE_ERRORS)
+			    ? LOG_LVL_ERR : LOG_LVL_INFO,
+		    line, n);
+}
+
+/* ---- stopping ---- */
+
+void session_soft_stop(void)
+{
+	struct list *l, *tmp;
+
+	list_for_each_safe(l, tmp, &tc->sessions) {
+		struct session *s = list_entry(l, struct session, list);
+
+		/* Idle keep-alive connections close now; the others after their response. */
+		if (s->rq == RQ_IDLE && !s->txn)
+			session_close(s);
+	}
+	if (tc->nsess == 0)
+		tc->loop->quit = true;
+}
+
+void session_kill_all(void)
+{
+	struct list *l, *tmp;
+
+	list_for_each_safe(l, tmp, &tc->sessions) {
+		struct session *s = list_entry(l, struct session, list);
+
+		set_term(s, "KI");
+		session_close(s);
+	}
+	tc->loop->quit = true;
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Checks the Debian packages keel needs to build and test; installs the missing ones when run as
+# root, otherwise prints the exact apt-get line. Usage: tools/deps.sh [build|test|all] (default all)
+set -eu
+what=${1:-all}
+build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev"
+test_pkgs="python3 python3-pytest nginx curl clang llvm libclang-rt-14-dev"
+case "$what" in
+build) pkgs="$build_pkgs" ;;
+test) pkgs="$test_pkgs" ;;
+*) pkgs="$build_pkgs $test_pkgs" ;;
+esac
+missing=""
+for p in $pkgs; do
+	case "$p" in
+	nginx)
+		# any nginx flavour will do
+		command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing $p" ;;
+	*)
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing="$missing $p" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+	echo "tools/deps.sh: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+else
+	echo "tools/deps.sh: missing Debian packages. Run:"
+	echo "  sudo apt-get install -y$missing"
+	exit 1
+fi
