@@ -14,6 +14,8 @@ struct arena {
 };
 
 void *arena_alloc(struct arena *a, size_t n); /* zeroed, 16-byte aligned; fatal on OOM */
+/* Same, aligned to align bytes (a power of two, e.g. 64 for per-thread counter blocks). */
+void *arena_alloc_aligned(struct arena *a, size_t n, size_t align);
 char *arena_strdup(struct arena *a, const char *s);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 /* Grows an array allocated from the arena (copies; the old space is abandoned until arena_free). */

@@ -1,4 +1,5 @@
 /* Bump allocator in 64 KB blocks (larger requests get their own block). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,13 @@ void *arena_alloc(struct arena *a, size_t n)
 	b->used += n;
 	memset(p, 0, n);
 	return p;
+}
+
+void *arena_alloc_aligned(struct arena *a, size_t n, size_t align)
+{
+	char *p = arena_alloc(a, n + align);
+
+	return (void *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
 }
 
 char *arena_strndup(struct arena *a, const char *s, size_t n)

@@ -37,11 +37,11 @@ void keel_runtime_init(int nbthread)
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
-		p->ctr = arena_alloc(&cfg_arena, sizeof(*p->ctr) * (size_t)nbthread);
+		p->ctr = arena_alloc_aligned(&cfg_arena, sizeof(*p->ctr) * (size_t)nbthread, 64);
 		for (i = 0; i < p->nsrv; i++) {
 			struct server *s = p->srv[i];
 
-			s->ctr = arena_alloc(&cfg_arena, sizeof(*s->ctr) * (size_t)nbthread);
+			s->ctr = arena_alloc_aligned(&cfg_arena, sizeof(*s->ctr) * (size_t)nbthread, 64);
 			atomic_store(&s->admin, s->disabled ? SRV_ADMIN_MAINT : SRV_ADMIN_READY);
 			atomic_store(&s->oper, SRV_OPER_UP);
 			atomic_store(&s->eweight, s->weight);

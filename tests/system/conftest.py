@@ -201,12 +201,25 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "keel: BUG at")
+
+
 @pytest.fixture
 def env(request):
     e = Env(request)
     yield e
     failed = getattr(request.node, "rep_call", None)
-    e.close(failed is None or failed.failed)
+    failed = failed is None or failed.failed
+    # keel must stop cleanly: a sanitizer report or a BUG_ON fails the test
+    for p in e.procs:
+        if isinstance(p, Keel):
+            p.stop(signal.SIGTERM, timeout=10)
+    reports = [(p.name, m) for p in e.procs if isinstance(p, Keel) for m in SANITIZER_MARKS
+               if m in p.output()]
+    e.close(failed or bool(reports))
+    if reports:
+        pytest.fail("sanitizer or BUG_ON report in %s" % reports)
 
 
 # ---- raw HTTP helpers (the standard library's clients hide what the tests must see) ----

@@ -3,4 +3,4 @@
 # KEEL and KEEL_ORIGIN point at the binaries under test (the Makefile sets them).
 set -e
 cd "$(dirname "$0")"
-exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@" .
+exec /usr/bin/python3 -m pytest -p no:cacheprovider -q "$@" .

@@ -465,27 +465,51 @@ TEST(nearest_keyword)
 
 /* ---- whole configurations ---- */
 
+/* Opens tests/unit/data/NAME: $UNIT_DATA_DIR, next to this source file (the Makefile compiles
+ * from the top of the tree), or three levels above the binary (build/<name>/tests/). */
+static FILE *open_data(const char *name)
+{
+	const char *file = __FILE__, *slash = strrchr(file, '/'), *env = getenv("UNIT_DATA_DIR");
+	char path[1024], exe[900];
+	ssize_t n;
+	FILE *f = NULL;
+
+	if (env) {
+		snprintf(path, sizeof(path), "%s/%s", env, name);
+		f = fopen(path, "r");
+	}
+	if (!f) {
+		snprintf(path, sizeof(path), "%.*sdata/%s", slash ? (int)(slash - file + 1) : 0, file,
+			 name);
+		f = fopen(path, "r");
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (!f && n > 0) {
+		int up = 0;
+
+		exe[n] = '\0';
+		while (up < 4 && (slash = strrchr(exe, '/')) != NULL) {
+			exe[slash - exe] = '\0';
+			up++;
+		}
+		snprintf(path, sizeof(path), "%s/tests/unit/data/%s", exe, name);
+		f = fopen(path, "r");
+	}
+	return f;
+}
+
 static char *read_data(const char *name, size_t *len)
 {
-	char path[512];
-	const char *file = __FILE__, *slash = strrchr(file, '/');
-	FILE *f;
+	FILE *f = open_data(name);
 	char *buf;
 	long n;
 
-	snprintf(path, sizeof(path), "%.*sdata/%s", slash ? (int)(slash - file + 1) : 0, file,
-		 name);
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(path, sizeof(path), "tests/unit/data/%s", name);
-		f = fopen(path, "r");
-	}
 	if (!f)
 		return NULL;
 	fseek(f, 0, SEEK_END);
 	n = ftell(f);
 	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
+	buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
 	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
 		free(buf);
 		buf = NULL;
@@ -504,8 +528,10 @@ TEST(seed_config)
 	struct proxy *p;
 	struct bind_conf *b;
 
-	if (!CHECK(text != NULL))
+	if (!CHECK(text != NULL)) {
+		FAIL("tests/unit/data/seed-haproxy.cfg not found (set UNIT_DATA_DIR)");
 		return;
+	}
 	cfg_reset();
 	cfg_silent = true;
 	if (!CHECK_EQ_INT(cfg_load_string("seed-haproxy.cfg", text, len), OK))
