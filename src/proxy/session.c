@@ -807,14 +807,17 @@ static bool tunnel_process(struct session *s)
 		progress = true;
 	}
 	/* Propagate half-closes once the bytes before them are delivered. */
+	/* Once one side is half-closed, the other gets client-fin / server-fin to close too. */
 	if ((s->cflags & CF_EOF) && sc && !(sc->flags & CF_SHUTW) && s->req.out == s->req.fwd) {
 		shutdown(sc->h.fd, SHUT_WR);
 		sc->flags |= CF_SHUTW;
+		s->srv_exp = now_us + ms(s->be->to.server_fin);
 		progress = true;
 	}
 	if (sc && (sc->flags & CF_EOF) && !(s->cflags & CF_SHUTW) && s->rsp.out == s->rsp.fwd) {
 		shutdown(s->cli.fd, SHUT_WR);
 		s->cflags |= CF_SHUTW;
+		s->cli_exp = now_us + ms(s->fe->to.client_fin);
 		progress = true;
 	}
 	if ((s->cflags & CF_ERROR) || !sc || (sc->flags & CF_ERROR) ||
@@ -965,8 +968,12 @@ static void on_timeout(struct session *s)
 			conn_failed(s, "connect timeout", true);
 			return;
 		case SS_READY:
-			if (s->rs == RS_TUNNEL)
-				break;
+			if (s->rs == RS_TUNNEL) {
+				/* tunnel idle, or server-fin after a half-close */
+				set_term(s, "sD");
+				session_close(s);
+				return;
+			}
 			if (s->srv)
 				CTR_INC(s->srv->ctr[tc->id].timeouts);
 			CTR_INC(s->be->ctr[tc->id].timeouts);

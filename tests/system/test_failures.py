@@ -145,3 +145,40 @@ def test_frontend_maxconn_holds_extra_connections(env):
     a.close()
     c.sock.settimeout(5)
     assert c.read_response().status == 200
+
+
+def test_client_timeout_closes_slow_reader(env):
+    o = env.origin()
+    port = free_port()
+    cfg = basic_config(port, [o.addr]).replace("timeout client 10s", "timeout client 500ms")
+    env.keel(cfg, [port])
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+    sock.connect(("127.0.0.1", port))
+    c = Conn.__new__(Conn)
+    c.sock, c.buf = sock, b""
+    c.send(b"GET /?size=200000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(2)  # do not read: keel's writes stall, the client timeout fires
+    got = 0
+    c.sock.settimeout(5)
+    while True:
+        try:
+            d = c.sock.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        got += len(d)
+    assert got < 200000000
+
+
+def test_tunnel_timeout(env):
+    o = env.origin()
+    port = free_port()
+    env.keel(basic_config(port, [o.addr], extra_defaults="    timeout tunnel 400ms"), [port])
+    c = Conn(port)
+    c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+    assert c.read_response().status == 101
+    t0 = time.time()
+    assert c.closed_by_peer(timeout=5)
+    assert time.time() - t0 < 3

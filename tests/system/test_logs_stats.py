@@ -114,3 +114,23 @@ def test_stats_page_auth_and_csv(env):
     assert lines[0].startswith("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout")
     row = [l.split(",") for l in lines if l.startswith("be,s1,")][0]
     assert row[17] == "UP"
+
+
+def test_syslog_unix_socket_and_file(env, tmp_path):
+    o = env.origin()
+    port = free_port()
+    path = str(tmp_path / "log.sock")
+    logfile = tmp_path / "keel.log"
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    u.bind(path)
+    u.settimeout(5)
+    cfg = basic_config(port, [o.addr], logs=False).replace(
+        "defaults\n", "defaults\n    option httplog\n    log %s local0\n    log file@%s local0\n" % (path, logfile), 1)
+    env.keel(cfg, [port])
+    Conn(port).request("GET", "/unix")
+    data = u.recv(4096).decode()
+    assert data.startswith("<134>") and "GET /unix HTTP/1.1" in data
+    deadline = time.time() + 5
+    while time.time() < deadline and "GET /unix" not in (logfile.read_text() if logfile.exists() else ""):
+        time.sleep(0.05)
+    assert "GET /unix HTTP/1.1" in logfile.read_text()

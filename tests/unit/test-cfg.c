@@ -19,6 +19,33 @@ static int load(const char *text)
 	return cfg_load_string("test.cfg", text, strlen(text));
 }
 
+/* Loads with messages on, returning what was printed on stderr in out. */
+static int load_msgs(const char *text, char *out, size_t cap)
+{
+	FILE *tmp = tmpfile();
+	int saved, rc;
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!tmp)
+		return load(text);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fileno(tmp), 2);
+	cfg_reset();
+	cfg_silent = false;
+	rc = cfg_load_string("test.cfg", text, strlen(text));
+	cfg_silent = true;
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	n = fread(out, 1, cap - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+	return rc;
+}
+
 static struct proxy *px(const char *name, unsigned cap)
 {
 	return proxy_by_name(name, cap);
@@ -479,8 +506,8 @@ static FILE *open_data(const char *name)
 		f = fopen(path, "r");
 	}
 	if (!f) {
-		snprintf(path, sizeof(path), "%.*sdata/%s", slash ? (int)(slash - file + 1) : 0, file,
-			 name);
+		snprintf(path, sizeof(path), "%.*sdata/%s", slash ? (int)(slash - file + 1) : 0,
+			 file, name);
 		f = fopen(path, "r");
 	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -780,6 +807,48 @@ TEST(rejected_configs)
 					   "backend b\n");
 	reject("TLS bind option", "frontend fe\n bind :443 ssl crt /x.pem\n");
 	reject("reqadd (removed from HAProxy)", "frontend fe\n bind :80\n reqadd X-A:\\ 1\n");
+}
+
+TEST(messages_name_file_line_and_suggest)
+{
+	static char msg[4096];
+
+	CHECK_EQ_INT(load_msgs("frontend fe\n bnd :80\n", msg, sizeof(msg)), ERR);
+	CHECK(strstr(msg, "[ALERT] test.cfg:2:") != NULL);
+	CHECK(strstr(msg, "'bnd'") != NULL);
+	CHECK(strstr(msg, "did you mean 'bind'") != NULL);
+	CHECK_EQ_INT(
+	    load_msgs("backend b\n server s 127.0.0.1:1\n cookie SRV insert\n", msg, sizeof(msg)),
+	    OK);
+	CHECK(strstr(msg, "[WARNING] test.cfg:3:") != NULL);
+	CHECK(strstr(msg, "cookie") != NULL);
+	CHECK(strstr(msg, "ALERT") == NULL);
+	CHECK_EQ_INT(load_msgs("backend b\n server s 127.0.0.1:1\n", msg, sizeof(msg)), OK);
+	CHECK(strstr(msg, "ALERT") == NULL);
+	/* cfg_silent: nothing at all. */
+	cfg_reset();
+	cfg_silent = true;
+	{
+		FILE *tmp = tmpfile();
+		int saved = dup(2);
+		long size;
+
+		if (tmp && saved >= 0) {
+			fflush(stderr);
+			dup2(fileno(tmp), 2);
+			cfg_load_string("test.cfg", "frontend fe\n bnd :80\n", 21);
+			fflush(stderr);
+			dup2(saved, 2);
+			fseek(tmp, 0, SEEK_END);
+			size = ftell(tmp);
+			CHECK_EQ_INT(size, 0);
+		}
+		if (tmp)
+			fclose(tmp);
+		if (saved >= 0)
+			close(saved);
+	}
+	cfg_reset();
 }
 
 TEST(unimplemented_keywords_only_warn)

@@ -264,6 +264,57 @@ out:
 	teardown();
 }
 
+/* The ring depends on the servers' names, not their positions: removing a server from the
+ * configuration (a reload), or adding one, moves only the keys of that server. */
+static char owner_name[NKEYS][8];
+
+TEST(consistent_hash_config_change)
+{
+	static const char *const five = " balance uri\n hash-type consistent\n"
+					" server s0 10.0.0.1:80\n server s1 10.0.0.2:80\n"
+					" server s2 10.0.0.3:80\n server s3 10.0.0.4:80\n"
+					" server s4 10.0.0.5:80\n";
+	int k, moved = 0, wrong = 0;
+
+	if (!setup(five))
+		goto out;
+	for (k = 0; k < NKEYS; k++)
+		snprintf(owner_name[k], sizeof(owner_name[k]), "%s", hash_key(k)->name);
+	/* s2 deleted from the configuration: s3 and s4 change positions. */
+	if (!setup(" balance uri\n hash-type consistent\n"
+		   " server s0 10.0.0.1:80\n server s1 10.0.0.2:80\n"
+		   " server s3 10.0.0.4:80\n server s4 10.0.0.5:80\n"))
+		goto out;
+	for (k = 0; k < NKEYS; k++) {
+		const char *now = hash_key(k)->name;
+
+		if (strcmp(now, owner_name[k])) {
+			moved++;
+			wrong += strcmp(owner_name[k], "s2") != 0;
+		}
+	}
+	CHECK_EQ_INT(wrong, 0);
+	CHECK(moved > 0 && moved <= NKEYS / 4);
+	/* A sixth server added: keys only move to it. */
+	if (!setup(" balance uri\n hash-type consistent\n"
+		   " server s0 10.0.0.1:80\n server s1 10.0.0.2:80\n"
+		   " server s2 10.0.0.3:80\n server s3 10.0.0.4:80\n"
+		   " server s4 10.0.0.5:80\n server s5 10.0.0.6:80\n"))
+		goto out;
+	for (k = 0, moved = 0, wrong = 0; k < NKEYS; k++) {
+		const char *now = hash_key(k)->name;
+
+		if (strcmp(now, owner_name[k])) {
+			moved++;
+			wrong += strcmp(now, "s5") != 0;
+		}
+	}
+	CHECK_EQ_INT(wrong, 0);
+	CHECK(moved > 0 && moved <= NKEYS / 4);
+out:
+	teardown();
+}
+
 TEST(consistent_hash_weights)
 {
 	int k, counts[2] = {0};
@@ -391,6 +442,26 @@ TEST(roundrobin_weights_3_to_1)
 			maxrun = run;
 	}
 	CHECK(maxrun <= 3);
+out:
+	teardown();
+}
+
+/* The smooth weighted sequence documented in lb.c: weights 5,1,1 give a a b a c a a. */
+TEST(roundrobin_smooth_sequence)
+{
+	char seq[15];
+	int i;
+
+	if (!setup(" balance roundrobin\n server a 10.0.0.1:80 weight 5\n"
+		   " server b 10.0.0.2:80\n server c 10.0.0.3:80\n"))
+		goto out;
+	for (i = 0; i < 14; i++) {
+		struct server *s = pick(NULL);
+
+		seq[i] = s ? s->name[0] : '-';
+	}
+	seq[14] = '\0';
+	CHECK_STR(seq, "aabacaaaabacaa");
 out:
 	teardown();
 }
