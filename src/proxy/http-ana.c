@@ -263,6 +263,31 @@ static void apply_rules(struct session *s, struct head_edit *ed, struct list *ru
 	}
 }
 
+/* Copies src into dst for a log line, escaping what could garble or forge one: control
+ * characters, non-ASCII bytes, '"' and '#' become #XX (as HAProxy does). Returns the length. */
+static uint32_t log_escape(char *dst, uint32_t cap, const char *src, uint32_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint32_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)src[i];
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '#') {
+			if (o + 1 > cap)
+				break;
+			dst[o++] = (char)ch;
+		} else {
+			if (o + 3 > cap)
+				break;
+			dst[o++] = '#';
+			dst[o++] = hex[ch >> 4];
+			dst[o++] = hex[ch & 15];
+		}
+	}
+	return o;
+}
+
 static void capture_headers(struct session *s, const struct http_head *h, bool req)
 {
 	struct txn *t = s->txn;
@@ -276,13 +301,9 @@ static void capture_headers(struct session *s, const struct http_head *h, bool r
 
 		if (i && len < KEEL_CAP_LEN)
 			out[len++] = '|';
-		if (k >= 0) {
-			uint32_t vl = MIN(h->hdr[k].value.len, caps[i].len);
-
-			vl = MIN(vl, KEEL_CAP_LEN - len);
-			memcpy(out + len, http_ptr(h, h->hdr[k].value), vl);
-			len += vl;
-		}
+		if (k >= 0)
+			len += log_escape(out + len, KEEL_CAP_LEN - len, http_ptr(h, h->hdr[k].value),
+					  MIN(h->hdr[k].value.len, caps[i].len));
 	}
 	if (req)
 		t->cap_req_len = len;
@@ -419,9 +440,7 @@ static void capture_reqline(struct txn *t, const struct http_head *h)
 	const char *nl = memchr(h->base, '\r', h->len);
 	uint32_t l = nl ? (uint32_t)(nl - h->base) : 0;
 
-	l = MIN(l, (uint32_t)KEEL_LOG_URI_LEN);
-	memcpy(t->reqline, h->base, l);
-	t->reqline_len = l;
+	t->reqline_len = log_escape(t->reqline, KEEL_LOG_URI_LEN, h->base, l);
 }
 
 int http_ana_request(struct session *s, uint32_t hlen)

@@ -51,7 +51,7 @@ class Proc:
 
     def output(self):
         self.log.flush()
-        with open(self.log_path) as f:
+        with open(self.log_path, errors="replace") as f:
             return f.read()
 
     def alive(self):
