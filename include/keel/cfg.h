@@ -75,8 +75,9 @@ void cfg_alert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cfg_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Splits one line into arguments (quotes, escapes, ${ENV}, comments). Returns argc, or -1 with
- * *err pointing to a static message. Arguments point into out (which must be >= len+1 bytes). */
-int cfg_tokenize(const char *line, size_t len, char *out, char **argv, int maxargs,
+ * *err pointing to a static message (also when the arguments, after expansion, do not fit in
+ * outcap bytes). Arguments point into out. */
+int cfg_tokenize(const char *line, size_t len, char *out, size_t outcap, char **argv, int maxargs,
 		 const char **err);
 
 /* Value parsers shared by the keyword tables. */

@@ -386,10 +386,11 @@ bool stats_check_auth(const struct proxy *p, const struct http_head *h)
 	/* Check every user (no early exit) so timing does not reveal which user matched. */
 	for (i = 0; i < p->stats.nusers; i++) {
 		const struct stats_user *u = &p->stats.users[i];
-		bool m = ct_equal(dec, (size_t)(colon - dec), u->user, strlen(u->user)) &
-			 ct_equal(colon + 1, (size_t)(dec + n - colon - 1), u->pass, strlen(u->pass));
+		/* '&' on ints, not '&&': both comparisons always run. */
+		int m = (int)ct_equal(dec, (size_t)(colon - dec), u->user, strlen(u->user)) &
+			(int)ct_equal(colon + 1, (size_t)(dec + n - colon - 1), u->pass, strlen(u->pass));
 
-		ok |= m;
+		ok = ok || m;
 	}
 	return ok;
 }

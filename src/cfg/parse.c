@@ -80,7 +80,8 @@ static int hexval(int ch)
 	return -1;
 }
 
-/* Copies the value of ${NAME} into out; returns bytes consumed from s (0 if not a reference). */
+/* Copies the value of ${NAME} into out. Returns the bytes consumed from s (0 if s is not a
+ * reference), or (size_t)-1 when the value does not fit in what is left of out. */
 static size_t expand_env(const char *s, size_t len, char *out, size_t *olen, size_t ocap)
 {
 	char name[256];
@@ -99,24 +100,28 @@ static size_t expand_env(const char *s, size_t len, char *out, size_t *olen, siz
 	v = getenv(name);
 	if (v) {
 		n = strlen(v);
-		if (*olen + n > ocap)
-			n = ocap - *olen;
+		if (n > ocap - *olen)
+			return (size_t)-1;
 		memcpy(out + *olen, v, n);
 		*olen += n;
 	}
 	return i + 1;
 }
 
-int cfg_tokenize(const char *line, size_t len, char *out, char **argv, int maxargs,
+int cfg_tokenize(const char *line, size_t len, char *out, size_t outcap, char **argv, int maxargs,
 		 const char **err)
 {
-	/* out has len+1 bytes; expansions may not grow an argument beyond that. */
-	size_t i = 0, o = 0, cap = len;
+	size_t i = 0, o = 0;
 	int argc = 0;
 
+	if (!outcap) {
+		*err = "no room for the arguments";
+		return -1;
+	}
+	/* Every write below keeps one byte for the argument's terminating NUL. */
+	outcap--;
 	for (;;) {
 		int quote = 0;
-		bool in_arg = false;
 
 		while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
 			i++;
@@ -139,29 +144,25 @@ int cfg_tokenize(const char *line, size_t len, char *out, char **argv, int maxar
 					quote = 0;
 					continue;
 				}
-				out[o++] = ch;
-				continue;
+				goto put;
 			}
-			if (!quote && (ch == ' ' || ch == '\t' || ch == '\r'))
-				break;
-			if (!quote && ch == '#')
+			if (!quote && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '#'))
 				break;
 			if (ch == '"') {
 				quote = quote ? 0 : '"';
-				in_arg = true;
 				continue;
 			}
 			if (!quote && ch == '\'') {
 				quote = '\'';
-				in_arg = true;
 				continue;
 			}
 			if (ch == '$') {
-				size_t used = expand_env(line + i, len - i, out, &o, cap);
+				size_t used = expand_env(line + i, len - i, out, &o, outcap);
 
+				if (used == (size_t)-1)
+					goto too_long;
 				if (used) {
 					i += used - 1;
-					in_arg = true;
 					continue;
 				}
 			}
@@ -190,22 +191,26 @@ int cfg_tokenize(const char *line, size_t len, char *out, char **argv, int maxar
 					break; /* \\ \" \' \# \space and others: the character itself */
 				}
 			}
+		put:
+			if (o >= outcap)
+				goto too_long;
 			out[o++] = ch;
-			in_arg = true;
 		}
 		if (quote) {
 			*err = "unterminated quote";
 			return -1;
 		}
-		(void)in_arg;
-		out[o++] = '\0';
+		out[o++] = '\0'; /* the byte kept aside, or freed by the previous argument */
+		if (o > outcap)
+			outcap = o; /* never reached: o <= outcap + 1 by construction */
 		argc++;
-		if (o > cap + 1)
-			break;
 		if (i < len && line[i] == '#')
 			break;
 	}
 	return argc;
+too_long:
+	*err = "line too long after ${VAR} expansion";
+	return -1;
 }
 
 int cfg_parse_int(const char *s, long min, long max, long *out)
@@ -254,13 +259,18 @@ int cfg_parse_time(const char *s, uint32_t *ms, const char **err)
 		*err = "unknown time unit (expects us, ms, s, m, h or d)";
 		return ERR;
 	}
-	v = v * mult / div;
-	if (v > 0x7FFFFFFFull) {
-		*err = "value out of range (max 24 days)";
-		return ERR;
+	{
+		unsigned long long raw = v;
+
+		v = v * mult / div;
+		if (v > 0x7FFFFFFFull) {
+			*err = "value out of range (max 24 days)";
+			return ERR;
+		}
+		/* 500us is not "no timeout": round a non-zero sub-millisecond value up. */
+		if (v == 0 && raw != 0)
+			v = 1;
 	}
-	if (v == 0 && div > 1 && strcmp(s, "0"))
-		v = 1;
 	*ms = (uint32_t)v;
 	return OK;
 }
@@ -277,6 +287,10 @@ int cfg_parse_size(const char *s, uint32_t *out, const char **err)
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno) {
+		*err = "value out of range";
+		return ERR;
+	}
+	if (v > 0x7FFFFFFFull) {
 		*err = "value out of range";
 		return ERR;
 	}
@@ -632,11 +646,12 @@ static int load_text(const char *name, const char *text, size_t len)
 
 		pos += ll + (nl ? 1 : 0);
 		c.line++;
-		if (ll + 1 > outcap) {
-			outcap = ll + 1 > 4096 ? ll + 1 : 4096;
+		/* Room for the line plus ${VAR} expansions. */
+		if (ll + 65536 > outcap) {
+			outcap = ll + 65536;
 			out = xrealloc(out, outcap);
 		}
-		argc = cfg_tokenize(line, ll, out, argv, CFG_MAX_ARGS, &why);
+		argc = cfg_tokenize(line, ll, out, outcap, argv, CFG_MAX_ARGS, &why);
 		if (argc < 0) {
 			cfg_err(&c, "%s", why);
 			continue;

@@ -103,9 +103,12 @@ uint64_t timer_heap_next(const struct timer_heap *th)
 
 unsigned timer_heap_run(struct timer_heap *th, uint64_t now)
 {
-	unsigned fired = 0;
+	unsigned fired = 0, budget = th->n * 4 + 64;
 
-	while (th->n && th->h[0]->expire <= now) {
+	/* A callback that keeps re-arming a timer for a time already due would keep this loop
+	 * going forever: the budget lets periodic timers catch up but bounds one run; what is
+	 * left fires at the next loop iteration. */
+	while (th->n && th->h[0]->expire <= now && budget--) {
 		struct timer *t = th->h[0];
 
 		timer_heap_disarm(th, t);

@@ -1,6 +1,7 @@
 /* HTTP/1 head and body parsing. llhttp does the tokenising and the framing rules; this file adds
  * what keel is stricter about (bare LF, obs-fold, spaces before the colon, request-target forms,
  * versions, Host) and records the head as spans into the receive buffer. */
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -57,20 +58,42 @@ static int fail(struct http_head *h, int status, const char *why)
 	return -1;
 }
 
+/* A failure found by a callback: a bad response is the server's fault (502). */
+static int fail_p(llhttp_t *p, int status, const char *why)
+{
+	return fail(p->data, p->type == HTTP_RESPONSE ? 502 : status, why);
+}
+
+/* RFC 9110 token characters. */
+static bool is_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* After the head, p->data is NULL: trailer fields of a chunked body reach the header callbacks,
+ * and are ignored (llhttp has checked their syntax; they are forwarded as they are). */
+
 static int on_method(llhttp_t *p, const char *at, size_t len)
 {
+	if (!p->data)
+		return 0;
 	span_extend(&head_of(p)->method, head_of(p), at, len);
 	return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
+	if (!p->data)
+		return 0;
 	span_extend(&head_of(p)->uri, head_of(p), at, len);
 	return 0;
 }
 
 static int on_status(llhttp_t *p, const char *at, size_t len)
 {
+	if (!p->data)
+		return 0;
 	span_extend(&head_of(p)->reason, head_of(p), at, len);
 	return 0;
 }
@@ -79,8 +102,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_head *h = head_of(p);
 
+	if (!h)
+		return 0;
 	if (h->nhdr >= h->maxhdr)
-		return fail(h, 431, "too many header fields");
+		return fail_p(p, 431, "too many header fields");
 	span_extend(&h->hdr[h->nhdr].name, h, at, len);
 	return 0;
 }
@@ -88,14 +113,19 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
 	struct http_head *h = head_of(p);
-	struct http_hdr *hd = &h->hdr[h->nhdr];
+	struct http_hdr *hd;
+	uint32_t i;
 
-	/* llhttp 8 tolerates "Name :" (and hands over "Name " as the name); keel does not
-	 * (RFC 9112 section 5.1: whitespace before the colon is a smuggling vector). */
-	if (hd->name.len == 0 || h->base[hd->name.off + hd->name.len] != ':' ||
-	    h->base[hd->name.off + hd->name.len - 1] == ' ' ||
-	    h->base[hd->name.off + hd->name.len - 1] == '\t')
-		return fail(h, 400, "invalid header name");
+	if (!h)
+		return 0;
+	hd = &h->hdr[h->nhdr];
+	/* llhttp 8 tolerates "Name :" and "Na me:"; keel does not (RFC 9112 section 5.1:
+	 * whitespace in or before the name is a smuggling vector). Names are tokens. */
+	if (hd->name.len == 0 || h->base[hd->name.off + hd->name.len] != ':')
+		return fail_p(p, 400, "invalid header name");
+	for (i = 0; i < hd->name.len; i++)
+		if (!is_tchar((unsigned char)h->base[hd->name.off + i]))
+			return fail_p(p, 400, "invalid character in a header name");
 	hd->value.off = hd->name.off + hd->name.len + 1;
 	hd->value.len = 0;
 	h->in_value = true;
@@ -105,8 +135,11 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_head *h = head_of(p);
-	struct span *v = &h->hdr[h->nhdr].value;
+	struct span *v;
 
+	if (!h)
+		return 0;
+	v = &h->hdr[h->nhdr].value;
 	if (v->len == 0)
 		v->off = (uint32_t)(at - h->base);
 	v->len = (uint32_t)(at - h->base) + (uint32_t)len - v->off;
@@ -116,8 +149,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 static int on_header_value_complete(llhttp_t *p)
 {
 	struct http_head *h = head_of(p);
-	struct http_hdr *hd = &h->hdr[h->nhdr];
+	struct http_hdr *hd;
 
+	if (!h)
+		return 0;
+	hd = &h->hdr[h->nhdr];
 	while (hd->value.len && (h->base[hd->value.off + hd->value.len - 1] == ' ' ||
 				 h->base[hd->value.off + hd->value.len - 1] == '\t'))
 		hd->value.len--;
@@ -147,8 +183,13 @@ static int on_headers_complete(llhttp_t *p)
 		h->flags |= HM_TE;
 	if (llhttp_should_keep_alive(p))
 		h->flags |= HM_KEEPALIVE;
-	if (p->type == HTTP_RESPONSE)
+	if (p->type == HTTP_RESPONSE) {
 		h->status = p->status_code;
+		/* RFC 9112 section 6.3: 1xx, 204 and 304 never have a body, whatever the headers
+		 * say (llhttp 8 would wait for one). 101 is left to llhttp's upgrade logic. */
+		if ((h->status < 200 && h->status != 101) || h->status == 204 || h->status == 304)
+			return 1;
+	}
 	return h->skip_body ? 1 : 0;
 }
 
@@ -285,11 +326,14 @@ int http_parse_head(llhttp_t *p, int type, const char *head, uint32_t len, struc
 		break;
 	case HPE_PAUSED:
 	case HPE_PAUSED_UPGRADE:
-		if (llhttp_get_error_pos(p) != head + len)
+		if (llhttp_get_error_pos(p) != head + len) {
+			p->data = NULL;
 			return fail(h, type == HTTP_REQUEST ? 400 : 502, "garbage after head");
+		}
 		h->flags |= HM_DONE | HM_NO_BODY;
 		break;
 	default:
+		p->data = NULL;
 		if (!h->err_status)
 			fail(h, type == HTTP_REQUEST ? 400 : 502, llhttp_get_error_reason(p));
 		return ERR;
@@ -297,6 +341,8 @@ int http_parse_head(llhttp_t *p, int type, const char *head, uint32_t len, struc
 	/* Connection: upgrade plus Upgrade (llhttp's upgrade flag, set with the headers). */
 	if (llhttp_get_upgrade(p))
 		h->flags |= HM_UPGRADE;
+	/* h lives in the caller's frame: the body phase must not see it (trailers). */
+	p->data = NULL;
 	if (type == HTTP_REQUEST ? check_request(h) : check_response(h))
 		return ERR;
 	return OK;

@@ -8,6 +8,7 @@
 #include <pcre2.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <keel/acl.h>
 #include <keel/common.h>
@@ -263,9 +264,17 @@ static int load_pattern_file(struct cfg_ctx *c, struct acl *acl, const char *pat
 	char line[4096];
 	int rc = OK;
 
+	struct stat st;
+
 	if (!f) {
 		cfg_err(c, "acl '%s': cannot open pattern file '%s': %s", acl->name, path,
 			strerror(errno));
+		return ERR;
+	}
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
+		cfg_err(c, "acl '%s': pattern file '%s' must be a regular file of at most 64 MB",
+			acl->name, path);
+		fclose(f);
 		return ERR;
 	}
 	while (fgets(line, sizeof(line), f)) {

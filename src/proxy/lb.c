@@ -191,6 +191,14 @@ static struct server *pick_weighted_random(struct proxy *be, struct be_tctx *bt,
 		if (!srv_full(s) && s != avoid && srv_usable(s))
 			return s;
 	}
+	/* Unlucky draws (most weight on full or avoided servers): scan from a random point. */
+	k = (uint32_t)(rnd_next() % bt->nmap);
+	for (tries = 0; tries < bt->nmap; tries++) {
+		struct server *s = be->srv[bt->map[(k + tries) % bt->nmap]];
+
+		if (!srv_full(s) && s != avoid && srv_usable(s))
+			return s;
+	}
 	return NULL;
 }
 

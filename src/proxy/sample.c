@@ -273,8 +273,11 @@ bool sample_fetch(struct session *s, const struct sample_expr *e, struct sample 
 
 			while ((i = http_hdr_find(h, e->arg, e->arglen, i + 1)) >= 0 && cnt < 64)
 				all[cnt++] = i;
-			if (cnt && cnt + want - 1 >= 0 && want > -cnt)
-				found = all[cnt - 1 + want];
+			/* 0 and -1 mean the last occurrence, -2 the one before... */
+			if (want == 0)
+				want = -1;
+			if (cnt && -want <= cnt)
+				found = all[cnt + want];
 		}
 		if (found < 0)
 			return false;

@@ -604,10 +604,10 @@ TEST(header_acls_on_sessions)
 	cfg_reset();
 }
 
-/* BUG (src/proxy/sample.c, sample_fetch SMP_HDR): HAProxy's hdr(name,occ) counts negative
+/* Regression (was a bug in src/proxy/sample.c, sample_fetch SMP_HDR): HAProxy's hdr(name,occ) counts negative
  * occurrences from the end with -1 the last one; keel computes all[cnt - 1 + occ], so -1 gives
  * the one before the last, and a single header never matches hdr(name,-1). */
-TEST_BUG(hdr_negative_occurrence)
+TEST(hdr_negative_occurrence)
 {
 	if (!load_fe(" acl last hdr(x-a,-1) two\n"
 		     " acl prev hdr(x-a,-2) one\n"
