@@ -15,6 +15,8 @@ int acl_parse(struct cfg_ctx *c, struct proxy *px, int argc, char **argv);
 struct acl_cond *acl_cond_parse(struct cfg_ctx *c, struct proxy *px, int argc, char **argv);
 /* Evaluates a condition; a NULL condition is true. */
 bool acl_cond_eval(const struct acl_cond *cond, struct session *s);
+/* Frees the calling thread's regex match data (at worker exit). */
+void acl_thread_cleanup(void);
 /* Matches one sample against an ACL's patterns (exposed for unit tests). */
 bool acl_match(const struct acl *acl, const struct sample *smp);
 /* Parses "ADDR[/PREFIX]" into a pattern (used by ACLs and option forwardfor except). */

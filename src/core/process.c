@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <keel/acl.h>
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/clock.h>
@@ -89,6 +90,7 @@ static void *worker_main(void *arg)
 	loop_run(l);
 	backend_close_idle();
 	thread_ctx_destroy(&t);
+	acl_thread_cleanup();
 	atomic_fetch_sub(&running_workers, 1);
 	return NULL;
 }

@@ -530,6 +530,12 @@ struct acl_cond *acl_cond_parse(struct cfg_ctx *c, struct proxy *px, int argc, c
 
 static __thread pcre2_match_data *tl_md;
 
+void acl_thread_cleanup(void)
+{
+	pcre2_match_data_free(tl_md);
+	tl_md = NULL;
+}
+
 static bool str_match(const struct acl *acl, const struct acl_pattern *p, const char *s,
 		      uint32_t len)
 {
