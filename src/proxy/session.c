@@ -267,6 +267,8 @@ static bool cli_recv(struct session *s)
 		return true;
 	}
 	s->cflags &= (uint16_t)~CF_RD_READY;
+	/* An idle connection holds no buffer: give it back until bytes arrive. */
+	chan_release(c);
 	if (n == 0) {
 		s->cflags |= CF_EOF;
 		return true;
@@ -660,6 +662,7 @@ static bool srv_recv(struct session *s)
 		return true;
 	}
 	sc->flags &= (uint16_t)~CF_RD_READY;
+	chan_release(c);
 	if (n == 0) {
 		sc->flags |= CF_EOF;
 		return true;
@@ -912,8 +915,8 @@ static bool txn_end(struct session *s)
 	s->t_idle = now_us;
 	s->srv_exp = 0;
 	s->cli_exp = now_us + ms(s->fe->to.http_keep_alive);
-	/* Bytes of a pipelined request may already wait in the socket. */
-	s->cflags |= CF_RD_READY;
+	/* Pipelined bytes still in the socket left CF_RD_READY set (edges that came during the
+	 * response were not consumed): no speculative read is needed. */
 	return true;
 }
 
