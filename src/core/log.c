@@ -213,12 +213,23 @@ static int drain(void)
 
 static void *logger_main(void *arg)
 {
-	(void)arg;
-	while (!atomic_load(&stop_req)) {
-		struct timespec ts = {0, 5 * 1000 * 1000};
+	long idle_ms = 1;
 
-		if (!drain())
-			nanosleep(&ts, NULL);
+	(void)arg;
+	/* Polls the rings: 1 ms after activity, backing off to 50 ms when there is none, so an
+	 * idle daemon does not wake up hundreds of times a second. */
+	while (!atomic_load(&stop_req)) {
+		struct timespec ts;
+
+		if (drain()) {
+			idle_ms = 1;
+			continue;
+		}
+		ts.tv_sec = 0;
+		ts.tv_nsec = idle_ms * 1000 * 1000;
+		nanosleep(&ts, NULL);
+		if (idle_ms < 50)
+			idle_ms *= 2;
 	}
 	drain();
 	return NULL;

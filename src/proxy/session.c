@@ -395,6 +395,10 @@ static bool req_process(struct session *s)
 			return true;
 		}
 		s->cli_exp = s->rq == RQ_BODY ? now_us + ms(s->fe->to.client) : 0;
+		if (s->rq != RQ_BODY)
+			return true;
+		/* Body bytes that came with the head leave with it, in one write. */
+		req_process(s);
 		return true;
 	case RQ_BODY: {
 		uint32_t used;
@@ -749,6 +753,9 @@ static bool rsp_process(struct session *s)
 				s->cli_exp = now_us + ms(s->fe->to.tunnel);
 				s->srv_exp = now_us + ms(s->be->to.tunnel);
 			}
+			/* Body bytes that came with the head leave with it, in one write. */
+			if (s->rs == RS_BODY)
+				rsp_process(s);
 			return true;
 		}
 		if (srv_gone) {
