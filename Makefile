@@ -28,9 +28,14 @@ KEEL_BIN := $(BUILD)/keel
 endif
 ORIGIN_BIN := $(BUILD)/keel-origin
 
-.PHONY: all deps run test test-unit test-system test-asan fuzz bench clean format
+.PHONY: all build-deps deps run test test-unit test-system test-asan fuzz bench clean format
 
-all: $(KEEL_BIN) $(ORIGIN_BIN)
+all: build-deps
+	@$(MAKE) --no-print-directory $(KEEL_BIN) $(ORIGIN_BIN)
+
+# Missing Debian packages are installed (as root) or named with the apt-get line to run.
+build-deps:
+	@tools/deps.sh build
 
 deps:
 	@tools/deps.sh
@@ -66,7 +71,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libkeel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libkeel.a $(LDLIBS)
 
-run: deps all
+run: all
 	./keel --demo
 
 test-unit: $(UNIT_BINS)

@@ -283,7 +283,7 @@ def main():
         with open(a.markdown, "a") as f:
             f.write("\n## %s, %s\n\nMachine: `%s`, %d CPUs. Command: `%s`. Medians of %d alternating rounds, "
                     "%d s each, %d worker thread(s) per proxy, two nginx origins.\n\n%s\n"
-                    % (time.strftime("%Y-%m-%d %H:%M"), "keel %s" % subprocess.run([KEEL, "-v"], capture_output=True, text=True).stdout.strip(),
+                    % (time.strftime("%Y-%m-%d %H:%M"), "%s" % subprocess.run([KEEL, "-v"], capture_output=True, text=True).stdout.strip(),
                        " ".join(os.uname()), os.cpu_count(), " ".join(["bench/keelbench.py"] + sys.argv[1:]),
                        a.rounds, a.duration, a.threads, table))
 
