@@ -23,7 +23,9 @@ extern atomic_int keel_actconn;
 #define ACCEPT_BATCH 64
 #define RESUME_DELAY_US 20000
 
-static int bind_one(const struct bind_conf *b, bool reuseport, char **err)
+/* Binds (and, unless probing, listens on) one socket for b. A probe only binds: a listening
+ * probe could accept a client's handshake and reset it when closed. */
+static int bind_one(const struct bind_conf *b, bool reuseport, bool probe, char **err)
 {
 	int one = 1;
 	int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -43,7 +45,7 @@ static int bind_one(const struct bind_conf *b, bool reuseport, char **err)
 		close(fd);
 		return -1;
 	}
-	if (listen(fd, 1024) == -1) {
+	if (!probe && listen(fd, 1024) == -1) {
 		*err = strfmt("cannot listen on %s: %s", b->str, strerror(errno));
 		close(fd);
 		return -1;
@@ -68,12 +70,12 @@ int listeners_bind(int nbthread, char **err)
 			/* SO_REUSEPORT would let us share a port with another process that also
 			 * set it (another keel, an HAProxy): probe without it first so that a
 			 * taken port is an error, not a silent split of the traffic. */
-			probe = bind_one(b, false, err);
+			probe = bind_one(b, false, true, err);
 			if (probe < 0)
 				return ERR;
 			close(probe);
 			for (t = 0; t < nbthread; t++) {
-				b->fds[t] = bind_one(b, true, err);
+				b->fds[t] = bind_one(b, true, false, err);
 				if (b->fds[t] < 0)
 					return ERR;
 			}
