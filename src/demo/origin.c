@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <keel/http.h>
 #include <keel/origin.h>
 
 #define IN_SIZE 65536
@@ -209,31 +210,6 @@ static void parse_params(const char *q, struct params *p)
 	}
 }
 
-static const char *reason(int s)
-{
-	switch (s) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Payload Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
-	}
-}
-
 static void out_add(struct oconn *c, const char *s, size_t n)
 {
 	if (c->outlen + n > OUT_SIZE)
@@ -368,7 +344,7 @@ static void respond(struct oconn *c)
 	if (p->close || !c->keepalive)
 		c->keepalive = false;
 	out_printf(c, "HTTP/1.1 %d %s\r\nX-Origin: %s\r\nServer: keel-origin\r\n", p->status,
-		   reason(p->status), oname);
+		   http_reason(p->status), oname);
 	for (i = 0; i < p->nhdrs; i++) {
 		char *colon = strchr(p->hdrs[i], ':');
 

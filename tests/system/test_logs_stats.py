@@ -134,3 +134,14 @@ def test_syslog_unix_socket_and_file(env, tmp_path):
     while time.time() < deadline and "GET /unix" not in (logfile.read_text() if logfile.exists() else ""):
         time.sleep(0.05)
     assert "GET /unix HTTP/1.1" in logfile.read_text()
+
+
+def test_log_escapes_control_characters(env):
+    o = env.origin()
+    port = free_port()
+    k = env.keel(basic_config(port, [o.addr]), [port])
+    c = Conn(port)
+    c.send(b"GET /a\"b#c\xff HTTP/1.1\r\nHost: t\r\n\r\n")
+    c.read_response()
+    line = wait_lines(k, 1)[0]
+    assert "/a#22b#23c#FF" in line, line
