@@ -192,6 +192,29 @@ def measure(t, url, conns, dur, headers=()):
     return r
 
 
+def syscalls_per_request(t, dur=2):
+    """strace -c over a short keep-alive run: syscalls of the proxy's worker threads per request
+    (strace slows the proxy down; only the count matters). The main thread's signal waits and
+    the logger's sleeps are not on the request path and are left out."""
+    if not shutil.which("strace"):
+        return None
+    out = os.path.join(t.dir, "strace-%s.txt" % t.name)
+    st = subprocess.Popen(["strace", "-c", "-f", "-o", out] + sum([["-p", str(p)] for p in t.pids()], []),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = wrk("http://127.0.0.1:%d/" % t.port, 100, dur)
+    st.send_signal(signal.SIGINT)
+    st.wait()
+    total = 0
+    with open(out) as f:
+        for l in f:
+            m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", l)
+            if m and m.group(2) not in ("total", "rt_sigtimedwait", "clock_nanosleep", "nanosleep",
+                                        "futex", "restart_syscall"):
+                total += int(m.group(1))
+    return total / max(r["reqs"], 1)
+
+
 def idle_memory(t, n):
     """Resident bytes per idle keep-alive client connection (each did one request)."""
     pids = t.pids()
@@ -251,6 +274,8 @@ def main():
                     if rnd == 0:
                         results[n]["idle"] = [idle_memory(t, a.idle)]
                         print("round %d %-8s idle      %.0f bytes/conn" % (rnd + 1, n, results[n]["idle"][0]), flush=True)
+                        results[n]["sys"] = [syscalls_per_request(t)]
+                        print("round %d %-8s syscalls  %s per request" % (rnd + 1, n, results[n]["sys"][0]), flush=True)
                 finally:
                     t.stop()
     finally:
@@ -272,11 +297,17 @@ def main():
         ratio = lambda o: ("%.2f" % (vals["keel"] / vals[o])) if "keel" in vals and o in vals and vals[o] else "-"
         lines.append("| %s | %s | %s | %s | %s |" % (sc, label, " | ".join("%.2f" % vals[n] for n in names),
                                                       ratio("haproxy"), ratio("nginx")))
+    sysv = {n: results[n]["sys"][0] for n in names}
+    if all(v is not None for v in sysv.values()):
+        lines.append("| keepalive | syscalls/req (strace -c) | %s | %s | %s |" % (
+            " | ".join("%.2f" % sysv[n] for n in names),
+            "%.2f" % (sysv["keel"] / sysv["haproxy"]) if "keel" in sysv and "haproxy" in sysv else "-",
+            "%.2f" % (sysv["keel"] / sysv["nginx"]) if "keel" in sysv and "nginx" in sysv else "-"))
     vals = {n: results[n]["idle"][0] for n in names}
+    def idle_ratio(o):
+        return "%.2f" % (vals["keel"] / vals[o]) if "keel" in vals and vals.get(o, 0) > 0 else "-"
     lines.append("| idle %d conns | bytes/conn | %s | %s | %s |" % (
-        a.idle, " | ".join("%.0f" % vals[n] for n in names),
-        "%.2f" % (vals["keel"] / vals["haproxy"]) if "keel" in vals and "haproxy" in vals else "-",
-        "%.2f" % (vals["keel"] / vals["nginx"]) if "keel" in vals and "nginx" in vals else "-"))
+        a.idle, " | ".join("%.0f" % vals[n] for n in names), idle_ratio("haproxy"), idle_ratio("nginx")))
     table = "\n".join(lines)
     print(table)
     if a.markdown:
