@@ -148,13 +148,11 @@ enum http_rule_action {
 	HRA_SET_HDR,
 	HRA_ADD_HDR,
 	HRA_DEL_HDR,
-	HRA_REPLACE_HDR,  /* not implemented: rejected at config time */
 	HRA_DENY,
 	HRA_ALLOW,
 	HRA_REDIRECT,
 	HRA_RETURN,
 	HRA_SET_PATH,
-	HRA_SET_METHOD,   /* not implemented: rejected */
 	HRA_AUTH,
 };
 
