@@ -192,6 +192,24 @@ def measure(t, url, conns, dur, headers=()):
     return r
 
 
+OLOAD = os.path.join(ROOT, "build", "bench", "oload")
+
+
+def build_oload():
+    os.makedirs(os.path.dirname(OLOAD), exist_ok=True)
+    src = os.path.join(ROOT, "bench", "oload.c")
+    if not os.path.exists(OLOAD) or os.path.getmtime(OLOAD) < os.path.getmtime(src):
+        subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", OLOAD, src], check=True)
+
+
+def open_loop(t, rate, dur):
+    """Fixed-rate load from bench/oload.c: latency from each request's due time."""
+    out = subprocess.run([OLOAD, "-u", "http://127.0.0.1:%d/" % t.port, "-r", str(rate), "-d", str(dur),
+                          "-c", "512", "-t", "5000"], capture_output=True, text=True).stdout
+    kv = dict(x.split("=") for x in out.split())
+    return {k: float(v) for k, v in kv.items()}
+
+
 def syscalls_per_request(t, dur=2):
     """strace -c over a short keep-alive run: syscalls of the proxy's worker threads per request
     (strace slows the proxy down; only the count matters). The main thread's signal waits and
@@ -246,9 +264,11 @@ def main():
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--only", default="keel,haproxy,nginx")
     ap.add_argument("--markdown")
+    ap.add_argument("--rate", type=int, default=15000, help="open-loop requests/s")
     a = ap.parse_args()
     raise_nofile()
     names = a.only.split(",")
+    build_oload()
     if "keel" in names and not os.access(KEEL, os.X_OK):
         raise SystemExit("./keel is missing: run make first")
     work = tempfile.mkdtemp(prefix="keelbench-")
@@ -271,6 +291,11 @@ def main():
                               % (rnd + 1, n, sc, r["rps"], r["cpu_us"], r["user_us"], r.get("p50", -1), r.get("p99", -1), r["errors"]),
                               flush=True)
                         time.sleep(1)
+                    ol = open_loop(t, a.rate, a.duration)
+                    results[n].setdefault("openloop", []).append(ol)
+                    print("round %d %-8s openloop  %d/s: failed %d  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms"
+                          % (rnd + 1, n, a.rate, ol["failed"], ol["p50_ms"], ol["p99_ms"], ol["p999_ms"], ol["max_ms"]),
+                          flush=True)
                     if rnd == 0:
                         results[n]["idle"] = [idle_memory(t, a.idle)]
                         print("round %d %-8s idle      %.0f bytes/conn" % (rnd + 1, n, results[n]["idle"][0]), flush=True)
@@ -297,6 +322,11 @@ def main():
         ratio = lambda o: ("%.2f" % (vals["keel"] / vals[o])) if "keel" in vals and o in vals and vals[o] else "-"
         lines.append("| %s | %s | %s | %s | %s |" % (sc, label, " | ".join("%.2f" % vals[n] for n in names),
                                                       ratio("haproxy"), ratio("nginx")))
+    for label, k in (("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"), ("p99.9 ms", "p999_ms"), ("failed", "failed")):
+        vals = {n: statistics.median(r[k] for r in results[n]["openloop"]) for n in names}
+        ratio = lambda o: ("%.2f" % (vals["keel"] / vals[o])) if "keel" in vals and o in vals and vals[o] else "-"
+        lines.append("| open loop %d/s | %s | %s | %s | %s |" % (a.rate, label, " | ".join("%.2f" % vals[n] for n in names),
+                                                              ratio("haproxy"), ratio("nginx")))
     sysv = {n: results[n]["sys"][0] for n in names}
     if all(v is not None for v in sysv.values()):
         lines.append("| keepalive | syscalls/req (strace -c) | %s | %s | %s |" % (
