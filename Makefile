@@ -1,4 +1,5 @@
-# keel: `make` builds ./keel, `make run` starts the demo, `make test` runs every test.
+# keel: `make` builds ./keel, `make run` starts the demo, `make test` runs every test,
+# `make bench` compares keel with HAProxy and nginx (bench/run --quick).
 CC       ?= cc
 OPT      ?= -O2 -g
 WERROR   ?= -Werror
@@ -13,7 +14,7 @@ CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(LLHTTP_INC)
 CFLAGS   = -std=c11 $(OPT) $(WARN) $(SAN) -pthread -fno-strict-aliasing
 LDLIBS   = -lpcre2-8 -pthread
 
-SRCS     := $(sort $(wildcard src/core/*.c src/http/*.c src/proxy/*.c src/cfg/*.c src/admin/*.c src/demo/*.c))
+SRCS     := $(sort $(wildcard src/core/*.c src/http/*.c src/proxy/*.c src/cfg/*.c src/check/*.c src/admin/*.c src/demo/*.c))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))
 LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 MAIN_OBJ := $(BUILD)/main.o
@@ -92,8 +93,13 @@ test-asan: deps
 fuzz:
 	@$(MAKE) --no-print-directory -C fuzz
 
+# The benchmark (bench/run, see docs/benchmarks.md) in its quick form: keel, HAProxy and nginx,
+# one round of short runs, about 1.5 minutes. BENCH_ARGS replaces --quick (e.g. BENCH_ARGS=
+# for the full three rounds, or "--markdown docs/benchmarks.md").
+BENCH_ARGS ?= --quick
 bench: all
-	@$(MAKE) --no-print-directory -C bench
+	@tools/deps.sh bench
+	@bench/run --keel $(abspath $(KEEL_BIN)) $(BENCH_ARGS)
 
 format:
 	clang-format -i $(SRCS) $(wildcard include/keel/*.h) $(UNIT_SRCS)

@@ -1,13 +1,17 @@
 #!/bin/sh
-# Checks the Debian packages keel needs to build and test; installs the missing ones when run as
-# root, otherwise prints the exact apt-get line. Usage: tools/deps.sh [build|test|all] (default all)
+# Checks the Debian packages keel needs to build, test or benchmark; installs the missing ones
+# when run as root, otherwise prints the exact apt-get line.
+# Usage: tools/deps.sh [build|test|bench|all] (default all: build and test)
 set -eu
 what=${1:-all}
 build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev"
 test_pkgs="python3 python3-pytest nginx curl clang llvm libclang-rt-14-dev"
+# bench/run; perf (linux-perf) is optional: without it the untraced syscall count is left out.
+bench_pkgs="gcc make python3 nginx haproxy wrk strace"
 case "$what" in
 build) pkgs="$build_pkgs" ;;
 test) pkgs="$test_pkgs" ;;
+bench) pkgs="$bench_pkgs" ;;
 *) pkgs="$build_pkgs $test_pkgs" ;;
 esac
 missing=""

@@ -10,6 +10,8 @@
 /* Whether a server may receive new traffic (admin ready, operationally up, weight > 0). */
 bool srv_usable(const struct server *s);
 bool srv_full(const struct server *s);
+/* Whether a server of be other than srv is usable and has a free slot (a retry can go there). */
+bool backend_has_other(const struct proxy *be, const struct server *srv);
 /* Takes a slot on srv if its maxconn allows; returns false when full. */
 bool srv_take_slot(struct server *srv);
 /* Gives a slot back and wakes the queues when someone waits. */

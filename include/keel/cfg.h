@@ -95,6 +95,28 @@ extern const struct cfg_kw cfg_kw_proxy[];
 const char *cfg_nearest(const char *word, const char *const *cands, size_t n);
 
 void cfg_global_defaults(void);
+
+/* Health keywords. kw-check.c: active checks and agent ("check", "inter", "option httpchk",
+ * "http-check", "tcp-check"...); kw-health.c: passive detection, per-try timeouts, retry budget,
+ * slowstart, all-servers-down. The server-parameter hooks return 1 when they consumed
+ * argv[*i] (and advance *i past its value), 0 when the word is not theirs, ERR on error. */
+int kw_check_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i);
+int kw_health_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i);
+void kw_check_defaults(struct proxy *p);
+void kw_health_defaults(struct proxy *p);
+/* "option httpchk ...", "option tcp-check": argv[i] is the first word after the option name. */
+int kw_opt_httpchk(struct cfg_ctx *c, int argc, char **argv, int i);
+int kw_opt_tcpchk(struct cfg_ctx *c, int argc, char **argv, int i);
+int kw_http_check(struct cfg_ctx *c, int argc, char **argv);
+int kw_tcp_check(struct cfg_ctx *c, int argc, char **argv);
+int kw_pertry_timeout(struct cfg_ctx *c, int argc, char **argv);
+int kw_retry_budget(struct cfg_ctx *c, int argc, char **argv);
+int kw_all_servers_down(struct cfg_ctx *c, int argc, char **argv);
+int kw_max_eject_percent(struct cfg_ctx *c, int argc, char **argv);
+int kw_slow_server(struct cfg_ctx *c, int argc, char **argv);
+/* Validation of a backend's health settings (after defaults are applied). */
+int chk_validate(struct cfg_ctx *c, struct proxy *p);
+int health_validate(struct cfg_ctx *c, struct proxy *p);
 /* Parses "log ..." arguments (after the keyword) into a target list. */
 int cfg_parse_log(struct cfg_ctx *c, struct log_targets *lt, int argc, char **argv);
 

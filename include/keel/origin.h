@@ -7,6 +7,7 @@ struct origin_opts {
 	int listen_fds[8]; /* listening sockets (nonblocking) */
 	int nlisten;
 	int quiet;
+	const char *id_log; /* NULL, or a file the X-Req-Id of every POST is appended to */
 };
 
 /* Opens a listening socket on "IP:PORT" or "[IPv6]:PORT". Returns the fd, or -1 with *err set

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <keel/acl-t.h>
+#include <keel/check-t.h>
 #include <keel/list.h>
 #include <keel/log-t.h>
 #include <keel/sample-t.h>
@@ -93,7 +94,7 @@ struct server {
 	int maxqueue;            /* 0: unlimited */
 	bool backup;
 	bool disabled;           /* starts in maintenance */
-	bool check;              /* active health checks requested (see docs: not implemented yet) */
+	struct chk_srv_conf chk; /* checks, agent, passive detection */
 	char *cookie;
 	uint32_t pool_purge_ms;  /* idle server connections are closed after this */
 	const char *file;
@@ -104,7 +105,8 @@ struct server {
 	atomic_int cur_sess;     /* requests holding a slot (being served) */
 	atomic_int max_sess;     /* highest cur_sess seen */
 	atomic_int nbpend;       /* requests queued for this server specifically */
-	atomic_int eweight;      /* effective weight used by the balancers */
+	atomic_int eweight;      /* effective weight used by the balancers (health.c sets it) */
+	struct srv_health *hl;   /* health state, see check-t.h */
 	struct counters *ctr;    /* one per thread */
 };
 
@@ -131,6 +133,7 @@ enum proxy_opt {
 	PO_DONTLOG_NORMAL = 1u << 13,
 	PO_LOG_SEPARATE_ERRORS = 1u << 14,
 	PO_PREFER_LAST_SERVER = 1u << 15,
+	PO_TCPCHK = 1u << 16,
 };
 
 struct bind_conf {
@@ -258,14 +261,14 @@ struct proxy {
 	int fwdfor_except_family;
 	uint8_t fwdfor_except[16];
 	uint8_t fwdfor_except_prefix;
-	/* option httpchk (accepted; active checks are the health issue) */
-	char *chk_method, *chk_uri, *chk_version;
+	struct chk_proxy_conf chk; /* health checks, per-try timeout, retry budget */
 	/* runtime */
 	atomic_int feconn;       /* frontend: current client connections */
 	atomic_int beconn;       /* backend: requests being served */
 	atomic_int nbpend;       /* backend: requests queued, all threads */
 	atomic_uint srv_gen;     /* bumped on any change that affects balancing */
 	struct chash *chash;     /* consistent-hashing ring (hash-type consistent) */
+	struct be_health *hl;
 	atomic_uint rr_seq;      /* round-robin position, shared by the threads */
 	struct counters *ctr;    /* one per thread */
 	struct list list;        /* in keel_proxies */

@@ -80,6 +80,7 @@ enum txn_flags {
 	TX_FREE_RETRY = 1u << 14,   /* the retry owed to a stale pooled connection was used */
 	TX_REQ_BODY = 1u << 15,     /* the request head announced a body */
 	TX_HAS_HASH = 1u << 16,     /* lb_hash holds the request's balancing key */
+	TX_PERTRY_DONE = 1u << 17,  /* the per-try retry was used (or refused): no other */
 };
 
 struct session;
@@ -120,6 +121,11 @@ struct txn {
 	bool req_line1;
 	uint64_t req_body_left;
 	struct server *last_srv;    /* where the previous attempt went (redispatch avoids it) */
+	uint32_t pertry_ms;         /* per-try deadline from t_conn, then the period at which a
+				     * waiting request looks at its server's health; 0: off */
+	uint64_t srv_full_exp;      /* when timeout server expires for the response head */
+	uint32_t pertry_waited_ms;  /* how long the abandoned attempt waited */
+	struct server *pertry_srv;  /* left by a per-try timeout: charged if the retry is fast */
 	uint64_t lb_hash;           /* balancing key for hash-based algorithms */
 	/* timestamps, monotonic us: request start, head received, out of queue, connected,
 	 * response head received, end */

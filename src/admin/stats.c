@@ -7,6 +7,7 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
+#include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/http.h>
@@ -71,6 +72,15 @@ static void sb_html(struct sbuf *b, const char *s)
 	}
 }
 
+/* A CSV field: quoted, with quotes doubled (reasons may hold commas). */
+static void sb_csv(struct sbuf *b, const char *s)
+{
+	sb_printf(b, "\"");
+	for (; *s; s++)
+		sb_printf(b, *s == '"' ? "\"\"" : "%c", *s);
+	sb_printf(b, "\"");
+}
+
 struct sums {
 	uint64_t conn_tot, req_tot, rsp[6], bytes_in, bytes_out, denied_req, failed_req;
 	uint64_t failed_conn, failed_rsp, retries, redispatches, timeouts, queued_tot;
@@ -110,16 +120,15 @@ static void sum(const struct counters *c, struct sums *s)
 	}
 }
 
-static const char *srv_state(const struct server *s)
+/* The CSS class of a state: its first word. */
+static const char *state_class(const char *st)
 {
-	int admin = atomic_load(&s->admin);
+	static const char *const cls[] = {"MAINT", "EJECTED", "DOWN", "DRAIN", "UP"};
+	size_t i;
 
-	if (admin == SRV_ADMIN_MAINT)
-		return "MAINT";
-	if (atomic_load(&s->oper) == SRV_OPER_DOWN)
-		return "DOWN";
-	if (admin == SRV_ADMIN_DRAIN)
-		return "DRAIN";
+	for (i = 0; i < ARRAY_SIZE(cls); i++)
+		if (!strncmp(st, cls[i], strlen(cls[i])))
+			return cls[i];
 	return "UP";
 }
 
@@ -134,8 +143,15 @@ static int be_state_up(const struct proxy *p)
 
 static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, int smax,
 		    int slim, const struct sums *c, const char *status, int weight, int type,
-		    int qcur, int act, int bck)
+		    int qcur, int act, int bck, const struct health_view *v)
 {
+	char code[16] = "", dur[16] = "";
+
+	if (v && v->has_chk) {
+		if (v->last_chk.status)
+			snprintf(code, sizeof(code), "%d", v->last_chk.status);
+		snprintf(dur, sizeof(dur), "%u", v->last_chk.dur_ms);
+	}
 	/* pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,
 	 * wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,
 	 * throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,
@@ -143,38 +159,49 @@ static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, in
 	 * req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt */
 	sb_printf(b,
 		  "%s,%s,%d,,%d,%d,%s%d,%llu,%llu,%llu,%llu,,%llu,%llu,%llu,%llu,%llu,%s,%d,%d,%d,"
-		  ",,,,,,1,,,,,%d,,,,,,,%llu,%llu,%llu,%llu,%llu,%llu,,,,%llu,%llu,%llu,\n",
+		  ",,,,,,1,,,,,%d,,,,%s,%s,%s,%llu,%llu,%llu,%llu,%llu,%llu,,,,%llu,%llu,%llu,",
 		  px, sv, qcur, scur, smax, slim ? "" : "", slim,
 		  (unsigned long long)(type == 2 ? c->req_tot : c->conn_tot),
 		  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		  (unsigned long long)c->denied_req, (unsigned long long)c->failed_req,
 		  (unsigned long long)c->failed_conn, (unsigned long long)c->failed_rsp,
 		  (unsigned long long)c->retries, (unsigned long long)c->redispatches, status,
-		  weight, act, bck, type, (unsigned long long)c->rsp[1],
+		  weight, act, bck, type, v && v->has_chk ? chk_code_str(v->last_chk.code) : "",
+		  code, dur, (unsigned long long)c->rsp[1],
 		  (unsigned long long)c->rsp[2], (unsigned long long)c->rsp[3],
 		  (unsigned long long)c->rsp[4], (unsigned long long)c->rsp[5],
 		  (unsigned long long)c->rsp[0], (unsigned long long)c->req_tot,
 		  (unsigned long long)c->cli_aborts, (unsigned long long)c->srv_aborts);
+	/* keel's own columns, after HAProxy's: why the server is in its state, its latency. */
+	if (v) {
+		sb_csv(b, v->why);
+		sb_printf(b, ",%u,%u,%d,%llu\n", v->p50_us / 1000, v->p99_us / 1000, v->consec_err,
+			  (unsigned long long)v->ejections_tot);
+	} else {
+		sb_printf(b, ",,,,\n");
+	}
 }
 
 static void render_csv(struct sbuf *b)
 {
 	struct list *l;
 	struct sums c;
+	struct health_view v;
 	int i;
 
 	sb_printf(b, "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,"
 		     "eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,"
 		     "qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,"
 		     "check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,"
-		     "hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,\n");
+		     "hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,"
+		     "keel_reason,keel_ttfb_p50_ms,keel_ttfb_p99_ms,keel_consec_err,keel_ejections\n");
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
 		if (p->cap & PR_CAP_FE) {
 			sum(p->ctr, &c);
 			csv_row(b, p->name, "FRONTEND", atomic_load(&p->feconn), 0,
-				p->maxconn ? p->maxconn : global.maxconn, &c, "OPEN", 0, 0, 0, 0, 0);
+				p->maxconn ? p->maxconn : global.maxconn, &c, "OPEN", 0, 0, 0, 0, 0, NULL);
 		}
 		if (!(p->cap & PR_CAP_BE))
 			continue;
@@ -182,14 +209,16 @@ static void render_csv(struct sbuf *b)
 			struct server *s = p->srv[i];
 
 			sum(s->ctr, &c);
+			health_view(s, &v);
 			csv_row(b, p->name, s->name, atomic_load(&s->cur_sess),
-				atomic_load(&s->max_sess), s->maxconn, &c, srv_state(s),
+				atomic_load(&s->max_sess), s->maxconn, &c, v.state,
 				atomic_load(&s->eweight), 2, atomic_load(&s->nbpend), !s->backup,
-				s->backup);
+				s->backup, &v);
 		}
 		sum(p->ctr, &c);
 		csv_row(b, p->name, "BACKEND", atomic_load(&p->beconn), 0, 0, &c,
-			be_state_up(p) ? "UP" : "DOWN", 0, 1, atomic_load(&p->nbpend), be_state_up(p), 0);
+			be_state_up(p) ? "UP" : "DOWN", 0, 1, atomic_load(&p->nbpend), be_state_up(p), 0,
+			NULL);
 	}
 }
 
@@ -202,6 +231,29 @@ static void html_counts(struct sbuf *b, const struct sums *c)
 		  (unsigned long long)c->rsp[5], (unsigned long long)c->failed_conn,
 		  (unsigned long long)c->failed_rsp, (unsigned long long)c->retries,
 		  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+}
+
+/* Why a server is in or out: latency, error streak, last check and the last state change. */
+/* Why a server is in or out: latency, error streak, last check and the last state change. */
+static void html_health(struct sbuf *b, const struct server *s, const struct health_view *v)
+{
+	sb_printf(b, "<td>%.1f / %.1f</td><td>%d</td><td>%llu</td><td class=n>",
+		  v->p50_us / 1000.0, v->p99_us / 1000.0, v->consec_err,
+		  (unsigned long long)v->ejections_tot);
+	if (v->has_chk) {
+		sb_printf(b, "%s ", chk_code_str(v->last_chk.code));
+		sb_html(b, v->last_chk.reason);
+		sb_printf(b, " (%u ms)", v->last_chk.dur_ms);
+	} else {
+		sb_printf(b, "%s", s->chk.enabled ? "pending" : "no check");
+	}
+	sb_printf(b, "</td><td class=n>");
+	sb_html(b, v->why);
+	if (v->ev_reason[0]) {
+		sb_printf(b, "; ");
+		sb_html(b, v->ev_reason);
+	}
+	sb_printf(b, "</td>");
 }
 
 static void render_html(struct sbuf *b, const struct proxy *fe)
@@ -219,7 +271,8 @@ static void render_html(struct sbuf *b, const struct proxy *fe)
 		     "table{border-collapse:collapse;margin:0 0 1.5em;width:100%%;overflow-x:auto;display:block}"
 		     "th,td{border:1px solid #ccc;padding:.3em .5em;text-align:right;white-space:nowrap}"
 		     "th{background:#eee}td.n{text-align:left}"
-		     ".UP{background:#cfc}.DOWN{background:#fcc}.MAINT{background:#ccf}.DRAIN{background:#ffc}"
+		     ".UP{background:#cfc}.DOWN{background:#fcc}.EJECTED{background:#fc9}"
+		     ".MAINT{background:#ccf}.DRAIN{background:#ffc}"
 		     "caption{text-align:left;font-weight:bold;padding:.3em 0}"
 		     "</style></head><body><h1>keel statistics</h1>");
 	sb_printf(b, "<p>%s%s pid %d, %d threads, %d active connections, maxconn %d</p>",
@@ -233,7 +286,8 @@ static void render_html(struct sbuf *b, const struct proxy *fe)
 		sb_printf(b, "</caption><tr><th>name</th><th>state</th><th>weight</th><th>cur</th>"
 			     "<th>max</th><th>limit</th><th>queue</th><th>requests</th><th>2xx</th>"
 			     "<th>3xx</th><th>4xx</th><th>5xx</th><th>conn err</th><th>resp err</th>"
-			     "<th>retries</th><th>bytes in</th><th>bytes out</th></tr>");
+			     "<th>retries</th><th>bytes in</th><th>bytes out</th><th>TTFB p50/p99 ms</th>"
+			     "<th>errors</th><th>ejections</th><th>last check</th><th>why</th></tr>");
 		if (p->cap & PR_CAP_FE) {
 			sum(p->ctr, &c);
 			sb_printf(b, "<tr><td class=n>FRONTEND</td><td class=UP>OPEN</td><td></td>"
@@ -245,17 +299,19 @@ static void render_html(struct sbuf *b, const struct proxy *fe)
 		if (p->cap & PR_CAP_BE) {
 			for (i = 0; i < p->nsrv; i++) {
 				struct server *s = p->srv[i];
-				const char *st = srv_state(s);
+				struct health_view v;
 
 				sum(s->ctr, &c);
+				health_view(s, &v);
 				sb_printf(b, "<tr><td class=n>");
 				sb_html(b, s->name);
 				sb_printf(b, "%s</td><td class=%s>%s</td><td>%d</td><td>%d</td><td>%d</td>"
 					     "<td>%d</td><td>%d</td>",
-					  s->backup ? " (backup)" : "", st, st, atomic_load(&s->eweight),
-					  atomic_load(&s->cur_sess), atomic_load(&s->max_sess), s->maxconn,
-					  atomic_load(&s->nbpend));
+					  s->backup ? " (backup)" : "", state_class(v.state), v.state,
+					  atomic_load(&s->eweight), atomic_load(&s->cur_sess),
+					  atomic_load(&s->max_sess), s->maxconn, atomic_load(&s->nbpend));
 				html_counts(b, &c);
+				html_health(b, s, &v);
 				sb_printf(b, "</tr>");
 			}
 			sum(p->ctr, &c);

@@ -318,6 +318,21 @@ static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
+/* "no strict-limits": HAProxy then only warns, instead of refusing to start, when it cannot get
+ * the file descriptor limit that maxconn needs. That is all keel ever does: raise_nofile() in
+ * src/core/process.c raises the limit to ulimit-n (or 2 x maxconn + 256), falls back to the hard
+ * limit with a warning when it may not, and when maxconn still needs more descriptors than that
+ * warns that connections beyond the limit will be refused; it never fails start-up over it. So
+ * the line is accepted silently. No other global keyword can be negated. */
+static int kw_no(struct cfg_ctx *c, int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "strict-limits"))
+		return OK;
+	cfg_err(c, "'no %s' is not supported in 'global' (only 'no strict-limits' is)",
+		argc > 1 ? argv[1] : "");
+	return ERR;
+}
+
 const struct cfg_kw cfg_kw_global[] = {
 	{"daemon", CFG_S_GLOBAL, kw_daemon, 0, NULL},
 	{"quiet", CFG_S_GLOBAL, kw_quiet, 0, NULL},
@@ -372,6 +387,9 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"tune.sndbuf.server", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{"noepoll", CFG_S_GLOBAL, NULL, KW_UNIMPL, "keel always uses epoll"},
 	{"nosplice", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},
+	{"no", CFG_S_GLOBAL, kw_no, 0, NULL},
+	{"strict-limits", CFG_S_GLOBAL, NULL, KW_UNIMPL,
+	 "keel only warns when the file descriptor limit is too low for maxconn"},
 	{"h1-case-adjust", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{NULL, 0, NULL, 0, NULL},
 };

@@ -22,6 +22,8 @@ void cfg_init_defaults(struct proxy *p)
 	p->hash_type = HASH_MAP;
 	p->defsrv.weight = 1;
 	p->defsrv.pool_purge_ms = 4000;
+	kw_check_defaults(p);
+	kw_health_defaults(p);
 	list_init(&p->binds);
 	list_init(&p->acls);
 	list_init(&p->switching);
@@ -203,11 +205,12 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		long v;
 		uint32_t t;
+		int r;
 
-		if (!strcmp(kw, "check")) {
-			s->check = true;
-		} else if (!strcmp(kw, "no-check")) {
-			s->check = false;
+		if ((r = kw_check_server_param(c, s, argc, argv, &i)) != 0 ||
+		    (r = kw_health_server_param(c, s, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return ERR;
 		} else if (!strcmp(kw, "backup")) {
 			s->backup = true;
 		} else if (!strcmp(kw, "no-backup")) {
@@ -248,26 +251,14 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 			}
 			s->pool_purge_ms = t;
 			i++;
-		} else if (!strcmp(kw, "inter") || !strcmp(kw, "fastinter") ||
-			   !strcmp(kw, "downinter") || !strcmp(kw, "slowstart") ||
-			   !strcmp(kw, "agent-inter")) {
-			if (!val || cfg_parse_time(val, &t, &why)) {
-				cfg_err(c, "server: '%s': %s", kw, val ? why : "expects a time");
-				return ERR;
-			}
-			if (strcmp(kw, "inter") && strcmp(kw, "fastinter") && strcmp(kw, "downinter"))
-				cfg_warn(c, "server option '%s' is accepted but not implemented yet; ignored", kw);
-			i++;
-		} else if (!strcmp(kw, "rise") || !strcmp(kw, "fall") || !strcmp(kw, "port") ||
-			   !strcmp(kw, "id") || !strcmp(kw, "minconn") || !strcmp(kw, "agent-port") ||
-			   !strcmp(kw, "pool-max-conn") || !strcmp(kw, "error-limit") ||
-			   !strcmp(kw, "max-reuse") || !strcmp(kw, "pool-low-conn")) {
+		} else if (!strcmp(kw, "id") || !strcmp(kw, "minconn") ||
+			   !strcmp(kw, "pool-max-conn") || !strcmp(kw, "max-reuse") ||
+			   !strcmp(kw, "pool-low-conn")) {
 			if (!val || cfg_parse_int(val, -1, 1000000000, &v)) {
 				cfg_err(c, "server: '%s' expects a number", kw);
 				return ERR;
 			}
-			if (!strcmp(kw, "minconn") || !strcmp(kw, "agent-port") ||
-			    !strcmp(kw, "error-limit"))
+			if (!strcmp(kw, "minconn"))
 				cfg_warn(c, "server option '%s' is accepted but not implemented yet; ignored", kw);
 			i++;
 		} else if (!strcmp(kw, "send-proxy") || !strcmp(kw, "send-proxy-v2") ||
@@ -438,7 +429,7 @@ static const struct {
 	{"prefer-last-server", PO_PREFER_LAST_SERVER, CFG_S_PROXY},
 	{"abortonclose", 0, CFG_S_PROXY},
 	{"log-health-checks", 0, CFG_S_PROXY},
-	{"tcp-check", 0, CFG_S_PROXY},
+	{"tcp-check", PO_TCPCHK, CFG_S_PROXY},
 	{"http-buffer-request", 0, CFG_S_PROXY},
 	{"logasap", 0, CFG_S_PROXY},
 	{"splice-auto", 0, CFG_S_PROXY},
@@ -471,26 +462,6 @@ static const struct {
 	{"accept-invalid-http-request", 0, CFG_S_PROXY},
 	{"accept-invalid-http-response", 0, CFG_S_PROXY},
 };
-
-static int opt_httpchk(struct cfg_ctx *c, int argc, char **argv, int i)
-{
-	struct proxy *p = c->cur;
-	int n = argc - i;
-
-	/* option httpchk [URI] | [METHOD URI [VERSION]] (the old "GET /uri" form included) */
-	p->chk_method = arena_strdup(&cfg_arena, "OPTIONS");
-	p->chk_uri = arena_strdup(&cfg_arena, "/");
-	p->chk_version = arena_strdup(&cfg_arena, "HTTP/1.0");
-	if (n == 1) {
-		p->chk_uri = arena_strdup(&cfg_arena, argv[i]);
-	} else if (n >= 2) {
-		p->chk_method = arena_strdup(&cfg_arena, argv[i]);
-		p->chk_uri = arena_strdup(&cfg_arena, argv[i + 1]);
-		if (n >= 3)
-			p->chk_version = arena_strdup(&cfg_arena, argv[i + 2]);
-	}
-	return OK;
-}
 
 static int opt_forwardfor(struct cfg_ctx *c, int argc, char **argv, int i)
 {
@@ -559,7 +530,9 @@ static int kw_option(struct cfg_ctx *c, int argc, char **argv)
 		}
 		p->opts |= options[k].flag;
 		if (options[k].flag == PO_HTTPCHK)
-			return opt_httpchk(c, argc, argv, i + 1);
+			return kw_opt_httpchk(c, argc, argv, i + 1);
+		if (options[k].flag == PO_TCPCHK)
+			return kw_opt_tcpchk(c, argc, argv, i + 1);
 		if (options[k].flag == PO_FORWARDFOR)
 			return opt_forwardfor(c, argc, argv, i + 1);
 		if (options[k].flag == PO_HTTPLOG && argc > i + 1 && !strcmp(argv[i + 1], "clf")) {
@@ -1183,8 +1156,13 @@ const struct cfg_kw cfg_kw_proxy[] = {
 	UNIMPL("force-persist", CFG_S_NODEF, NULL),
 	UNIMPL("ignore-persist", CFG_S_NODEF, NULL),
 	UNIMPL("use-server", CFG_S_BE_ONLY, NULL),
-	UNIMPL("http-check", CFG_S_BE, "active health checks are planned in the health issue"),
-	UNIMPL("tcp-check", CFG_S_BE, "active health checks are planned in the health issue"),
+	{"http-check", CFG_S_BE, kw_http_check, 0, NULL},
+	{"tcp-check", CFG_S_BE, kw_tcp_check, 0, NULL},
+	{"per-try-timeout", CFG_S_BE, kw_pertry_timeout, 0, NULL},
+	{"retry-budget", CFG_S_BE, kw_retry_budget, 0, NULL},
+	{"all-servers-down", CFG_S_BE, kw_all_servers_down, 0, NULL},
+	{"max-eject-percent", CFG_S_BE, kw_max_eject_percent, 0, NULL},
+	{"slow-server", CFG_S_BE, kw_slow_server, 0, NULL},
 	UNIMPL("external-check", CFG_S_BE, NULL),
 	UNIMPL("compression", CFG_S_PROXY, NULL),
 	UNIMPL("filter", CFG_S_NODEF, NULL),

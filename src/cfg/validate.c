@@ -61,7 +61,6 @@ int cfg_validate(void)
 	}
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
-		int i, nchk = 0;
 
 		c.line = p->line;
 		apply_timeouts(&p->to);
@@ -97,10 +96,10 @@ int cfg_validate(void)
 			cfg_warn(&c, "frontend '%s' has no default_backend nor use_backend: every request gets 503", p->name);
 		if ((p->cap & PR_CAP_BE) && p->nsrv == 0 && !(p->stats.enabled && (p->cap & PR_CAP_FE)))
 			cfg_warn(&c, "backend '%s' has no server: its requests get 503", p->name);
-		for (i = 0; i < p->nsrv; i++)
-			nchk += p->srv[i]->check;
-		if (nchk)
-			cfg_warn(&c, "'%s': 'check' on %d server(s) is accepted but active health checks are not implemented yet; servers are taken as up, and failed connections are retried (retries/redispatch)", p->name, nchk);
+		if (p->cap & PR_CAP_BE) {
+			chk_validate(&c, p);
+			health_validate(&c, p);
+		}
 		if (p->stats.enabled && (p->cap & PR_CAP_FE) && p->stats.nusers == 0)
 			cfg_warn(&c, "'%s': stats page at '%s' has no 'stats auth': it is open to anyone who can reach it", p->name, p->stats.uri);
 	}

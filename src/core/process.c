@@ -15,6 +15,7 @@
 #include <keel/acl.h>
 #include <keel/backend.h>
 #include <keel/cfg.h>
+#include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/errors.h>
@@ -87,7 +88,15 @@ static void *worker_main(void *arg)
 	}
 	l->ctx = &t;
 	l->on_wake = on_wake;
+	health_thread_start();
+	if (check_thread_start(&err) != OK) {
+		keel_log(LOG_LVL_ALERT, "worker %d: %s", l->id, err);
+		free(err);
+		exit(1);
+	}
 	loop_run(l);
+	check_thread_stop();
+	health_thread_stop();
 	backend_close_idle();
 	thread_ctx_destroy(&t);
 	acl_thread_cleanup();
@@ -287,6 +296,8 @@ int keel_run(const struct keel_opts *o)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (log_start(global.nbthread, &err) != OK)
 		goto fail;
+	if (health_init(global.nbthread, &err) != OK)
+		goto fail;
 	keel_loops = xcalloc((size_t)global.nbthread, sizeof(*keel_loops));
 	for (i = 0; i < global.nbthread; i++)
 		if (loop_init(&keel_loops[i], i, global.bufsize, &err) != OK)
@@ -349,6 +360,7 @@ int keel_run(const struct keel_opts *o)
 		loop_destroy(&keel_loops[i]);
 	free(keel_loops);
 	keel_loops = NULL;
+	health_deinit();
 	return rc;
 
 fail:

@@ -1,11 +1,31 @@
 /* A controllable HTTP/1.1 origin: keep-alive, pipelining, Content-Length and chunked request
  * bodies (counted and checksummed), and misbehaviours chosen per request by query parameters
  * (?status= ?delay= ?size= ?chunked= ?close= ?hang= ?reset= ?partial= ?garbage= ?nolength=
- * ?slow= ?hdr= ?set-cookie=) or for every request through /__control. /__stats reports counters.
- * Single-threaded, level-triggered epoll; generated bodies are produced on the fly. It is a test
- * tool: simple over fast, but it never blocks and never grows without bound. */
+ * ?slow= ?hdr= ?set-cookie=) or for every request through /__control. /__stats reports counters,
+ * /__reset zeroes them. Control paths (/__...) are never delayed, hung or failed by the defaults.
+ *
+ * Faults for bench/faults, set through /__control (each /__control replaces all defaults):
+ * - hang-every=N: one request in N (counted over all non-control requests) hangs forever.
+ * - noread=1: from now on the origin accepts connections but reads none of them, old keep-alive
+ *   connections included; only the connection that carried this control request is still read,
+ *   and a later /__control (without noread) on that same connection ends the mode and serves
+ *   whatever was left unread.
+ * - SIGUSR1 (not a URL): stop like a server being shut down: close the listening sockets at once
+ *   (connections are refused from then on), close idle connections, finish the requests in
+ *   progress without keep-alive, and exit 0 when no connection is left.
+ *
+ * POSTs are counted by their X-Req-Id header (any string; 64-bit FNV-1a of it) in a fixed table
+ * of ID_SLOTS slots that tracks at most ID_MAX distinct ids (later new ids are counted as
+ * "untracked"); /__stats reports the ids seen more than once. With origin_opts.id_log, the id
+ * of every POST (or "-" when it has none) is also appended to that file, one per line, as soon
+ * as the whole request has been received: a test that runs several origins, or kills one, merges
+ * the files to find POSTs that reached origins more than once.
+ *
+ * Single-threaded, edge-triggered epoll; generated bodies are produced on the fly. It is a test
+ * tool: simple over fast, but it never blocks on a socket and never grows without bound. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -27,6 +47,9 @@
 #define IN_SIZE 65536
 #define OUT_SIZE 32768
 #define MAX_HDRS 8
+#define ID_LEN 64	     /* X-Req-Id bytes kept (longer ones are cut) */
+#define ID_SLOTS 65536	     /* POST id table: 1 MiB, a power of two */
+#define ID_MAX (ID_SLOTS / 4 * 3) /* distinct ids tracked at most (open addressing stays fast) */
 
 enum ost { O_HEAD, O_BODY, O_WAIT, O_SEND, O_HANG, O_ECHO, O_CLOSING };
 
@@ -35,6 +58,8 @@ struct params {
 	long delay_ms;
 	long long size; /* -1: text body */
 	bool chunked, close, hang, reset, partial, garbage, nolength, no100;
+	bool noread;	/* /__control only */
+	long hang_every; /* /__control only */
 	long slow_ms;
 	char hdrs[MAX_HDRS][256];
 	int nhdrs;
@@ -65,6 +90,10 @@ struct oconn {
 	uint64_t wake_at_ms; /* O_WAIT (delay) or slow sending */
 	bool slow_ok;        /* the pause before the next slow piece is over */
 	struct oconn *next_wait;
+	struct oconn *prev_all, *next_all; /* every open connection */
+	char req_id[ID_LEN]; /* X-Req-Id of the current request, "" without */
+	bool exempt;	     /* carried /__control?noread=1: still read in that mode */
+	bool stalled;	     /* input left unread because of noread */
 };
 
 static const char *oname = "origin";
@@ -72,7 +101,18 @@ static struct params defaults = {.status = 200, .size = -1};
 static struct {
 	unsigned long long requests, conns, active, body_bytes;
 	unsigned long long m_get, m_post, m_head, m_put, m_delete, m_options, m_other;
+	unsigned long long post_ids, post_dup_ids, post_no_id, post_untracked, hung;
 } st;
+static struct {
+	uint64_t key; /* 0: free slot */
+	uint32_t count;
+} ids[ID_SLOTS];
+static int id_log_fd = -1;
+static bool noread;	       /* accept, never read (see the top of the file) */
+static bool kick;	       /* noread ended: serve the stalled connections */
+static unsigned long hang_seq; /* non-control requests seen, for hang-every */
+static volatile sig_atomic_t draining; /* SIGUSR1 */
+static struct oconn *all_conns;
 
 static uint64_t mono_ms(void)
 {
@@ -201,6 +241,10 @@ static void parse_params(const char *q, struct params *p)
 			p->no100 = atoi(v) != 0;
 		else if (!strcmp(kv, "slow"))
 			p->slow_ms = atol(v);
+		else if (!strcmp(kv, "noread"))
+			p->noread = atoi(v) != 0;
+		else if (!strcmp(kv, "hang-every"))
+			p->hang_every = atol(v);
 		else if ((!strcmp(kv, "hdr") || !strcmp(kv, "set-cookie")) && p->nhdrs < MAX_HDRS) {
 			if (!strcmp(kv, "hdr"))
 				snprintf(p->hdrs[p->nhdrs++], 256, "%s", v);
@@ -261,6 +305,12 @@ static void conn_close(struct oconn *c, bool rst)
 	}
 	close(c->fd);
 	st.active--;
+	if (c->prev_all)
+		c->prev_all->next_all = c->next_all;
+	else
+		all_conns = c->next_all;
+	if (c->next_all)
+		c->next_all->prev_all = c->prev_all;
 	/* unlink from the wait list */
 	{
 		struct oconn **pp = &waiting;
@@ -304,9 +354,11 @@ static void respond(struct oconn *c)
 		int n = snprintf(body, sizeof(body),
 				 "{\"name\":\"%s\",\"requests\":%llu,\"methods\":{\"GET\":%llu,\"POST\":%llu,"
 				 "\"HEAD\":%llu,\"PUT\":%llu,\"DELETE\":%llu,\"OPTIONS\":%llu,\"OTHER\":%llu},"
-				 "\"conns\":%llu,\"active_conns\":%llu,\"body_bytes\":%llu}\n",
+				 "\"conns\":%llu,\"active_conns\":%llu,\"body_bytes\":%llu,\"hung\":%llu,"
+				 "\"posts\":{\"ids\":%llu,\"dup_ids\":%llu,\"no_id\":%llu,\"untracked\":%llu}}\n",
 				 oname, st.requests, st.m_get, st.m_post, st.m_head, st.m_put, st.m_delete,
-				 st.m_options, st.m_other, st.conns, st.active, st.body_bytes);
+				 st.m_options, st.m_other, st.conns, st.active, st.body_bytes, st.hung,
+				 st.post_ids, st.post_dup_ids, st.post_no_id, st.post_untracked);
 
 		out_printf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
 			      "X-Origin: %s\r\nServer: keel-origin\r\n\r\n%s", n, oname, body);
@@ -317,6 +369,8 @@ static void respond(struct oconn *c)
 		unsigned long long conns = st.conns, active = st.active;
 
 		memset(&st, 0, sizeof(st));
+		memset(ids, 0, sizeof(ids));
+		hang_seq = 0;
 		st.conns = conns;
 		st.active = active;
 		out_printf(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Origin: %s\r\n\r\n", oname);
@@ -331,6 +385,12 @@ static void respond(struct oconn *c)
 		defaults.size = -1;
 		if (q)
 			parse_params(q + 1, &defaults);
+		if (defaults.noread && !noread)
+			c->exempt = true;
+		else if (!defaults.noread && noread)
+			kick = true; /* at a safe point of the loop: serving them may close them */
+		noread = defaults.noread;
+		hang_seq = 0;
 		out_printf(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Origin: %s\r\n\r\n", oname);
 		c->st = O_SEND;
 		return;
@@ -341,7 +401,7 @@ static void respond(struct oconn *c)
 		c->st = O_ECHO;
 		return;
 	}
-	if (p->close || !c->keepalive)
+	if (p->close || !c->keepalive || draining)
 		c->keepalive = false;
 	out_printf(c, "HTTP/1.1 %d %s\r\nX-Origin: %s\r\nServer: keel-origin\r\n", p->status,
 		   http_reason(p->status), oname);
@@ -426,9 +486,56 @@ static void generate(struct oconn *c)
 		out_printf(c, c->gen_left ? "\r\n" : "\r\n0\r\n\r\n");
 }
 
+/* Counts a complete POST by its id (see the top of the file). */
+static void post_record(struct oconn *c)
+{
+	uint64_t h = 14695981039346656037ull;
+	uint32_t i;
+	const char *s;
+
+	if (id_log_fd != -1) {
+		char line[ID_LEN + 2];
+		int n = snprintf(line, sizeof(line), "%s\n", c->req_id[0] ? c->req_id : "-");
+
+		/* A regular file: the write lands in the page cache (no socket to block on). */
+		(void)!write(id_log_fd, line, (size_t)n);
+	}
+	if (!c->req_id[0]) {
+		st.post_no_id++;
+		return;
+	}
+	for (s = c->req_id; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	if (!h)
+		h = 1;
+	for (i = (uint32_t)h & (ID_SLOTS - 1); ids[i].key; i = (i + 1) & (ID_SLOTS - 1)) {
+		if (ids[i].key == h) {
+			if (++ids[i].count == 2)
+				st.post_dup_ids++;
+			return;
+		}
+	}
+	if (st.post_ids >= ID_MAX) {
+		st.post_untracked++;
+		return;
+	}
+	ids[i].key = h;
+	ids[i].count = 1;
+	st.post_ids++;
+}
+
 static void finish_request(struct oconn *c)
 {
+	bool control = !strncmp(c->target, "/__", 3);
+
+	if (!control && !strcmp(c->method, "POST"))
+		post_record(c);
+	if (!control && c->p.hang_every > 0 && ++hang_seq % (unsigned long)c->p.hang_every == 0)
+		c->p.hang = true;
 	if (c->p.hang) {
+		st.hung++;
 		c->st = O_HANG;
 		return;
 	}
@@ -457,6 +564,7 @@ static int parse_head(struct oconn *c)
 	c->hdr_echo_len = 0;
 	c->body_left = 0;
 	c->chunked_req = false;
+	c->req_id[0] = '\0';
 	for (line = strtok_r(c->in, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
 		if (first) {
 			if (sscanf(line, "%15s %32767s %15s", c->method, c->target, version) != 3)
@@ -490,6 +598,13 @@ static int parse_head(struct oconn *c)
 			upgrade = true;
 		} else if (!strcasecmp(line, "expect")) {
 			expect = strcasestr(p, "100-continue") != NULL;
+		} else if (!strcasecmp(line, "x-req-id")) {
+			size_t n = strcspn(p, " \t");
+
+			if (n >= ID_LEN)
+				n = ID_LEN - 1;
+			memcpy(c->req_id, p, n);
+			c->req_id[n] = '\0';
 		}
 	}
 	if (first)
@@ -506,12 +621,17 @@ static int parse_head(struct oconn *c)
 	c->body_len = 0;
 	c->body_sum = 2166136261u;
 	c->nreq++;
-	c->p = defaults;
-	{
+	if (strncmp(c->target, "/__", 3)) {
 		char *q = strchr(c->target, '?');
 
-		if (q && strncmp(c->target, "/__", 3))
+		c->p = defaults;
+		if (q)
 			parse_params(q + 1, &c->p);
+	} else {
+		/* Control paths must work whatever the defaults make of other requests. */
+		memset(&c->p, 0, sizeof(c->p));
+		c->p.status = 200;
+		c->p.size = -1;
 	}
 	if (strncmp(c->target, "/__", 3)) {
 		st.requests++;
@@ -705,6 +825,11 @@ static bool process(struct oconn *c)
 
 static void on_readable(struct oconn *c)
 {
+	if (noread && !c->exempt) {
+		/* Edge-triggered: nothing tells us later that this input is waiting. */
+		c->stalled = true;
+		return;
+	}
 	/* Edge-triggered: output may have drained (EPOLLOUT) as well as input arrived. */
 	if (!process(c))
 		return;
@@ -742,13 +867,51 @@ static void on_readable(struct oconn *c)
 	}
 }
 
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	draining = 1;
+}
+
+/* SIGUSR1 arrived: stop listening, close idle connections; the others close after their
+ * response (respond() turns keep-alive off). Returns true when no connection is left. */
+static bool drain(const struct origin_opts *o)
+{
+	static bool listeners_closed;
+	struct oconn *c, *next;
+	int i;
+
+	if (!listeners_closed) {
+		for (i = 0; i < o->nlisten; i++)
+			close(o->listen_fds[i]);
+		listeners_closed = true;
+	}
+	for (c = all_conns; c; c = next) {
+		next = c->next_all;
+		if ((c->st == O_HEAD && !c->inlen) || c->st == O_CLOSING)
+			conn_close(c, false);
+	}
+	return !all_conns;
+}
+
 int origin_run(const struct origin_opts *o)
 {
 	struct epoll_event evs[256];
+	struct sigaction sa;
 	int i;
 
 	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr1;
+	sigaction(SIGUSR1, &sa, NULL);
 	oname = o->name ? o->name : "origin";
+	if (o->id_log) {
+		id_log_fd = open(o->id_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (id_log_fd == -1) {
+			fprintf(stderr, "keel-origin: %s: %s\n", o->id_log, strerror(errno));
+			return 1;
+		}
+	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		return 1;
@@ -770,7 +933,13 @@ int origin_run(const struct origin_opts *o)
 			if (timeout < 0 || t < timeout)
 				timeout = t;
 		}
+		if (draining && drain(o))
+			return 0;
+		if (draining && (timeout < 0 || timeout > 100))
+			timeout = 100; /* a connection closed by its peer leaves without an event */
 		n = epoll_wait(ep, evs, 256, timeout);
+		if (n < 0 && errno != EINTR)
+			return 1;
 		for (i = 0; i < n; i++) {
 			if (evs[i].data.u64 & (1ull << 63)) {
 				int lfd = o->listen_fds[evs[i].data.u64 & 0xff];
@@ -799,6 +968,10 @@ int origin_run(const struct origin_opts *o)
 					}
 					st.conns++;
 					st.active++;
+					c->next_all = all_conns;
+					if (all_conns)
+						all_conns->prev_all = c;
+					all_conns = c;
 				}
 				continue;
 			}
@@ -829,6 +1002,18 @@ int origin_run(const struct origin_opts *o)
 			else
 				c->slow_ok = true;
 			process(c);
+		}
+		if (kick) {
+			struct oconn *c, *next;
+
+			kick = false;
+			for (c = all_conns; c; c = next) {
+				next = c->next_all; /* on_readable may close c, never another one */
+				if (c->stalled) {
+					c->stalled = false;
+					on_readable(c);
+				}
+			}
 		}
 	}
 	return 0;

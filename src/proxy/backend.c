@@ -14,6 +14,7 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
+#include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/log.h>
@@ -29,8 +30,19 @@ extern int keel_nloops;
 bool srv_usable(const struct server *s)
 {
 	return atomic_load_explicit(&s->admin, memory_order_relaxed) == SRV_ADMIN_READY &&
-	       atomic_load_explicit(&s->oper, memory_order_relaxed) == SRV_OPER_UP &&
+	       (atomic_load_explicit(&s->oper, memory_order_relaxed) == SRV_OPER_UP ||
+		(s->be->hl && health_fail_open(s->be))) &&
 	       atomic_load_explicit(&s->eweight, memory_order_relaxed) > 0;
+}
+
+bool backend_has_other(const struct proxy *be, const struct server *srv)
+{
+	int i;
+
+	for (i = 0; i < be->nsrv; i++)
+		if (be->srv[i] != srv && srv_usable(be->srv[i]) && !srv_full(be->srv[i]))
+			return true;
+	return false;
 }
 
 bool srv_full(const struct server *s)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <keel/backend.h>
+#include <keel/check.h>
 #include <keel/cfg.h>
 #include <keel/clock.h>
 #include <keel/common.h>
@@ -482,6 +483,13 @@ static void rewind_request(struct session *s)
 	s->ss = SS_NONE;
 }
 
+/* Whether a retry leaves srv. Only hash-based balancing (and, later, persistence) keeps a request
+ * on its server; "option redispatch" or an unusable server moves even those. */
+static bool retry_elsewhere(const struct session *s, const struct server *srv)
+{
+	return !srv || (s->be->opts & PO_REDISPATCH) || s->be->lb < LB_SOURCE || !srv_usable(srv);
+}
+
 /* A connection attempt failed (refused, timeout, unreachable). Retries, possibly elsewhere. */
 static void conn_failed(struct session *s, const char *why, bool timeout)
 {
@@ -492,6 +500,7 @@ static void conn_failed(struct session *s, const char *why, bool timeout)
 		CTR_INC(srv->ctr[tc->id].failed_conn);
 		if (timeout)
 			CTR_INC(srv->ctr[tc->id].timeouts);
+		health_event(srv, HEV_CONN_FAIL, timeout ? now_us - t->t_queue : 0, why);
 	}
 	CTR_INC(s->be->ctr[tc->id].failed_conn);
 	srv_detach(s);
@@ -502,7 +511,7 @@ static void conn_failed(struct session *s, const char *why, bool timeout)
 		if (srv)
 			CTR_INC(srv->ctr[tc->id].retries);
 		CTR_INC(s->be->ctr[tc->id].retries);
-		if ((s->be->opts & PO_REDISPATCH) || !srv || !srv_usable(srv)) {
+		if (retry_elsewhere(s, srv)) {
 			if (srv)
 				CTR_INC(s->be->ctr[tc->id].redispatches);
 			s->srv = NULL;
@@ -524,6 +533,9 @@ static void empty_response(struct session *s, const char *why)
 	srv_detach(s);
 	t->last_srv = srv;
 	t->err_why = why;
+	/* A pooled connection the server closed while idle says nothing about its health. */
+	if (!reused || (t->flags & TX_FREE_RETRY))
+		health_event(srv, HEV_RESET, now_us - t->t_conn, why);
 	/* Only a request that is safe to send twice goes again. A reused connection that the
 	 * server closed while idle is the usual cause: one extra try on a fresh connection. */
 	if (replayable(s) && (!(t->flags & TX_REQ_SENT) || http_meth_idempotent(t->meth))) {
@@ -537,7 +549,7 @@ static void empty_response(struct session *s, const char *why)
 			t->retries--;
 			CTR_INC(srv->ctr[tc->id].retries);
 			CTR_INC(s->be->ctr[tc->id].retries);
-			if (s->be->opts & PO_REDISPATCH) {
+			if (retry_elsewhere(s, srv)) {
 				CTR_INC(s->be->ctr[tc->id].redispatches);
 				s->srv = NULL;
 			}
@@ -547,6 +559,96 @@ static void empty_response(struct session *s, const char *why)
 	}
 	CTR_INC(s->be->ctr[tc->id].failed_rsp);
 	session_error(s, 502, why, "SH");
+}
+
+/* Per-try timeouts apply to requests that can be sent again: idempotent, without a body, not an
+ * upgrade, with a retry left, and only once per request (the last try waits the full timeout). */
+static bool pertry_eligible(const struct session *s)
+{
+	const struct txn *t = s->txn;
+
+	return !(t->flags & (TX_PERTRY_DONE | TX_REQ_BODY | TX_UPGRADE)) && t->retries > 0 &&
+	       http_meth_idempotent(t->meth) && replayable(s);
+}
+
+/* The server-side deadline while the server owes us the response head. timeout server runs from
+ * the last activity; the per-try deadline runs from the start of the try, and past it the request
+ * wakes up every per-try period to look at its server's health (see srv_wait_expired()). */
+static uint64_t srv_wait_exp(struct session *s, bool activity)
+{
+	struct txn *t = s->txn;
+	uint64_t d;
+
+	if (activity)
+		t->srv_full_exp = now_us + ms(s->be->to.server);
+	if (!t->pertry_ms || s->rs != RS_NONE)
+		return t->srv_full_exp;
+	d = t->t_conn + ms(t->pertry_ms);
+	if (d <= now_us)
+		d = now_us + ms(t->pertry_ms);
+	return MIN(d, t->srv_full_exp);
+}
+
+/* Sends the request to another server after a per-try timeout, if the budget allows. */
+static bool pertry_retry(struct session *s)
+{
+	struct txn *t = s->txn;
+	struct server *srv = s->srv;
+
+	t->flags |= TX_PERTRY_DONE;
+	if (!backend_has_other(s->be, srv) || !health_retry_allowed(s->be))
+		return false;
+	CTR_INC(srv->ctr[tc->id].retries);
+	CTR_INC(s->be->ctr[tc->id].retries);
+	CTR_INC(s->be->ctr[tc->id].redispatches);
+	t->pertry_srv = srv;
+	t->pertry_waited_ms = (uint32_t)((now_us - t->t_conn) / 1000);
+	t->retries--;
+	srv_detach(s);
+	t->last_srv = srv;
+	rewind_request(s);
+	s->srv = NULL;
+	return true;
+}
+
+/* No response byte yet at a per-try wake-up, before timeout server. Returns true when handled:
+ * the request went to another server, or it failed because its server was taken out (ejected or
+ * down) while it waited and it cannot be sent again (a POST must not wait for a frozen server
+ * until timeout server: the client gets a clear 504 now), or it keeps waiting. */
+static bool srv_wait_expired(struct session *s)
+{
+	struct txn *t = s->txn;
+	struct server *srv = s->srv;
+
+	if (now_us >= t->srv_full_exp)
+		return false;
+	if (pertry_eligible(s) && pertry_retry(s))
+		return true;
+	if (srv && atomic_load_explicit(&srv->oper, memory_order_relaxed) != SRV_OPER_UP) {
+		CTR_INC(srv->ctr[tc->id].timeouts);
+		CTR_INC(s->be->ctr[tc->id].timeouts);
+		srv_detach(s);
+		session_error(s, 504, "server taken out while the request waited (not retried)", "sH");
+		return true;
+	}
+	s->srv_exp = srv_wait_exp(s, false);
+	return true;
+}
+
+/* A response head arrived: feeds the server's latency and error streak, and charges the server a
+ * per-try timeout left when this retry answered faster than that server was given. */
+static void rsp_head_health(struct session *s)
+{
+	struct txn *t = s->txn;
+	uint64_t ttfb = now_us - t->t_conn;
+
+	if (t->pertry_srv) {
+		if (ttfb < (uint64_t)t->pertry_waited_ms * 1000)
+			health_event(t->pertry_srv, HEV_TIMEOUT, (uint64_t)t->pertry_waited_ms * 1000,
+				     "another server answered the retry in time");
+		t->pertry_srv = NULL;
+	}
+	health_response(s->srv, ttfb, t->status);
 }
 
 static bool srv_process(struct session *s)
@@ -575,6 +677,7 @@ static bool srv_process(struct session *s)
 		}
 		if (!t->t_queue)
 			t->t_queue = now_us;
+		t->pertry_ms = health_pertry_ms(s->be);
 		if (backend_connect(s) != OK) {
 			conn_failed(s, t->err_why, false);
 			return true;
@@ -582,7 +685,7 @@ static bool srv_process(struct session *s)
 		if (s->ss == SS_CONNECTING)
 			s->srv_exp = now_us + ms(s->be->to.connect);
 		else
-			s->srv_exp = now_us + ms(s->be->to.server);
+			s->srv_exp = srv_wait_exp(s, true);
 		return true;
 	case SS_CONNECTING:
 		if (!(sc->flags & (CF_WR_READY | CF_ERROR)))
@@ -593,7 +696,7 @@ static bool srv_process(struct session *s)
 			sc->flags |= CF_CONNECTED;
 			s->ss = SS_READY;
 			t->t_conn = now_us;
-			s->srv_exp = now_us + ms(s->be->to.server);
+			s->srv_exp = srv_wait_exp(s, true);
 			return true;
 		}
 		conn_failed(s, err ? strerror(err) : "connection error", false);
@@ -622,7 +725,7 @@ static bool srv_send(struct session *s)
 		if (!(t->flags & TX_RETAIN))
 			c->b.head = c->out;
 		chan_reset_if_empty(c);
-		s->srv_exp = now_us + ms(s->rq == RQ_TUNNEL ? s->be->to.tunnel : s->be->to.server);
+		s->srv_exp = s->rq == RQ_TUNNEL ? now_us + ms(s->be->to.tunnel) : srv_wait_exp(s, true);
 		return true;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -719,6 +822,8 @@ static bool rsp_process(struct session *s)
 			if (r != HTTP_SCAN_DONE) {
 				CTR_INC(s->srv->ctr[tc->id].failed_rsp);
 				CTR_INC(s->be->ctr[tc->id].failed_rsp);
+				health_event(s->srv, HEV_RESET, now_us - t->t_conn,
+					     "invalid or truncated response head");
 				srv_detach(s);
 				session_error(s, 502,
 					      r == HTTP_SCAN_ERROR ? "invalid response head"
@@ -733,6 +838,8 @@ static bool rsp_process(struct session *s)
 				if (http_ana_response(s, hlen, &interim) != OK) {
 					CTR_INC(s->srv->ctr[tc->id].failed_rsp);
 					CTR_INC(s->be->ctr[tc->id].failed_rsp);
+					health_event(s->srv, HEV_RESET, now_us - t->t_conn,
+						     "invalid response head");
 					srv_detach(s);
 					session_error(s, 502, t->err_why, "PH");
 					return true;
@@ -741,6 +848,7 @@ static bool rsp_process(struct session *s)
 				if (interim)
 					return true;
 			}
+			rsp_head_health(s);
 			CTR_INC(s->srv->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
 			CTR_INC(s->be->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
 			/* The request no longer needs to be kept for a retry. */
@@ -984,8 +1092,12 @@ static void on_timeout(struct session *s)
 				session_close(s);
 				return;
 			}
-			if (s->srv)
+			if (t->pertry_ms && s->rs == RS_NONE && srv_wait_expired(s))
+				return;
+			if (s->srv) {
 				CTR_INC(s->srv->ctr[tc->id].timeouts);
+				health_event(s->srv, HEV_TIMEOUT, now_us - t->t_conn, NULL);
+			}
 			CTR_INC(s->be->ctr[tc->id].timeouts);
 			if (!(t->flags & TX_RSP_STARTED) && s->rs <= RS_HEAD) {
 				srv_detach(s);

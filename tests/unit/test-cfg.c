@@ -597,8 +597,8 @@ TEST(seed_config)
 	CHECK(p->opts & PO_DONTLOGNULL);
 	CHECK(p->opts & PO_REDISPATCH);
 	CHECK(p->opts & PO_HTTPCHK);
-	CHECK_STR(p->chk_method, "GET");
-	CHECK_STR(p->chk_uri, "/@api/host/test");
+	CHECK_STR(p->chk.method, "GET");
+	CHECK_STR(p->chk.uri, "/@api/host/test");
 	CHECK(p->stats.enabled);
 	CHECK_STR(p->stats.uri, "/haproxy-status");
 	if (CHECK_EQ_INT(p->stats.nusers, 1)) {
@@ -617,7 +617,7 @@ TEST(seed_config)
 		CHECK(is_v4(&p->srv[0]->addr, "127.0.0.1"));
 		CHECK_EQ_INT(port_of(&p->srv[0]->addr), 9001);
 		CHECK_EQ_INT(port_of(&p->srv[1]->addr), 9002);
-		CHECK(p->srv[0]->check);
+		CHECK(p->srv[0]->chk.enabled);
 		CHECK_EQ_INT(p->srv[0]->weight, 1);
 		CHECK_EQ_INT(p->srv[0]->id, 0);
 		CHECK_EQ_INT(p->srv[1]->id, 1);
@@ -864,6 +864,30 @@ TEST(unimplemented_keywords_only_warn)
 		     OK);
 	CHECK_EQ_INT(load("peers p\n peer a 127.0.0.1:1024\nbackend b\n server s 127.0.0.1:1\n"),
 		     OK);
+	cfg_reset();
+}
+
+TEST(global_strict_limits)
+{
+	char msgs[2048];
+
+	/* HAProxy's "no strict-limits" is what keel always does (it warns, never fails, when the
+	 * descriptor limit is too low for maxconn): accepted without a message. */
+	CHECK_EQ_INT(load_msgs("global\n maxconn 100\n no strict-limits\n"
+			       "backend b\n server s 127.0.0.1:1\n",
+			       msgs, sizeof(msgs)),
+		     OK);
+	CHECK(strstr(msgs, "strict-limits") == NULL);
+	/* "strict-limits" asks for what keel does not do: accepted with a warning. */
+	CHECK_EQ_INT(load_msgs("global\n strict-limits\nbackend b\n server s 127.0.0.1:1\n", msgs,
+			       sizeof(msgs)),
+		     OK);
+	CHECK(strstr(msgs, "'strict-limits' is accepted but not implemented") != NULL);
+	reject("no with another global keyword",
+	       "global\n no daemon\nbackend b\n server s 127.0.0.1:1\n");
+	reject("no alone", "global\n no\nbackend b\n server s 127.0.0.1:1\n");
+	reject("no strict-limits with an argument",
+	       "global\n no strict-limits 1\nbackend b\n server s 127.0.0.1:1\n");
 	cfg_reset();
 }
 

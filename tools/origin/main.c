@@ -1,5 +1,6 @@
 /* keel-origin: a small controllable HTTP/1.1 origin for tests, benchmarks and the demo.
- * Usage: keel-origin -l ADDR:PORT [-l ADDR:PORT ...] [-n NAME] [-q] */
+ * Usage: keel-origin -l ADDR:PORT [-l ADDR:PORT ...] [-n NAME] [-q] [-p FILE]
+ * -p FILE appends the X-Req-Id of every POST received to FILE (see src/demo/origin.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +31,13 @@ int main(int argc, char **argv)
 			printf("listening on %s\n", argv[i]);
 		} else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
 			o.name = argv[++i];
+		} else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+			o.id_log = argv[++i];
 		} else if (!strcmp(argv[i], "-q")) {
 			o.quiet = 1;
 		} else {
-			fprintf(stderr, "usage: keel-origin -l ADDR:PORT [-l ...] [-n NAME] [-q]\n");
+			fprintf(stderr,
+				"usage: keel-origin -l ADDR:PORT [-l ...] [-n NAME] [-q] [-p FILE]\n");
 			return 1;
 		}
 	}

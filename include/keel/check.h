@@ -1,0 +1,82 @@
+/* Health: active checks and agent (check.c), passive detection, latency awareness, slowstart and
+ * the per-try timeout with its retry budget (health.c). */
+#ifndef KEEL_CHECK_H
+#define KEEL_CHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <keel/check-t.h>
+#include <keel/proxy-t.h>
+
+/* Period of the health tick (latency windows, slowstart, ejection expiry, budget windows). */
+#define HEALTH_TICK_MS 500
+
+/* ---- health.c: the one place where a server's operational state changes ---- */
+
+/* Allocates every server's and backend's health state (after the config is loaded, before the
+ * workers start). Servers with checks start down until their first check passes, except the
+ * first check round which decides straight away (rise is not waited for at start-up). */
+int health_init(int nthreads, char **err);
+void health_deinit(void);
+
+/* The check runner reports here (any worker thread). */
+void health_check_result(struct server *srv, const struct chk_result *r);
+void health_agent_result(struct server *srv, const struct agent_result *r);
+/* What the runner should do next, and after how many ms. */
+enum chk_plan health_check_plan(struct server *srv, uint32_t *delay_ms);
+
+/* Live traffic (any worker thread). elapsed_us: how long the failed attempt took (0: unknown);
+ * why: detail for the logs, or NULL. */
+void health_event(struct server *srv, enum health_event ev, uint64_t elapsed_us, const char *why);
+/* A response head arrived after ttfb_us: records latency and clears the error streak. */
+void health_response(struct server *srv, uint64_t ttfb_us, int status);
+/* Whether a per-try retry fits in the budget; takes it when it does. */
+bool health_retry_allowed(struct proxy *be);
+/* The per-try timeout for a request to be, in ms; 0 when per-try timeouts are off. */
+uint32_t health_pertry_ms(const struct proxy *be);
+
+/* Whether be fails open now: every server is down and "all-servers-down fail-open" (default)
+ * lets every server not in maintenance take traffic. */
+bool health_fail_open(const struct proxy *be);
+
+/* The periodic tick: health_thread_start() arms it on worker 0 (a no-op on the others). */
+void health_tick(void);
+void health_thread_start(void);
+void health_thread_stop(void);
+
+/* A consistent copy of srv's health (state name, reasons, latency) for operators. */
+void health_view(struct server *srv, struct health_view *v);
+const char *chk_code_str(enum chk_code c);
+
+/* Latency buckets, exposed for unit tests. */
+int lat_bucket(uint64_t us);
+uint64_t lat_bucket_us(int b);
+
+/* ---- check.c: the active check and agent runner ---- */
+
+/* Starts the checks of the servers this worker thread owns (a server belongs to thread
+ * (server index over all backends) % nthreads). */
+int check_thread_start(char **err);
+/* Stops them and closes their connections (soft stop, exit). */
+void check_thread_stop(void);
+
+/* The answer evaluators, pure functions of the bytes received (unit tests, fuzz/fuzz-check.c).
+ * fin says whether more bytes may come: CHK_FIN_NO (they may), CHK_FIN_EOF (the peer closed),
+ * CHK_FIN_FULL (the buffer is full: the body is truncated). */
+#define CHK_FIN_NO 0
+#define CHK_FIN_EOF 1
+#define CHK_FIN_FULL 2
+/* An HTTP check (probe: a live-traffic probe, which passes on any valid status below 500) of a
+ * backend's servers. Returns AGAIN when more bytes are needed (only when fin is CHK_FIN_NO),
+ * else OK with r filled (r->dur_ms left alone). May rewrite buf (chunked bodies are decoded in
+ * place). */
+int chk_http_eval(const struct proxy *be, bool probe, char *buf, size_t len, int fin,
+		  struct chk_result *r);
+/* One tcp-check expect step (number idx, for the reason): OK (passed), ERR (r filled) or AGAIN. */
+int chk_tcp_expect(const struct tcpchk_step *st, int idx, const char *buf, size_t len, int fin,
+		   struct chk_result *r);
+/* Parses an agent's answer (up to the first LF) into ar. */
+void chk_agent_parse(const char *s, size_t len, struct agent_result *ar);
+
+#endif
