@@ -1,5 +1,6 @@
 # keel: `make` builds ./keel, `make run` starts the demo, `make test` runs every test,
-# `make bench` compares keel with HAProxy and nginx (bench/run --quick).
+# `make bench` compares keel with HAProxy and nginx (bench/run --quick), `make bench-micro` times
+# the hot paths in isolation (bench/micro).
 CC       ?= cc
 OPT      ?= -O2 -g
 WERROR   ?= -Werror
@@ -29,7 +30,8 @@ KEEL_BIN := $(BUILD)/keel
 endif
 ORIGIN_BIN := $(BUILD)/keel-origin
 
-.PHONY: all build-deps deps run test test-unit test-system test-asan fuzz bench clean format
+.PHONY: all build-deps deps run test test-unit test-system test-asan fuzz bench bench-micro clean \
+	format
 
 all: build-deps
 	@$(MAKE) --no-print-directory $(KEEL_BIN) $(ORIGIN_BIN)
@@ -100,6 +102,11 @@ BENCH_ARGS ?= --quick
 bench: all
 	@tools/deps.sh bench
 	@bench/run --keel $(abspath $(KEEL_BIN)) $(BENCH_ARGS)
+
+# Micro-benchmarks of the hot paths (bench/micro/micro.c, docs/benchmarks.md), about 10 s.
+# MICRO_ARGS passes options (e.g. MICRO_ARGS="--quick --filter http/", or "--markdown").
+bench-micro: build-deps
+	@$(MAKE) --no-print-directory -C bench micro
 
 format:
 	clang-format -i $(SRCS) $(wildcard include/keel/*.h) $(UNIT_SRCS)

@@ -120,7 +120,7 @@ enum chk_code {
 	CHK_C_AGENT,   /* agent answer */
 };
 
-#define CHK_REASON_LEN 96
+#define CHK_REASON_LEN 192
 
 struct chk_result {
 	bool ok;
@@ -202,6 +202,10 @@ struct srv_health {
 	uint32_t slot[LAT_SLOTS][LAT_BUCKETS];
 	int slot_pos;
 	atomic_uint p50_us, p90_us, p99_us; /* over the window; 0 when too few samples */
+	/* The per-try estimate's sample: accumulates ticks until it holds LAT_EST_SAMPLES, so a
+	 * quiet backend still gets an estimate (over a longer time), then starts again. */
+	uint32_t acc[LAT_BUCKETS], acc_n;
+	atomic_uint p99_est_us;       /* p99 of the last complete sample, 0: none yet */
 	atomic_uint nsamples;
 	bool slow;                    /* weight reduced for latency */
 	int slow_ticks;

@@ -43,4 +43,9 @@ char *xstrndup(const char *s, size_t n);
 /* Formats into a freshly malloc'd string (used for error messages returned through char **err). */
 char *strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+struct sockaddr_storage;
+/* The port of an IPv4/IPv6 address in host order (0 for other families), and setting it. */
+int sockaddr_port(const struct sockaddr_storage *ss);
+void sockaddr_set_port(struct sockaddr_storage *ss, int port);
+
 #endif

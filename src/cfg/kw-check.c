@@ -676,15 +676,6 @@ int kw_tcp_check(struct cfg_ctx *c, int argc, char **argv)
 
 /* ---- validation ---- */
 
-static uint16_t port_of(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return 0;
-}
-
 /* Fills what the server left unset and rejects checks that cannot run. */
 static void validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s)
 {
@@ -703,12 +694,12 @@ static void validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s
 			 "server '%s/%s': 'inter %u' is below %u ms: checks this frequent load the "
 			 "server for little gain",
 			 p->name, s->name, k->inter, MIN_SANE_INTER);
-	if (k->enabled && s->port_from_client && !k->port && !(k->has_addr && port_of(&k->addr)))
+	if (k->enabled && s->port_from_client && !k->port && !(k->has_addr && sockaddr_port(&k->addr)))
 		cfg_err(c,
 			"server '%s/%s' has 'check' but its address has no port: add 'port <N>' "
 			"for the checks",
 			p->name, s->name);
-	if (k->agent && !k->agent_port && !(k->has_agent_addr && port_of(&k->agent_addr)))
+	if (k->agent && !k->agent_port && !(k->has_agent_addr && sockaddr_port(&k->agent_addr)))
 		cfg_err(c, "server '%s/%s' has 'agent-check' but no 'agent-port'", p->name,
 			s->name);
 	if (!k->agent && (k->agent_port || k->has_agent_addr || k->agent_send))

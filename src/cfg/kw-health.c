@@ -12,7 +12,7 @@
 #define DEF_PERTRY_MIN 250
 #define DEF_PERTRY_MAX 3000
 #define DEF_BUDGET_PCT 10
-#define DEF_BUDGET_MIN 10
+#define DEF_BUDGET_MIN 100       /* per 10 s window: 10 retries a second */
 #define DEF_MAX_EJECT_PCT 50
 #define DEF_SLOW_FACTOR 5
 #define DEF_SLOW_FLOOR 200

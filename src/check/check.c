@@ -664,23 +664,6 @@ static char *build_probe_req(const struct server *s, uint32_t *len)
 
 /* ---- addresses ---- */
 
-static int get_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return 0;
-}
-
-static void set_port(struct sockaddr_storage *ss, int port)
-{
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-	else if (ss->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-}
-
 /* Where a run connects: the agent address; the server's own address for a probe (it stands for
  * live traffic); the check address and port otherwise. port overrides (tcp-check connect port).
  * Returns the address length, 0 when there is no port to connect to. */
@@ -695,22 +678,22 @@ static socklen_t target(const struct chk_task *t, int port, struct sockaddr_stor
 		len = k->has_agent_addr ? k->agent_addrlen : k->has_addr ? k->addrlen : s->addrlen;
 		port = port		   ? port
 		       : k->agent_port	   ? k->agent_port
-		       : k->has_agent_addr ? get_port(&k->agent_addr)
+		       : k->has_agent_addr ? sockaddr_port(&k->agent_addr)
 					   : 0;
 	} else if (t->plan == CHK_PLAN_PROBE) {
 		*ss = s->addr;
 		len = s->addrlen;
-		port = port ? port : s->port_from_client ? k->port : get_port(&s->addr);
+		port = port ? port : s->port_from_client ? k->port : sockaddr_port(&s->addr);
 	} else {
 		*ss = k->has_addr ? k->addr : s->addr;
 		len = k->has_addr ? k->addrlen : s->addrlen;
-		port = port ? port : k->port ? k->port : get_port(ss);
+		port = port ? port : k->port ? k->port : sockaddr_port(ss);
 		if (!port && !s->port_from_client)
-			port = get_port(&s->addr);
+			port = sockaddr_port(&s->addr);
 	}
 	if (!port)
 		return 0;
-	set_port(ss, port);
+	sockaddr_set_port(ss, port);
 	return len;
 }
 

@@ -21,13 +21,14 @@
 #include <keel/timer.h>
 
 #define LAT_MIN_SAMPLES 20     /* fewer samples in the window: no latency verdict */
+#define LAT_EST_SAMPLES 50     /* samples behind each per-try estimate */
 #define EJECT_MAX_MS 300000    /* ejections double up to 5 minutes */
 #define EJECT_FORGET_US (600ull * 1000000) /* 10 minutes up: earlier ejections are forgotten */
 #define SLOW_WEIGHT_DIV 4      /* a slow server keeps a quarter of its weight */
 #define SLOW_EJECT_TICKS 10    /* still slow after this many ticks (5 s): eject */
 #define BUDGET_TICKS 20        /* retry budget window: 20 ticks = 10 s */
 #define PERTRY_MULT 3          /* per-try deadline = 3 x the typical server's p99 */
-#define ERR_RATE_PCT 20        /* errors over the window that eject a server... */
+#define ERR_RATE_PCT 10        /* errors over the window that eject a server... */
 #define ERR_RATE_MIN 10        /* ...once there are at least this many */
 
 static int nthreads;
@@ -477,11 +478,18 @@ static void window_update(struct server *srv)
 			cum += atomic_load_explicit(&h->th_hist[t].b[b], memory_order_relaxed);
 		h->slot[h->slot_pos][b] = cum - h->snap[b]; /* wraps correctly on overflow */
 		h->snap[b] = cum;
+		h->acc[b] += h->slot[h->slot_pos][b];
+		h->acc_n += h->slot[h->slot_pos][b];
 		for (k = 0; k < LAT_SLOTS; k++)
 			win[b] += h->slot[k][b];
 		n += win[b];
 	}
 	atomic_store(&h->nsamples, n);
+	if (h->acc_n >= LAT_EST_SAMPLES) {
+		atomic_store(&h->p99_est_us, percentile(h->acc, h->acc_n, 99));
+		memset(h->acc, 0, sizeof(h->acc));
+		h->acc_n = 0;
+	}
 	if (n < LAT_MIN_SAMPLES) {
 		atomic_store(&h->p50_us, 0);
 		atomic_store(&h->p90_us, 0);
@@ -527,7 +535,7 @@ static uint32_t peer_median(const struct proxy *be, const struct server *skip, b
 
 	for (i = 0; i < be->nsrv; i++) {
 		const struct server *o = be->srv[i];
-		uint32_t x = atomic_load(p99 ? &o->hl->p99_us : &o->hl->p90_us);
+		uint32_t x = atomic_load(p99 ? &o->hl->p99_est_us : &o->hl->p90_us);
 
 		if (o == skip || o->hl->ejected || !x)
 			continue;
@@ -594,14 +602,16 @@ static void budget_update(struct proxy *be)
 	bt->retry_hist[bt->pos] = retries;
 }
 
+/* The per-try deadline: PERTRY_MULT x the typical server's p99 (the lower median of the servers'
+ * latest estimates, so one sick server does not raise it), within [min, max]. Before any
+ * estimate exists (start-up), the floor: a server that freezes at start-up must not hold requests
+ * for the cap, and a backend that is slow everywhere loses little (a retry that is slow too
+ * charges nobody, and the budget bounds the extra work). */
 static void pertry_update(struct proxy *be)
 {
 	uint32_t med = peer_median(be, NULL, true);
 	uint64_t ms = (uint64_t)med * PERTRY_MULT / 1000;
 
-	/* No data yet: the cap, so that a quiet backend is not retried on guesses. */
-	if (!med)
-		ms = be->chk.pertry_max_ms;
 	ms = MAX(ms, be->chk.pertry_min_ms);
 	ms = MIN(ms, be->chk.pertry_max_ms);
 	atomic_store(&be->hl->pertry_ms, (uint32_t)ms);
@@ -676,7 +686,7 @@ int health_init(int nthr, char **err)
 		be->hl = calloc(1, sizeof(*be->hl));
 		if (!be->hl || !(be->hl->tick = calloc(1, sizeof(struct be_tick))))
 			goto oom;
-		atomic_store(&be->hl->pertry_ms, be->chk.pertry_max_ms);
+		atomic_store(&be->hl->pertry_ms, be->chk.pertry_min_ms);
 		atomic_store(&be->hl->allowance, be->chk.budget_min);
 		for (i = 0; i < be->nsrv; i++) {
 			struct server *srv = be->srv[i];

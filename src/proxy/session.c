@@ -561,13 +561,13 @@ static void empty_response(struct session *s, const char *why)
 	session_error(s, 502, why, "SH");
 }
 
-/* Per-try timeouts apply to requests that can be sent again: idempotent, without a body, not an
- * upgrade, with a retry left, and only once per request (the last try waits the full timeout). */
-static bool pertry_eligible(const struct session *s)
+/* Whether the request may be sent to another server after it reached one: idempotent, without a
+ * body, not an upgrade, with a retry left, and no response byte sent to the client yet. */
+static bool resendable(const struct session *s)
 {
 	const struct txn *t = s->txn;
 
-	return !(t->flags & (TX_PERTRY_DONE | TX_REQ_BODY | TX_UPGRADE)) && t->retries > 0 &&
+	return !(t->flags & (TX_REQ_BODY | TX_UPGRADE)) && t->retries > 0 &&
 	       http_meth_idempotent(t->meth) && replayable(s);
 }
 
@@ -589,20 +589,24 @@ static uint64_t srv_wait_exp(struct session *s, bool activity)
 	return MIN(d, t->srv_full_exp);
 }
 
-/* Sends the request to another server after a per-try timeout, if the budget allows. */
-static bool pertry_retry(struct session *s)
+/* Sends the request to another server after a per-try timeout (within the retry budget), or
+ * because its server was taken out while it waited (free: the request leaves a server that gets
+ * no traffic anyway, so it adds no load to the sick one). */
+static bool pertry_retry(struct session *s, bool free)
 {
 	struct txn *t = s->txn;
 	struct server *srv = s->srv;
 
 	t->flags |= TX_PERTRY_DONE;
-	if (!backend_has_other(s->be, srv) || !health_retry_allowed(s->be))
+	if (!backend_has_other(s->be, srv) || (!free && !health_retry_allowed(s->be)))
 		return false;
 	CTR_INC(srv->ctr[tc->id].retries);
 	CTR_INC(s->be->ctr[tc->id].retries);
 	CTR_INC(s->be->ctr[tc->id].redispatches);
-	t->pertry_srv = srv;
-	t->pertry_waited_ms = (uint32_t)((now_us - t->t_conn) / 1000);
+	if (!free) {
+		t->pertry_srv = srv;
+		t->pertry_waited_ms = (uint32_t)((now_us - t->t_conn) / 1000);
+	}
 	t->retries--;
 	srv_detach(s);
 	t->last_srv = srv;
@@ -612,19 +616,21 @@ static bool pertry_retry(struct session *s)
 }
 
 /* No response byte yet at a per-try wake-up, before timeout server. Returns true when handled:
- * the request went to another server, or it failed because its server was taken out (ejected or
- * down) while it waited and it cannot be sent again (a POST must not wait for a frozen server
- * until timeout server: the client gets a clear 504 now), or it keeps waiting. */
+ * the request went to another server (once per request on the per-try deadline, or because its
+ * server was taken out while it waited), or it failed because its server was taken out and it
+ * cannot be sent again (a POST must not wait for a frozen server until timeout server: the
+ * client gets a clear 504 now), or it keeps waiting. */
 static bool srv_wait_expired(struct session *s)
 {
 	struct txn *t = s->txn;
 	struct server *srv = s->srv;
+	bool out = srv && atomic_load_explicit(&srv->oper, memory_order_relaxed) != SRV_OPER_UP;
 
 	if (now_us >= t->srv_full_exp)
 		return false;
-	if (pertry_eligible(s) && pertry_retry(s))
+	if (resendable(s) && (out || !(t->flags & TX_PERTRY_DONE)) && pertry_retry(s, out))
 		return true;
-	if (srv && atomic_load_explicit(&srv->oper, memory_order_relaxed) != SRV_OPER_UP) {
+	if (out) {
 		CTR_INC(srv->ctr[tc->id].timeouts);
 		CTR_INC(s->be->ctr[tc->id].timeouts);
 		srv_detach(s);

@@ -1,6 +1,8 @@
 """Fixtures for keel's system tests: the real keel binary, the project's origin server and nginx,
 all started by the tests on ephemeral loopback ports. Logs of failed tests are kept under
 tests/system/logs/."""
+import csv
+import io
 import json
 import os
 import shutil
@@ -390,3 +392,25 @@ def basic_config(port, servers, extra_fe="", extra_be="", extra_global="", extra
         else:
             lines.append("    server s%d %s" % (i + 1, s))
     return "\n".join(lines) + "\n"
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    """Polls pred until it returns something true or the timeout passes; returns its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def stats_rows(port, backend="be"):
+    """The server rows of a backend in keel's stats CSV (the frontend needs 'stats uri /stats'),
+    keyed by server name."""
+    c = Conn(port)
+    r = c.request("GET", "/stats;csv")
+    c.close()
+    assert r.status == 200, r.status
+    rows = list(csv.reader(io.StringIO(r.body.decode().lstrip("# "))))
+    return {row[1]: dict(zip(rows[0], row)) for row in rows[1:] if row and row[0] == backend}

@@ -2,8 +2,6 @@
 rules), connect-only and tcp-check rules, refused ports, misbehaving check targets (garbage,
 reset, half-close, silence, a huge answer) and an agent. Scripted servers run on threads of the
 test; every wait polls with a deadline."""
-import csv
-import io
 import os
 import socket
 import struct
@@ -12,26 +10,7 @@ import time
 
 import pytest
 
-from conftest import Conn, basic_config, free_port, origin_of
-
-
-def wait_for(pred, timeout=8.0, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
-def stats_rows(port):
-    c = Conn(port)
-    r = c.request("GET", "/stats;csv")
-    c.close()
-    assert r.status == 200, r.status
-    rows = list(csv.reader(io.StringIO(r.body.decode().lstrip("# "))))
-    return {row[1]: dict(zip(rows[0], row)) for row in rows[1:] if row and row[0] == "be"}
+from conftest import Conn, basic_config, free_port, origin_of, stats_rows, wait_for
 
 
 def served_by(port, n=8):

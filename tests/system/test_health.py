@@ -1,33 +1,10 @@
 """Passive detection, per-try timeouts, probes, fail-open and latency awareness, with the real keel
 in front of keel-origin processes. Faults are injected through the origin's /__control and by
 stopping origins; every check polls with a deadline instead of sleeping a fixed time."""
-import csv
-import io
 import threading
 import time
 
-from conftest import Conn, basic_config, free_port, origin_of
-
-
-def stats_rows(port):
-    c = Conn(port)
-    r = c.request("GET", "/stats;csv")
-    c.close()
-    assert r.status == 200, r.status
-    text = r.body.decode()
-    rows = list(csv.reader(io.StringIO(text.lstrip("# "))))
-    head = rows[0]
-    return {row[1]: dict(zip(head, row)) for row in rows[1:] if row and row[0] == "be"}
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+from conftest import Conn, basic_config, free_port, origin_of, stats_rows, wait_for
 
 
 def start(env, n, extra_be="", server_opts="", extra_defaults=""):
