@@ -67,62 +67,65 @@ static uint64_t rnd(void)
 
 /* Every backend the benchmarks use, loaded once. "fe" is the frontend of the analysis
  * benchmarks; the others are one balancing algorithm each. */
-static const char config[] = "global\n"
-			     " nbthread 1\n"
-			     "defaults\n"
-			     " mode http\n"
-			     " timeout connect 5s\n"
-			     " timeout client 30s\n"
-			     " timeout server 30s\n"
-			     "frontend fe\n"
-			     " bind 127.0.0.1:1\n"
-			     " option forwardfor\n"
-			     " default_backend web\n"
-			     "backend web\n"
-			     " balance roundrobin\n"
-			     " server a 127.0.0.1:1\n"
-			     " server b 127.0.0.1:2\n"
-			     "backend rr2\n"
-			     " balance roundrobin\n"
-			     " server a 127.0.0.1:1\n"
-			     " server b 127.0.0.1:2\n"
-			     "backend rr5\n"
-			     " balance roundrobin\n"
-			     " server a 127.0.0.1:1 weight 1\n"
-			     " server b 127.0.0.1:2 weight 2\n"
-			     " server c 127.0.0.1:3 weight 3\n"
-			     " server d 127.0.0.1:4 weight 5\n"
-			     " server e 127.0.0.1:5 weight 10\n"
-			     "backend lc5\n"
-			     " balance leastconn\n"
-			     " server a 127.0.0.1:1 weight 1\n"
-			     " server b 127.0.0.1:2 weight 2\n"
-			     " server c 127.0.0.1:3 weight 3\n"
-			     " server d 127.0.0.1:4 weight 5\n"
-			     " server e 127.0.0.1:5 weight 10\n"
-			     "backend rnd5\n"
-			     " balance random\n"
-			     " server a 127.0.0.1:1 weight 1\n"
-			     " server b 127.0.0.1:2 weight 2\n"
-			     " server c 127.0.0.1:3 weight 3\n"
-			     " server d 127.0.0.1:4 weight 5\n"
-			     " server e 127.0.0.1:5 weight 10\n"
-			     "backend urimap5\n"
-			     " balance uri\n"
-			     " hash-type map-based\n"
-			     " server a 127.0.0.1:1 weight 1\n"
-			     " server b 127.0.0.1:2 weight 2\n"
-			     " server c 127.0.0.1:3 weight 3\n"
-			     " server d 127.0.0.1:4 weight 5\n"
-			     " server e 127.0.0.1:5 weight 10\n"
-			     "backend urich5\n"
-			     " balance uri\n"
-			     " hash-type consistent\n"
-			     " server a 127.0.0.1:1 weight 1\n"
-			     " server b 127.0.0.1:2 weight 2\n"
-			     " server c 127.0.0.1:3 weight 3\n"
-			     " server d 127.0.0.1:4 weight 5\n"
-			     " server e 127.0.0.1:5 weight 10\n";
+/* clang-format off */
+static const char config[] =
+	"global\n"
+	" nbthread 1\n"
+	"defaults\n"
+	" mode http\n"
+	" timeout connect 5s\n"
+	" timeout client 30s\n"
+	" timeout server 30s\n"
+	"frontend fe\n"
+	" bind 127.0.0.1:1\n"
+	" option forwardfor\n"
+	" default_backend web\n"
+	"backend web\n"
+	" balance roundrobin\n"
+	" server a 127.0.0.1:1\n"
+	" server b 127.0.0.1:2\n"
+	"backend rr2\n"
+	" balance roundrobin\n"
+	" server a 127.0.0.1:1\n"
+	" server b 127.0.0.1:2\n"
+	"backend rr5\n"
+	" balance roundrobin\n"
+	" server a 127.0.0.1:1 weight 1\n"
+	" server b 127.0.0.1:2 weight 2\n"
+	" server c 127.0.0.1:3 weight 3\n"
+	" server d 127.0.0.1:4 weight 5\n"
+	" server e 127.0.0.1:5 weight 10\n"
+	"backend lc5\n"
+	" balance leastconn\n"
+	" server a 127.0.0.1:1 weight 1\n"
+	" server b 127.0.0.1:2 weight 2\n"
+	" server c 127.0.0.1:3 weight 3\n"
+	" server d 127.0.0.1:4 weight 5\n"
+	" server e 127.0.0.1:5 weight 10\n"
+	"backend rnd5\n"
+	" balance random\n"
+	" server a 127.0.0.1:1 weight 1\n"
+	" server b 127.0.0.1:2 weight 2\n"
+	" server c 127.0.0.1:3 weight 3\n"
+	" server d 127.0.0.1:4 weight 5\n"
+	" server e 127.0.0.1:5 weight 10\n"
+	"backend urimap5\n"
+	" balance uri\n"
+	" hash-type map-based\n"
+	" server a 127.0.0.1:1 weight 1\n"
+	" server b 127.0.0.1:2 weight 2\n"
+	" server c 127.0.0.1:3 weight 3\n"
+	" server d 127.0.0.1:4 weight 5\n"
+	" server e 127.0.0.1:5 weight 10\n"
+	"backend urich5\n"
+	" balance uri\n"
+	" hash-type consistent\n"
+	" server a 127.0.0.1:1 weight 1\n"
+	" server b 127.0.0.1:2 weight 2\n"
+	" server c 127.0.0.1:3 weight 3\n"
+	" server d 127.0.0.1:4 weight 5\n"
+	" server e 127.0.0.1:5 weight 10\n";
+/* clang-format on */
 
 static struct loop lp;
 static struct thread_ctx thr;
@@ -157,21 +160,23 @@ out_err:
 /* ---- HTTP heads ---- */
 
 /* A browser's request for a script: 12 headers, 516 bytes. */
+/* clang-format off */
 static const char req_browser[] =
-    "GET /static/js/app.3f9a2c71.js?v=20261123 HTTP/1.1\r\n"
-    "Host: www.example.com\r\n"
-    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
-    "Accept: */*\r\n"
-    "Accept-Language: en-US,en;q=0.5\r\n"
-    "Accept-Encoding: gzip, deflate, br\r\n"
-    "Referer: https://www.example.com/products/index.html\r\n"
-    "Connection: keep-alive\r\n"
-    "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark; _ga=GA1.2.12345.17000\r\n"
-    "Sec-Fetch-Dest: script\r\n"
-    "Sec-Fetch-Mode: no-cors\r\n"
-    "Sec-Fetch-Site: same-origin\r\n"
-    "If-None-Match: \"5f3a-1a2b3c4d\"\r\n"
-    "\r\n";
+	"GET /static/js/app.3f9a2c71.js?v=20261123 HTTP/1.1\r\n"
+	"Host: www.example.com\r\n"
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
+	"Accept: */*\r\n"
+	"Accept-Language: en-US,en;q=0.5\r\n"
+	"Accept-Encoding: gzip, deflate, br\r\n"
+	"Referer: https://www.example.com/products/index.html\r\n"
+	"Connection: keep-alive\r\n"
+	"Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark; _ga=GA1.2.12345.17000\r\n"
+	"Sec-Fetch-Dest: script\r\n"
+	"Sec-Fetch-Mode: no-cors\r\n"
+	"Sec-Fetch-Site: same-origin\r\n"
+	"If-None-Match: \"5f3a-1a2b3c4d\"\r\n"
+	"\r\n";
+/* clang-format on */
 
 /* curl's default request: 3 headers, 90 bytes. */
 static const char req_curl[] = "GET /api/v1/items HTTP/1.1\r\n"
@@ -469,29 +474,25 @@ static struct timer_heap th;
 static struct timer *tms;
 static uint32_t ntm;
 static uint64_t tnow; /* the benchmarks' own clock, in "microseconds" */
-static uint64_t nfired;
 
 #define SPAN 30000000u /* deadlines spread over 30 s, like client timeouts */
 
 static void on_timer(struct timer *t)
 {
-	nfired++;
 	(void)t;
 }
 
 /* The periodic timer of the "run" benchmark: re-armed one full period later. */
 static void on_periodic(struct timer *t)
 {
-	nfired++;
 	timer_heap_arm(&th, t, t->expire + ntm);
 }
 
-/* A heap of n timers with deadlines spread at random over SPAN. */
+/* A heap of n timers (plus one spare, unarmed) with deadlines spread at random over SPAN, or,
+ * periodic, at tnow+1 .. tnow+n (one due per tick) in a shuffled order. */
 static int timers_fill(uint32_t n, timer_cb cb, bool periodic)
 {
-	uint32_t i;
-
-	uint32_t *perm;
+	uint32_t i, *perm;
 
 	timer_heap_free(&th);
 	free(tms);
@@ -501,11 +502,11 @@ static int timers_fill(uint32_t n, timer_cb cb, bool periodic)
 		goto out_free;
 	ntm = n;
 	tnow = 1000;
-	/* periodic: deadlines tnow+1 .. tnow+n (one due per tick) given in a shuffled order */
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) { /* inside-out Fisher-Yates */
 		uint32_t j = (uint32_t)(rnd() % (i + 1));
 
-		perm[i] = perm[j];
+		if (j != i)
+			perm[i] = perm[j];
 		perm[j] = i;
 	}
 	for (i = 0; i < n; i++) {
@@ -650,7 +651,7 @@ static int health_setup(void)
 {
 	int i;
 
-	/* Log-uniform from 16 us to about 16 s. */
+	/* Powers of two from 16 us to 8 s, with a little jitter. */
 	for (i = 0; i < 4096; i++)
 		lat_us[i] = 16ull << (rnd() % 20) | (rnd() & 15);
 	return OK;
@@ -681,9 +682,9 @@ static void bench_lat_bucket(uint64_t n, int arg)
 /* ---- reference ---- */
 
 /* Not keel code: a small byte-wise state machine over the browser head, branchy like a parser
- * and unchanged by any keel commit. Its time moves only with the machine (another virtual
- * machine or process sharing the core slows it as much as the parsers, by up to 1.8x on the
- * 2-CPU machines): when it differs between two runs, their other rows cannot be compared. */
+ * and unchanged by any keel commit. Its time moves only with the machine (on the shared 2-CPU
+ * VMs, spells of a few seconds slow it, like the parsers, by up to 2x) and the compiler: when it
+ * differs between two runs, their other rows cannot be compared. */
 static void bench_ref(uint64_t n, int arg)
 {
 	const unsigned char *p0 = (const unsigned char *)req_browser;
@@ -739,42 +740,46 @@ static int ana_setup_arg(int arg)
 	return ana_setup();
 }
 
+/* One benchmark per line. */
+/* clang-format off */
 static const struct bench benches[] = {
-    {"ref/state machine 516 B", bench_ref, 0, no_setup, NULL},
-    {"http/scan req browser", bench_scan, 0, no_setup, NULL},
-    {"http/parse req browser", bench_parse, 0, no_setup, NULL},
-    {"http/scan+parse req browser", bench_scan_parse, 0, no_setup, NULL},
-    {"http/scan req curl", bench_scan, 1, no_setup, NULL},
-    {"http/parse req curl", bench_parse, 1, no_setup, NULL},
-    {"http/scan+parse req curl", bench_scan_parse, 1, no_setup, NULL},
-    {"http/scan+parse rsp static", bench_scan_parse, 2, no_setup, NULL},
-    {"http/scan+parse rsp small", bench_scan_parse, 3, no_setup, NULL},
-    {"http/hdr_find miss (12 hdrs)", bench_hdr_find, 0, no_setup, NULL},
-    {"http/ana_request browser", bench_ana_request, 0, ana_setup_arg, ana_teardown},
-    {"http/ana_request curl", bench_ana_request, 1, ana_setup_arg, ana_teardown},
-    {"http/ana_response static", bench_ana_response, 2, ana_setup_arg, ana_teardown},
-    {"lb/roundrobin 2 srv w1", bench_lb_pick, 0, lb_setup, NULL},
-    {"lb/roundrobin 5 srv w1-10", bench_lb_pick, 1, lb_setup, NULL},
-    {"lb/leastconn 5 srv", bench_lb_pick, 2, lb_setup, NULL},
-    {"lb/random 5 srv (2 draws)", bench_lb_pick, 3, lb_setup, NULL},
-    {"lb/uri map-based 5 srv", bench_lb_hash_pick, 4, lb_setup, NULL},
-    {"lb/uri consistent 5 srv", bench_lb_hash_pick, 5, lb_setup, NULL},
-    {"lb/lb_hash 32 B key", bench_lb_hash, 0, lb_setup, NULL},
-    {"timer/rearm later 10k", bench_timer_rearm_later, 0, timer_setup_later, timer_teardown},
-    {"timer/rearm later 100k", bench_timer_rearm_later, 1, timer_setup_later, timer_teardown},
-    {"timer/rearm random 10k", bench_timer_rearm_random, 0, timer_setup_rand, timer_teardown},
-    {"timer/rearm random 100k", bench_timer_rearm_random, 1, timer_setup_rand, timer_teardown},
-    {"timer/arm+disarm 10k", bench_timer_arm_disarm, 0, timer_setup_rand, timer_teardown},
-    {"timer/arm+disarm 100k", bench_timer_arm_disarm, 1, timer_setup_rand, timer_teardown},
-    {"timer/run 1 due 10k", bench_timer_run, 0, timer_setup_periodic, timer_teardown},
-    {"timer/run 1 due 100k", bench_timer_run, 1, timer_setup_periodic, timer_teardown},
-    {"buf/get+release", bench_buf_get_release, 0, no_setup, NULL},
-    {"buf/compact 64 B", bench_buf_compact, 0, no_setup, NULL},
-    {"buf/compact 1 KB", bench_buf_compact, 1, no_setup, NULL},
-    {"buf/compact 8 KB", bench_buf_compact, 2, no_setup, NULL},
-    {"health/health_response", bench_health_response, 0, no_setup, NULL},
-    {"health/lat_bucket", bench_lat_bucket, 0, no_setup, NULL},
+	{"ref/state machine 516 B", bench_ref, 0, no_setup, NULL},
+	{"http/scan req browser", bench_scan, 0, no_setup, NULL},
+	{"http/parse req browser", bench_parse, 0, no_setup, NULL},
+	{"http/scan+parse req browser", bench_scan_parse, 0, no_setup, NULL},
+	{"http/scan req curl", bench_scan, 1, no_setup, NULL},
+	{"http/parse req curl", bench_parse, 1, no_setup, NULL},
+	{"http/scan+parse req curl", bench_scan_parse, 1, no_setup, NULL},
+	{"http/scan+parse rsp static", bench_scan_parse, 2, no_setup, NULL},
+	{"http/scan+parse rsp small", bench_scan_parse, 3, no_setup, NULL},
+	{"http/hdr_find miss (12 hdrs)", bench_hdr_find, 0, no_setup, NULL},
+	{"http/ana_request browser", bench_ana_request, 0, ana_setup_arg, ana_teardown},
+	{"http/ana_request curl", bench_ana_request, 1, ana_setup_arg, ana_teardown},
+	{"http/ana_response static", bench_ana_response, 2, ana_setup_arg, ana_teardown},
+	{"http/ana_response small", bench_ana_response, 3, ana_setup_arg, ana_teardown},
+	{"lb/roundrobin 2 srv w1", bench_lb_pick, 0, lb_setup, NULL},
+	{"lb/roundrobin 5 srv w1-10", bench_lb_pick, 1, lb_setup, NULL},
+	{"lb/leastconn 5 srv", bench_lb_pick, 2, lb_setup, NULL},
+	{"lb/random 5 srv (2 draws)", bench_lb_pick, 3, lb_setup, NULL},
+	{"lb/uri map-based 5 srv", bench_lb_hash_pick, 4, lb_setup, NULL},
+	{"lb/uri consistent 5 srv", bench_lb_hash_pick, 5, lb_setup, NULL},
+	{"lb/lb_hash 32 B key", bench_lb_hash, 0, lb_setup, NULL},
+	{"timer/rearm later 10k", bench_timer_rearm_later, 0, timer_setup_later, timer_teardown},
+	{"timer/rearm later 100k", bench_timer_rearm_later, 1, timer_setup_later, timer_teardown},
+	{"timer/rearm random 10k", bench_timer_rearm_random, 0, timer_setup_rand, timer_teardown},
+	{"timer/rearm random 100k", bench_timer_rearm_random, 1, timer_setup_rand, timer_teardown},
+	{"timer/arm+disarm 10k", bench_timer_arm_disarm, 0, timer_setup_rand, timer_teardown},
+	{"timer/arm+disarm 100k", bench_timer_arm_disarm, 1, timer_setup_rand, timer_teardown},
+	{"timer/run 1 due 10k", bench_timer_run, 0, timer_setup_periodic, timer_teardown},
+	{"timer/run 1 due 100k", bench_timer_run, 1, timer_setup_periodic, timer_teardown},
+	{"buf/get+release", bench_buf_get_release, 0, no_setup, NULL},
+	{"buf/compact 64 B", bench_buf_compact, 0, no_setup, NULL},
+	{"buf/compact 1 KB", bench_buf_compact, 1, no_setup, NULL},
+	{"buf/compact 8 KB", bench_buf_compact, 2, no_setup, NULL},
+	{"health/health_response", bench_health_response, 0, no_setup, NULL},
+	{"health/lat_bucket", bench_lat_bucket, 0, no_setup, NULL},
 };
+/* clang-format on */
 
 #define NBENCH (sizeof(benches) / sizeof(benches[0]))
 
@@ -799,16 +804,25 @@ static uint64_t time_run(const struct bench *b, uint64_t n)
 	return t1 - t0;
 }
 
-/* Iterations for one repetition of about target_ns, rounded to two significant digits. */
+/* Iterations for one repetition of about target_ns, rounded to two significant digits. The
+ * fastest of three timings at the final count: one taken in a slow spell of the machine would
+ * make every repetition short. */
 static uint64_t calibrate(const struct bench *b, uint64_t target_ns)
 {
 	uint64_t n = 1, t = 0, p = 1;
+	int i;
 
 	while (n < (1ull << 40)) {
 		t = time_run(b, n);
 		if (t >= target_ns / 8)
 			break;
 		n *= 2;
+	}
+	for (i = 0; i < 2; i++) {
+		uint64_t t2 = time_run(b, n);
+
+		if (t2 < t)
+			t = t2;
 	}
 	n = t ? (uint64_t)((double)n * (double)target_ns / (double)t) : n;
 	if (n < 1)

@@ -39,6 +39,10 @@ uint32_t health_pertry_ms(const struct proxy *be);
 /* Whether be fails open now: every server is down and "all-servers-down fail-open" (default)
  * lets every server not in maintenance take traffic. */
 bool health_fail_open(const struct proxy *be);
+/* Whether srv was taken out by its health (ejected, or down and the backend does not fail open):
+ * requests waiting on it leave (or fail) rather than wait for timeout server. Admin states
+ * (drain, maintenance) do not count: their requests in progress finish. */
+bool health_srv_out(const struct server *srv);
 
 /* The periodic tick: health_thread_start() arms it on worker 0 (a no-op on the others). */
 void health_tick(void);

@@ -453,6 +453,15 @@ bool health_fail_open(const struct proxy *be)
 	return be->chk.fail_open && atomic_load_explicit(&be->hl->all_down, memory_order_relaxed);
 }
 
+bool health_srv_out(const struct server *srv)
+{
+	if (!srv->hl)
+		return false;
+	return atomic_load_explicit(&srv->hl->ejected, memory_order_relaxed) ||
+	       (atomic_load_explicit(&srv->oper, memory_order_relaxed) != SRV_OPER_UP &&
+		!health_fail_open(srv->be));
+}
+
 /* ---- the tick ---- */
 
 /* Folds the threads' cumulative histograms into the server's window. */

@@ -31,7 +31,7 @@ bool srv_usable(const struct server *s)
 {
 	return atomic_load_explicit(&s->admin, memory_order_relaxed) == SRV_ADMIN_READY &&
 	       (atomic_load_explicit(&s->oper, memory_order_relaxed) == SRV_OPER_UP ||
-		(s->be->hl && health_fail_open(s->be))) &&
+		(s->be->hl && health_fail_open(s->be) && !atomic_load(&s->hl->ejected))) &&
 	       atomic_load_explicit(&s->eweight, memory_order_relaxed) > 0;
 }
 

@@ -624,7 +624,7 @@ static bool srv_wait_expired(struct session *s)
 {
 	struct txn *t = s->txn;
 	struct server *srv = s->srv;
-	bool out = srv && atomic_load_explicit(&srv->oper, memory_order_relaxed) != SRV_OPER_UP;
+	bool out = srv && health_srv_out(srv);
 
 	if (now_us >= t->srv_full_exp)
 		return false;

@@ -262,8 +262,9 @@ class Response:
 class Conn:
     """A client connection that reads responses exactly (Content-Length, chunked, close)."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.timeout = timeout
 

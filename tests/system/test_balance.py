@@ -79,7 +79,8 @@ def test_random_uses_all(env):
 
 
 def test_leastconn_avoids_busy_server(env):
-    port, o = start(env, 2, balance="leastconn")
+    # The held request is slow on purpose: no per-try retry may move it to the other server.
+    port, o = start(env, 2, balance="leastconn", extra_be="    per-try-timeout off")
     # hold a slow request on one server, the next requests go to the other
     slow = Conn(port)
     slow.send(b"GET /?delay=3000 HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -65,6 +65,17 @@ def test_xff_and_hop_by_hop(env):
     assert "proxy-connection" not in body.lower()
 
 
+def test_xff_formats_every_ipv4_octet_width(env):
+    port, _ = start(env, extra_defaults="    option forwardfor")
+    for src in ("127.0.0.1", "127.10.200.9", "127.255.0.99", "127.1.23.123"):
+        c = Conn(port, source=src)
+        body = c.request("GET", "/").body.decode()
+        c.close()
+        xff = [l.split(":", 1)[1].strip() for l in body.split("\n")
+               if l.lower().startswith("x-forwarded-for:")]
+        assert xff == [src], (src, body)
+
+
 def test_connection_close_from_client(env):
     port, _ = start(env)
     c = Conn(port)

@@ -133,6 +133,8 @@ TEST(passive_errors_eject_but_never_the_last_server)
 	health_event(be->srv[0], HEV_TIMEOUT, 250000, NULL);
 	CHECK(!up(0));
 	CHECK(be->srv[0]->hl->ejected);
+	CHECK(health_srv_out(be->srv[0]));
+	CHECK(!health_srv_out(be->srv[1]));
 	CHECK(strstr(be->srv[0]->hl->why, "response timeout") != NULL);
 	for (i = 0; i < 10; i++)
 		health_event(be->srv[1], HEV_CONN_FAIL, 0, "connection refused");
@@ -311,11 +313,13 @@ TEST(all_down_fails_open_or_not)
 	health_check_result(be->srv[1], &ko);
 	CHECK(health_fail_open(be));
 	CHECK(srv_usable(be->srv[0]) && srv_usable(be->srv[1]));
+	CHECK(!health_srv_out(be->srv[0])); /* failing open: requests on it are not cut */
 	if (!setup(" all-servers-down maintenance\n server a 127.0.0.1:1 check"))
 		return;
 	health_check_result(be->srv[0], &ko);
 	CHECK(!health_fail_open(be));
 	CHECK(!srv_usable(be->srv[0]));
+	CHECK(health_srv_out(be->srv[0]));
 }
 
 TEST(agent_weight_and_words)
