@@ -210,6 +210,8 @@ struct srv_health {
 	bool slow;                    /* weight reduced for latency */
 	int slow_ticks;
 	/* weight */
+	int uweight;                  /* the weight set by the configuration or at runtime */
+	bool checks_off;              /* "disable health": checks paused, their verdict ignored */
 	uint64_t up_since;            /* monotonic us, for slowstart */
 	/* state shown to operators */
 	char why[CHK_REASON_LEN];     /* why the server is in its current state */

@@ -49,6 +49,14 @@ void health_tick(void);
 void health_thread_start(void);
 void health_thread_stop(void);
 
+/* Runtime control (agent, admin socket, stats page): the one place where a server's admin state,
+ * its weight and its checks change at runtime. who names the origin of the change for the log
+ * line. health_set_weight() returns ERR when w is out of 0..256. */
+void health_set_admin(struct server *srv, enum srv_admin st, const char *who);
+int health_set_weight(struct server *srv, int w, const char *who);
+void health_set_checks(struct server *srv, bool on, const char *who);
+const char *srv_admin_name(enum srv_admin st);
+
 /* A consistent copy of srv's health (state name, reasons, latency) for operators. */
 void health_view(struct server *srv, struct health_view *v);
 const char *chk_code_str(enum chk_code c);

@@ -134,7 +134,7 @@ static void update_all_down(struct proxy *be)
 static int weight_now(const struct server *srv)
 {
 	const struct srv_health *h = srv->hl;
-	int64_t w = srv->weight;
+	int64_t w = h->uweight;
 
 	w = w * h->agent_weight_pct / 100;
 	if (h->slow)
@@ -146,7 +146,7 @@ static int weight_now(const struct server *srv)
 			w = (int64_t)((uint64_t)w * el / ss);
 	}
 	/* A configured weight of 0 stays 0; anything else keeps at least 1. */
-	if (srv->weight > 0 && h->agent_weight_pct > 0 && w < 1)
+	if (h->uweight > 0 && h->agent_weight_pct > 0 && w < 1)
 		w = 1;
 	return (int)w;
 }
@@ -155,7 +155,7 @@ static int weight_now(const struct server *srv)
 static void recompute(struct server *srv, const char *why)
 {
 	struct srv_health *h = srv->hl;
-	bool up = (!srv->chk.enabled || h->chk_up) && !h->ejected && !h->agent_down;
+	bool up = (!srv->chk.enabled || h->checks_off || h->chk_up) && !h->ejected && !h->agent_down;
 	int was = atomic_load(&srv->oper);
 	int w, a, b;
 	bool changed = false;
@@ -242,6 +242,65 @@ void health_check_result(struct server *srv, const struct chk_result *r)
 	pthread_mutex_unlock(&h->lock);
 }
 
+const char *srv_admin_name(enum srv_admin st)
+{
+	return st == SRV_ADMIN_MAINT ? "maint" : st == SRV_ADMIN_DRAIN ? "drain" : "ready";
+}
+
+/* Lock held. */
+static void set_admin(struct server *srv, enum srv_admin st, const char *who)
+{
+	int was = atomic_exchange(&srv->admin, (int)st);
+
+	if (was == (int)st)
+		return;
+	keel_log(LOG_LVL_NOTICE, "Server %s/%s admin state %s -> %s (by %s)", srv->be->name,
+		 srv->name, srv_admin_name((enum srv_admin)was), srv_admin_name(st), who);
+	fmt(srv->hl->why, sizeof(srv->hl->why), "set to %s by %s", srv_admin_name(st), who);
+	srv->hl->since_wall = wall_ms();
+	if (st == SRV_ADMIN_READY && was == SRV_ADMIN_MAINT)
+		srv->hl->up_since = MAX(now_us, 1); /* back from maintenance: slowstart */
+	update_all_down(srv->be);
+	atomic_fetch_add_explicit(&srv->be->srv_gen, 1, memory_order_release);
+}
+
+void health_set_admin(struct server *srv, enum srv_admin st, const char *who)
+{
+	pthread_mutex_lock(&srv->hl->lock);
+	set_admin(srv, st, who);
+	recompute(srv, srv->hl->why);
+	pthread_mutex_unlock(&srv->hl->lock);
+}
+
+int health_set_weight(struct server *srv, int w, const char *who)
+{
+	if (w < 0 || w > 256)
+		return ERR;
+	pthread_mutex_lock(&srv->hl->lock);
+	if (srv->hl->uweight != w)
+		keel_log(LOG_LVL_NOTICE, "Server %s/%s weight %d -> %d (by %s)", srv->be->name,
+			 srv->name, srv->hl->uweight, w, who);
+	srv->hl->uweight = w;
+	recompute(srv, srv->hl->why);
+	pthread_mutex_unlock(&srv->hl->lock);
+	return OK;
+}
+
+void health_set_checks(struct server *srv, bool on, const char *who)
+{
+	char why[CHK_REASON_LEN];
+
+	pthread_mutex_lock(&srv->hl->lock);
+	if (srv->hl->checks_off == on) {
+		keel_log(LOG_LVL_NOTICE, "Server %s/%s health checks %s (by %s)", srv->be->name,
+			 srv->name, on ? "enabled" : "disabled", who);
+		srv->hl->checks_off = !on;
+		fmt(why, sizeof(why), "health checks %s by %s", on ? "enabled" : "disabled", who);
+		recompute(srv, why);
+	}
+	pthread_mutex_unlock(&srv->hl->lock);
+}
+
 void health_agent_result(struct server *srv, const struct agent_result *r)
 {
 	struct srv_health *h = srv->hl;
@@ -263,13 +322,13 @@ void health_agent_result(struct server *srv, const struct agent_result *r)
 			break;
 		case AGENT_READY:
 			h->agent_down = false;
-			atomic_store(&srv->admin, SRV_ADMIN_READY);
+			set_admin(srv, SRV_ADMIN_READY, "agent");
 			break;
 		case AGENT_DRAIN:
-			atomic_store(&srv->admin, SRV_ADMIN_DRAIN);
+			set_admin(srv, SRV_ADMIN_DRAIN, "agent");
 			break;
 		case AGENT_MAINT:
-			atomic_store(&srv->admin, SRV_ADMIN_MAINT);
+			set_admin(srv, SRV_ADMIN_MAINT, "agent");
 			break;
 		case AGENT_NONE:
 			break;
@@ -299,7 +358,7 @@ enum chk_plan health_check_plan(struct server *srv, uint32_t *delay_ms)
 			plan = srv_chk_http(srv) ? CHK_PLAN_CHECK : CHK_PLAN_PROBE;
 			h->probing = plan == CHK_PLAN_PROBE;
 		}
-	} else if (!k->enabled) {
+	} else if (!k->enabled || h->checks_off) {
 		*delay_ms = 1000;
 	} else {
 		plan = CHK_PLAN_CHECK;
@@ -707,6 +766,7 @@ int health_init(int nthr, char **err)
 			}
 			pthread_mutex_init(&h->lock, NULL);
 			h->agent_weight_pct = 100;
+			h->uweight = srv->weight;
 			h->health = srv->chk.rise + srv->chk.fall - 1;
 			h->chk_up = true;
 			h->up_since = 1; /* a server up at start-up does not slowstart */

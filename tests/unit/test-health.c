@@ -341,6 +341,28 @@ TEST(agent_weight_and_words)
 	CHECK(up(0));
 }
 
+TEST(runtime_admin_weight_and_checks)
+{
+	struct chk_result ko = res(false, "status 500");
+
+	if (!setup(" server a 127.0.0.1:1 check weight 10\n server b 127.0.0.1:2"))
+		return;
+	health_set_admin(be->srv[0], SRV_ADMIN_DRAIN, "test");
+	CHECK(!srv_usable(be->srv[0]));
+	CHECK(strstr(be->srv[0]->hl->why, "drain by test") != NULL);
+	health_set_admin(be->srv[0], SRV_ADMIN_READY, "test");
+	CHECK(srv_usable(be->srv[0]));
+	CHECK_EQ_INT(health_set_weight(be->srv[0], 300, "test"), ERR);
+	CHECK_EQ_INT(health_set_weight(be->srv[0], 4, "test"), OK);
+	CHECK_EQ_INT(atomic_load(&be->srv[0]->eweight), 4);
+	health_check_result(be->srv[0], &ko);
+	CHECK(!up(0));
+	health_set_checks(be->srv[0], false, "test"); /* a paused check no longer holds it down */
+	CHECK(up(0));
+	health_set_checks(be->srv[0], true, "test");
+	CHECK(!up(0));
+}
+
 TEST(slowstart_ramps_the_weight)
 {
 	struct chk_result ok = res(true, "status 200"), ko = res(false, "status 500");
