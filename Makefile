@@ -29,12 +29,14 @@ else
 KEEL_BIN := $(BUILD)/keel
 endif
 ORIGIN_BIN := $(BUILD)/keel-origin
+# keelctl (tools/keelctl, docs/admin.md) is standalone; the default build also copies it to ./keelctl.
+KEELCTL_BIN := $(BUILD)/keelctl
 
 .PHONY: all build-deps deps run test test-unit test-system test-asan fuzz bench bench-micro clean \
 	format
 
 all: build-deps
-	@$(MAKE) --no-print-directory $(KEEL_BIN) $(ORIGIN_BIN)
+	@$(MAKE) --no-print-directory $(KEEL_BIN) $(ORIGIN_BIN) $(KEELCTL_BIN)
 
 # Missing Debian packages are installed (as root) or named with the apt-get line to run.
 build-deps:
@@ -65,6 +67,12 @@ $(BUILD)/libkeel.a: $(LIB_OBJS) $(LLHTTP_OBJS)
 $(KEEL_BIN): $(MAIN_OBJ) $(BUILD)/libkeel.a
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(KEELCTL_BIN): tools/keelctl/main.c
+	@mkdir -p $(dir $@)
+	@echo "  CC+LD   $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $<
+	@if [ "$(BUILD)" = build/default ]; then cp $@ keelctl; fi
 
 $(ORIGIN_BIN): $(ORIGIN_OBJ) $(BUILD)/libkeel.a
 	@echo "  LD      $@"
@@ -112,6 +120,6 @@ format:
 	clang-format -i $(SRCS) $(wildcard include/keel/*.h) $(UNIT_SRCS)
 
 clean:
-	rm -rf build keel
+	rm -rf build keel keelctl
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -188,6 +188,9 @@ struct srv_health {
 	atomic_int consec_err;        /* consecutive live-traffic errors */
 	atomic_uint errs;             /* live-traffic errors, cumulative (error rate) */
 	uint32_t err_snap, err_slot[LAT_SLOTS], werrs; /* the tick's window of errs */
+	atomic_uint r5xx;             /* 5xx responses, cumulative (relative 5xx outliers) */
+	uint32_t r5_snap, r5_slot[LAT_SLOTS], w5xx; /* the tick's window of r5xx */
+	int rate5;                    /* % of 5xx in the window, -1: too few responses */
 	enum health_event last_ev;
 	char ev_reason[CHK_REASON_LEN];
 	atomic_bool ejected;          /* read by other servers' ejection decisions */
@@ -202,6 +205,7 @@ struct srv_health {
 	uint32_t slot[LAT_SLOTS][LAT_BUCKETS];
 	int slot_pos;
 	atomic_uint p50_us, p90_us, p99_us; /* over the window; 0 when too few samples */
+	atomic_uint p95_us;           /* same window (the dashboard shows p50/p95/p99) */
 	/* The per-try estimate's sample: accumulates ticks until it holds LAT_EST_SAMPLES, so a
 	 * quiet backend still gets an estimate (over a longer time), then starts again. */
 	uint32_t acc[LAT_BUCKETS], acc_n;
@@ -227,9 +231,12 @@ struct health_view {
 	char ev_reason[CHK_REASON_LEN];
 	struct chk_result last_chk;
 	bool has_chk;
-	uint32_t p50_us, p90_us, p99_us;
+	uint32_t p50_us, p90_us, p95_us, p99_us;
 	int consec_err;
 	uint64_t ejections_tot;
+	int uweight;                  /* the weight asked for (config or runtime) */
+	int slowstart_pct;            /* slowstart progress 0..99, -1: no ramp running */
+	uint64_t since_wall;          /* ms since the epoch, last state change (0: none) */
 };
 
 /* Per backend runtime: retry budget and the adaptive per-try deadline. The tick (worker 0)

@@ -61,9 +61,14 @@ const char *srv_admin_name(enum srv_admin st);
 void health_view(struct server *srv, struct health_view *v);
 const char *chk_code_str(enum chk_code c);
 
-/* Latency buckets, exposed for unit tests. */
+/* Latency buckets, exposed for unit tests. Bucket b counts response times below
+ * lat_bucket_us(b) and at or above lat_bucket_us(b - 1) (0 for b = 0); the last bucket also
+ * takes everything longer. */
 int lat_bucket(uint64_t us);
 uint64_t lat_bucket_us(int b);
+/* srv's response-time histogram since start (TTFB of the response heads that health_response()
+ * sampled), summed over the worker threads: out[b] = count of bucket b. Lock-free, any thread. */
+void health_lat_counts(const struct server *srv, uint64_t out[LAT_BUCKETS]);
 
 /* ---- check.c: the active check and agent runner ---- */
 

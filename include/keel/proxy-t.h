@@ -157,6 +157,7 @@ enum http_rule_action {
 	HRA_RETURN,
 	HRA_SET_PATH,
 	HRA_AUTH,
+	HRA_USE_SERVICE, /* use-service prometheus-exporter: the metrics page (admin/prom.c) */
 };
 
 struct http_rule {
@@ -192,12 +193,13 @@ struct stats_user {
 struct stats_conf {
 	bool enabled;
 	char *uri;               /* prefix that selects the stats page */
+	char *prom_uri;          /* "stats prometheus-uri": exact path of the metrics page */
 	char *realm;
 	struct stats_user *users;
 	int nusers;
 	uint32_t refresh_s;
 	bool hide_version;
-	struct acl_cond *admin;  /* stats admin if ... (accepted; the page's admin buttons come later) */
+	struct acl_cond *admin;  /* stats admin if ...: Ready/Drain/Maint buttons (stats-admin.c) */
 	bool admin_set;
 };
 
@@ -292,7 +294,15 @@ struct global {
 	struct log_targets logs;
 	char *node;
 	char *log_tag;
+	char *state_file;        /* "state-file": durable runtime state (admin/state.c), NULL: off */
 	const char *file;        /* the config file, for messages */
+	/* stats socket (admin/cli.c) */
+	char *cli_path;          /* NULL: no admin socket */
+	int cli_mode;            /* file mode, default 0600 */
+	int cli_level;           /* enum cli_level, default admin */
+	char *cli_user, *cli_group; /* owner of the socket file, NULL: unchanged */
+	int cli_uid, cli_gid;    /* -1: unset */
+	uint32_t cli_timeout;    /* ms an idle client may stay connected ("stats timeout") */
 };
 
 #endif

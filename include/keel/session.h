@@ -31,6 +31,11 @@ void session_log(struct session *s);
 
 /* The stats page (admin/stats.c): builds the response for a request to the stats URI. */
 void stats_serve(struct session *s, const struct http_head *h);
+/* The ";json" variant of the stats page (admin/stats-json.c). */
+void stats_json_serve(struct session *s);
+/* The stats CSV (the ";csv" page) as a malloc'd string of *len bytes, NULL when out of memory
+ * (the admin socket's "show stat"). */
+char *stats_csv(size_t *len);
 /* Constant-time check of a Basic Authorization header against the proxy's stats users. */
 bool stats_check_auth(const struct proxy *p, const struct http_head *h);
 

@@ -5,13 +5,18 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <keel/acl.h>
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/history.h>
 #include <keel/http.h>
 #include <keel/session.h>
+#include <keel/stats-admin.h>
 
 extern atomic_int keel_actconn;
 extern int keel_nloops;
@@ -222,109 +227,515 @@ static void render_csv(struct sbuf *b)
 	}
 }
 
-static void html_counts(struct sbuf *b, const struct sums *c)
+char *stats_csv(size_t *len)
 {
-	sb_printf(b, "<td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td>"
-		     "<td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td>",
-		  (unsigned long long)c->req_tot, (unsigned long long)c->rsp[2],
-		  (unsigned long long)c->rsp[3], (unsigned long long)c->rsp[4],
-		  (unsigned long long)c->rsp[5], (unsigned long long)c->failed_conn,
-		  (unsigned long long)c->failed_rsp, (unsigned long long)c->retries,
-		  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+	/* Starts with room: sb_printf() must not compute an offset from a NULL pointer. */
+	struct sbuf b = {.p = malloc(16384), .cap = 16384};
+
+	if (!b.p)
+		return NULL;
+	render_csv(&b);
+	if (b.oom || !b.p) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
 }
 
-/* Why a server is in or out: latency, error streak, last check and the last state change. */
-/* Why a server is in or out: latency, error streak, last check and the last state change. */
-static void html_health(struct sbuf *b, const struct server *s, const struct health_view *v)
+/* ---- the HTML dashboard ----
+ *
+ * One self-contained page (no external asset): a summary of the servers' states, then per proxy a
+ * table of its frontend, servers and backend with state and why, rates of the last 5 s, TTFB,
+ * connections, queue, bytes, a 10-minute sparkline (inline SVG drawn here, so it works without
+ * JavaScript) and, with "stats admin", Ready / Drain / Maint buttons. A few lines of JavaScript
+ * fetch the same URL every refresh period and swap #dash, so the page updates without reloading;
+ * without JavaScript the "stats refresh" meta refresh (in <noscript>) reloads it. Under 760 px the
+ * rows become cards (each cell labelled by its data-l attribute). */
+
+struct page {
+	const struct proxy *fe;
+	bool admin;                         /* "stats admin" matched: buttons */
+	char token[STATS_TOKEN_LEN + 1];    /* the CSRF token of the buttons' forms */
+	int n_state[5];                     /* servers per state class, for the summary */
+};
+
+static const char *const state_cls[5] = {"UP", "DRAIN", "DOWN", "EJECTED", "MAINT"};
+
+static void fmt_bytes(char *buf, size_t n, uint64_t v)
 {
-	sb_printf(b, "<td>%.1f / %.1f</td><td>%d</td><td>%llu</td><td class=n>",
-		  v->p50_us / 1000.0, v->p99_us / 1000.0, v->consec_err,
-		  (unsigned long long)v->ejections_tot);
-	if (v->has_chk) {
-		sb_printf(b, "%s ", chk_code_str(v->last_chk.code));
-		sb_html(b, v->last_chk.reason);
-		sb_printf(b, " (%u ms)", v->last_chk.dur_ms);
-	} else {
-		sb_printf(b, "%s", s->chk.enabled ? "pending" : "no check");
+	static const char *const unit[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+	double d = (double)v;
+	int u = 0;
+
+	while (d >= 1000 && u < (int)ARRAY_SIZE(unit) - 1) {
+		d /= 1000;
+		u++;
 	}
-	sb_printf(b, "</td><td class=n>");
+	if (!u)
+		snprintf(buf, n, "%llu B", (unsigned long long)v);
+	else
+		snprintf(buf, n, "%.*f %s", d < 10 ? 1 : 0, d, unit[u]);
+}
+
+static void fmt_age(char *buf, size_t n, uint64_t s)
+{
+	if (s < 60)
+		snprintf(buf, n, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, n, "%llum%02llus", (unsigned long long)s / 60, (unsigned long long)s % 60);
+	else if (s < 86400)
+		snprintf(buf, n, "%lluh%02llum", (unsigned long long)s / 3600,
+			 (unsigned long long)s % 3600 / 60);
+	else
+		snprintf(buf, n, "%llud%02lluh", (unsigned long long)s / 86400,
+			 (unsigned long long)s % 86400 / 3600);
+}
+
+static void sb_ms(struct sbuf *b, uint32_t us)
+{
+	if (!us)
+		sb_printf(b, "&ndash;");
+	else if (us < 10000)
+		sb_printf(b, "%.1f", us / 1000.0);
+	else
+		sb_printf(b, "%u", (us + 500) / 1000);
+}
+
+/* Requests/s and error % of the newest sample, or dashes before the first one. */
+static void html_rates(struct sbuf *b, const struct hist_view *hv, uint64_t req_tot)
+{
+	double secs = hv->interval_ms / 1000.0;
+
+	if (hv->n) {
+		const struct hist_sample *s = &hv->s[hv->n - 1];
+		double pct = s->req ? 100.0 * s->err / s->req : (s->err ? 100.0 : 0.0);
+
+		sb_printf(b, "<td data-l=\"req/s\">%.1f<br><small>%llu total</small></td>",
+			  s->req / secs, (unsigned long long)req_tot);
+		sb_printf(b, "<td data-l=\"errors\"%s>%.1f%%", pct >= 1.0 ? " class=bad" : "",
+			  pct > 100 ? 100.0 : pct);
+	} else {
+		sb_printf(b, "<td data-l=\"req/s\">&ndash;<br><small>%llu total</small></td>",
+			  (unsigned long long)req_tot);
+		sb_printf(b, "<td data-l=\"errors\">&ndash;");
+	}
+}
+
+/* The detail line under the error rate: cumulative counts (the zero ones left out but in the
+ * tooltip). */
+static void html_errs(struct sbuf *b, const struct sums *c)
+{
+	sb_printf(b, "<br><small title=\"since start: %llu 5xx, %llu 4xx, %llu connection errors, %llu "
+		     "response errors, %llu retries\">5xx %llu",
+		  (unsigned long long)c->rsp[5], (unsigned long long)c->rsp[4],
+		  (unsigned long long)c->failed_conn, (unsigned long long)c->failed_rsp,
+		  (unsigned long long)c->retries, (unsigned long long)c->rsp[5]);
+	if (c->failed_conn)
+		sb_printf(b, " &middot; conn %llu", (unsigned long long)c->failed_conn);
+	if (c->failed_rsp)
+		sb_printf(b, " &middot; resp %llu", (unsigned long long)c->failed_rsp);
+	if (c->retries)
+		sb_printf(b, " &middot; retr %llu", (unsigned long long)c->retries);
+	sb_printf(b, "</small></td>");
+}
+
+/* A sparkline of the history: requests/s (line), TTFB p99 (dashed line, own scale) and errors
+ * (red bars on the requests' scale: their height is their share of the traffic, at least 2 px).
+ * The newest sample is at the right edge; the width holds the samples there are, at least
+ * SPARK_MIN_SAMPLES (2.5 minutes), at most HIST_SAMPLES (10 minutes). */
+#define SPARK_MIN_SAMPLES 30
+static void html_spark(struct sbuf *b, const struct hist_view *hv)
+{
+	const double W = 120, H = 30;
+	uint32_t maxr = 0, maxp = 0, maxe = 0;
+	uint64_t errs = 0;
+	double secs = hv->interval_ms / 1000.0, step = W / (MAX(hv->n, SPARK_MIN_SAMPLES) - 1);
+	int i;
+
+	sb_printf(b, "<td data-l=\"last 10 min\" class=sp>");
+	if (hv->n < 2) {
+		sb_printf(b, "<small>collecting&hellip;</small></td>");
+		return;
+	}
+	for (i = 0; i < hv->n; i++) {
+		maxr = MAX(maxr, hv->s[i].req);
+		maxp = MAX(maxp, hv->s[i].p99_us);
+		maxe = MAX(maxe, hv->s[i].err);
+		errs += hv->s[i].err;
+	}
+	sb_printf(b, "<svg class=spark viewBox=\"0 0 120 30\" width=120 height=30 "
+		     "preserveAspectRatio=none role=img "
+		     "aria-label=\"last %d min: up to %.1f req/s, p99 up to %.1f ms, %llu errors\">"
+		     "<title>last %.0f s: requests/s up to %.1f (blue), TTFB p99 up to %.1f ms "
+		     "(purple, dashed), %llu errors (red)</title>",
+		  (int)((hv->n * secs + 59) / 60), maxr / secs, maxp / 1000.0,
+		  (unsigned long long)errs, hv->n * secs, maxr / secs, maxp / 1000.0,
+		  (unsigned long long)errs);
+	if (maxe) {
+		for (i = 0; i < hv->n; i++) {
+			double h;
+
+			if (!hv->s[i].err)
+				continue;
+			h = (H - 3) * hv->s[i].err / MAX(maxr, maxe);
+			h = MAX(h, 2);
+			sb_printf(b, "<rect class=e x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>",
+				  W - (hv->n - 1 - i) * step - MAX(step, 1.5), H - h, MAX(step, 1.5), h);
+		}
+	}
+	sb_printf(b, "<polyline class=r points=\"");
+	for (i = 0; i < hv->n; i++)
+		sb_printf(b, "%.1f,%.1f ", W - (hv->n - 1 - i) * step,
+			  H - 1.5 - (maxr ? (H - 3) * hv->s[i].req / maxr : 0));
+	sb_printf(b, "\"/>");
+	if (maxp) {
+		sb_printf(b, "<polyline class=p points=\"");
+		for (i = 0; i < hv->n; i++)
+			sb_printf(b, "%.1f,%.1f ", W - (hv->n - 1 - i) * step,
+				  H - 1.5 - (H - 3) * hv->s[i].p99_us / maxp);
+		sb_printf(b, "\"/>");
+	}
+	sb_printf(b, "</svg></td>");
+}
+
+static void html_bytes(struct sbuf *b, const struct sums *c)
+{
+	char in[32], out[32];
+
+	fmt_bytes(in, sizeof(in), c->bytes_in);
+	fmt_bytes(out, sizeof(out), c->bytes_out);
+	sb_printf(b, "<td data-l=\"bytes in/out\">%s<br><small>%s</small></td>", in, out);
+}
+
+/* The state cell and the why cell of a server. */
+static void html_srv_state(struct sbuf *b, struct page *pg, const struct server *s,
+			   const struct health_view *v)
+{
+	const char *cls = state_class(v->state);
+	char age[32];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(state_cls); i++)
+		if (!strcmp(cls, state_cls[i]))
+			pg->n_state[i]++;
+	sb_printf(b, "<td data-l=\"state\" class=l><span class=\"st %s\">%s</span>", cls, v->state);
+	if (v->slowstart_pct >= 0)
+		sb_printf(b, "<br><small>slowstart %d%%</small>", v->slowstart_pct);
+	if (v->since_wall && wall_us / 1000 >= v->since_wall) {
+		fmt_age(age, sizeof(age), (wall_us / 1000 - v->since_wall) / 1000);
+		sb_printf(b, "<br><small>for %s</small>", age);
+	}
+	sb_printf(b, "</td><td data-l=\"why\" class=\"l why\">");
 	sb_html(b, v->why);
 	if (v->ev_reason[0]) {
 		sb_printf(b, "; ");
 		sb_html(b, v->ev_reason);
 	}
-	sb_printf(b, "</td>");
+	sb_printf(b, "<br><small>check: ");
+	if (v->has_chk) {
+		sb_printf(b, "%s, ", chk_code_str(v->last_chk.code));
+		sb_html(b, v->last_chk.reason);
+		sb_printf(b, ", %u ms", v->last_chk.dur_ms);
+	} else {
+		sb_printf(b, "%s", s->chk.enabled ? "pending" : "none");
+	}
+	if (v->consec_err || v->ejections_tot)
+		sb_printf(b, " &middot; error streak %d &middot; ejected %llu&times;", v->consec_err,
+			  (unsigned long long)v->ejections_tot);
+	sb_printf(b, "</small></td>");
 }
 
-static void render_html(struct sbuf *b, const struct proxy *fe)
+static void html_actions(struct sbuf *b, const struct page *pg, const struct server *s)
 {
-	struct list *l;
-	struct sums c;
-	int i;
+	static const char *const act[] = {"ready", "drain", "maint"};
+	static const char *const label[] = {"Ready", "Drain", "Maint"};
+	int cur = atomic_load(&s->admin), i;
 
-	sb_printf(b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+	sb_printf(b, "<td data-l=\"admin\" class=\"l adm\"><form method=post action=\"");
+	sb_html(b, pg->fe->stats.uri);
+	sb_printf(b, "\"><input type=hidden name=b value=\"");
+	sb_html(b, s->be->name);
+	sb_printf(b, "\"><input type=hidden name=s value=\"");
+	sb_html(b, s->name);
+	sb_printf(b, "\"><input type=hidden name=token value=\"%s\">", pg->token);
+	for (i = 0; i < 3; i++) {
+		bool on = (cur == SRV_ADMIN_READY && i == 0) || (cur == SRV_ADMIN_DRAIN && i == 1) ||
+			  (cur == SRV_ADMIN_MAINT && i == 2);
+
+		sb_printf(b, "<button name=action value=%s class=\"%s%s\" aria-pressed=%s>%s</button>",
+			  act[i], act[i], on ? " on" : "", on ? "true" : "false", label[i]);
+	}
+	sb_printf(b, "</form></td>");
+}
+
+static void html_srv_row(struct sbuf *b, struct page *pg, struct server *s)
+{
+	struct health_view v;
+	struct hist_view *hv = malloc(sizeof(*hv));
+	struct sums c;
+	int ew = atomic_load(&s->eweight);
+
+	if (!hv) {
+		b->oom = true;
+		return;
+	}
+	sum(s->ctr, &c);
+	health_view(s, &v);
+	history_read(s, HIST_SRV, hv);
+	sb_printf(b, "<tr><td class=\"l name\">");
+	sb_html(b, s->name);
+	sb_printf(b, "%s</td>", s->backup ? " <small>backup</small>" : "");
+	html_srv_state(b, pg, s, &v);
+	sb_printf(b, "<td data-l=\"weight\" title=\"effective / configured\">%d<small>/%d</small></td>",
+		  ew, v.uweight);
+	html_rates(b, hv, c.req_tot);
+	html_errs(b, &c);
+	sb_printf(b, "<td data-l=\"TTFB p50/p95/p99 ms\">");
+	sb_ms(b, v.p50_us);
+	sb_printf(b, " / ");
+	sb_ms(b, v.p95_us);
+	sb_printf(b, " / <b>");
+	sb_ms(b, v.p99_us);
+	sb_printf(b, "</b></td><td data-l=\"conns cur/max\">%d / %d<br><small>",
+		  atomic_load(&s->cur_sess), atomic_load(&s->max_sess));
+	if (s->maxconn)
+		sb_printf(b, "maxconn %d", s->maxconn);
+	else
+		sb_printf(b, "no maxconn");
+	sb_printf(b, "</small></td><td data-l=\"queue\">%d</td>", atomic_load(&s->nbpend));
+	html_bytes(b, &c);
+	html_spark(b, hv);
+	if (pg->admin)
+		html_actions(b, pg, s);
+	sb_printf(b, "</tr>");
+	free(hv);
+}
+
+static void html_fe_row(struct sbuf *b, const struct page *pg, struct proxy *p)
+{
+	struct hist_view *hv = malloc(sizeof(*hv));
+	struct sums c;
+
+	if (!hv) {
+		b->oom = true;
+		return;
+	}
+	sum(p->ctr, &c);
+	history_read(p, HIST_FE, hv);
+	sb_printf(b, "<tr class=tot><td class=\"l name\">Frontend</td><td data-l=\"state\" class=l>"
+		     "<span class=\"st UP\">OPEN</span></td><td data-l=\"why\" class=\"l why\"></td>"
+		     "<td data-l=\"weight\"></td>");
+	html_rates(b, hv, c.req_tot);
+	html_errs(b, &c);
+	sb_printf(b, "<td data-l=\"TTFB\"></td><td data-l=\"conns cur\">%d<br><small>maxconn %d</small>"
+		     "</td><td data-l=\"queue\"></td>",
+		  atomic_load(&p->feconn), p->maxconn ? p->maxconn : global.maxconn);
+	html_bytes(b, &c);
+	html_spark(b, hv);
+	if (pg->admin && (p->cap & PR_CAP_BE))
+		sb_printf(b, "<td class=noa></td>");
+	sb_printf(b, "</tr>");
+	free(hv);
+}
+
+static void html_be_row(struct sbuf *b, const struct page *pg, struct proxy *p)
+{
+	struct hist_view *hv = malloc(sizeof(*hv));
+	struct sums c;
+	int up = be_state_up(p), ew = 0, i;
+	const char *why = "";
+
+	if (!hv) {
+		b->oom = true;
+		return;
+	}
+	for (i = 0; i < p->nsrv; i++)
+		ew += atomic_load(&p->srv[i]->eweight);
+	if (!up)
+		why = p->hl && health_fail_open(p)
+			      ? "no server up: failing open (servers not in maintenance take traffic)"
+			      : "no server usable";
+	sum(p->ctr, &c);
+	history_read(p, HIST_BE, hv);
+	sb_printf(b, "<tr class=tot><td class=\"l name\">Backend</td><td data-l=\"state\" class=l>"
+		     "<span class=\"st %s\">%s</span><br><small>%d/%d usable</small></td>"
+		     "<td data-l=\"why\" class=\"l why\">%s</td>"
+		     "<td data-l=\"weight\">%d</td>",
+		  up ? "UP" : "DOWN", up ? "UP" : "DOWN", up, p->nsrv, why, ew);
+	html_rates(b, hv, c.rsp[0] + c.rsp[1] + c.rsp[2] + c.rsp[3] + c.rsp[4] + c.rsp[5]);
+	html_errs(b, &c);
+	sb_printf(b, "<td data-l=\"TTFB p99 ms\" title=\"the typical server's p99\">");
+	sb_ms(b, p->hl ? atomic_load(&p->hl->p99_us) : 0);
+	sb_printf(b, "</td><td data-l=\"conns cur\">%d</td><td data-l=\"queue\">%d</td>",
+		  atomic_load(&p->beconn), atomic_load(&p->nbpend));
+	html_bytes(b, &c);
+	html_spark(b, hv);
+	if (pg->admin)
+		sb_printf(b, "<td class=noa></td>");
+	sb_printf(b, "</tr>");
+	free(hv);
+}
+
+static const char html_css[] =
+	":root{--bg:#f5f6f8;--fg:#1c2330;--mut:#687180;--card:#fff;--line:#e2e5ea;"
+	"--up:#17692f;--upb:#d9f3e1;--dn:#a8201a;--dnb:#fde0dd;--ej:#9a4a05;--ejb:#fde8cf;"
+	"--dr:#7a5e00;--drb:#fff3bf;--mt:#3444a8;--mtb:#e1e5fb;--r:#2563eb;--p:#9333ea;--e:#dc2626}"
+	"@media(prefers-color-scheme:dark){:root{--bg:#0e1115;--fg:#e5e7ea;--mut:#98a1ac;"
+	"--card:#161a20;--line:#2a3038;--up:#7ee2a0;--upb:#133a22;--dn:#ffa39a;--dnb:#4b1814;"
+	"--ej:#ffc27a;--ejb:#47290b;--dr:#ffe17a;--drb:#3d3308;--mt:#aab6ff;--mtb:#1f2652;"
+	"--r:#6ea1ff;--p:#c08bff;--e:#ff6b6b}}"
+	"*{box-sizing:border-box}"
+	"body{margin:0;font:14px/1.35 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
+	"background:var(--bg);color:var(--fg)}"
+	"header{display:flex;flex-wrap:wrap;gap:.2em 1.2em;align-items:baseline;padding:.6em 1em;"
+	"background:var(--card);border-bottom:1px solid var(--line)}"
+	"h1{font-size:1.25em;margin:0}small,.mut{color:var(--mut);font-size:.82em}"
+	"main{padding:.8em 1em;max-width:1800px}"
+	".sum{display:flex;flex-wrap:wrap;gap:.4em;align-items:center;margin:0 0 .8em}"
+	".sum .st{font-size:1.05em;padding:.2em .7em}"
+	"section{background:var(--card);border:1px solid var(--line);border-radius:8px;"
+	"margin:0 0 1em;overflow-x:auto}"
+	"h2{font-size:1.05em;margin:0;padding:.5em .8em;border-bottom:1px solid var(--line)}"
+	"table{border-collapse:collapse;width:100%}"
+	"th,td{padding:.35em .45em;border-bottom:1px solid var(--line);text-align:right;"
+	"vertical-align:top;white-space:nowrap;font-variant-numeric:tabular-nums}"
+	"th{font-size:.75em;text-transform:uppercase;letter-spacing:.03em;color:var(--mut);"
+	"font-weight:600}"
+	".l{text-align:left}td.why{white-space:normal;min-width:12em;max-width:30em}"
+	"td.name{font-weight:600}tr.tot td{background:rgba(128,128,128,.07)}"
+	".st{display:inline-block;padding:.05em .5em;border-radius:4px;font-weight:700}"
+	".UP{background:var(--upb);color:var(--up)}.DOWN{background:var(--dnb);color:var(--dn)}"
+	".EJECTED{background:var(--ejb);color:var(--ej)}.DRAIN{background:var(--drb);color:var(--dr)}"
+	".MAINT{background:var(--mtb);color:var(--mt)}.bad{color:var(--dn);font-weight:700}"
+	".spark{display:block}.spark .r{fill:none;stroke:var(--r);stroke-width:1.5;"
+	"vector-effect:non-scaling-stroke}.spark .p{fill:none;stroke:var(--p);stroke-width:1;"
+	"stroke-dasharray:3 2;vector-effect:non-scaling-stroke}"
+	".spark .e{fill:var(--e)}"
+	"form{display:flex;gap:.3em;margin:0}"
+	"button{font:inherit;font-size:.85em;padding:.25em .6em;border:1px solid var(--line);"
+	"border-radius:4px;background:var(--bg);color:var(--fg);cursor:pointer}"
+	"button:hover{border-color:var(--mut)}"
+	"button.on{font-weight:700;border-color:currentColor}"
+	"button.drain.on{background:var(--drb);color:var(--dr)}"
+	"button.maint.on{background:var(--mtb);color:var(--mt)}"
+	"button.ready.on{background:var(--upb);color:var(--up)}"
+	/* Phones: each row becomes a card, two cells per line, labelled from data-l. */
+	"@media(max-width:760px){main{padding:.5em}thead{display:none}table,tbody{display:block}"
+	"tr{display:grid;grid-template-columns:1fr 1fr;gap:.15em .8em;padding:.5em .8em;"
+	"border-bottom:2px solid var(--line)}"
+	"td{display:block;border:0;padding:.1em 0;white-space:normal;text-align:left;min-width:0}"
+	"td:empty,td.noa{display:none}td::before{content:attr(data-l);display:block;"
+	"color:var(--mut);font-size:.7em;text-transform:uppercase;letter-spacing:.03em}"
+	"td.name,td.why,td.sp,td.adm{grid-column:1/-1;max-width:none}td.name::before{display:none}"
+	"td.name{font-size:1.1em}.spark{width:100%;height:36px}"
+	"button{padding:.5em 1.1em;font-size:.95em}}";
+
+/* Refreshes #dash from the same URL every data-refresh seconds while the tab is visible (not
+ * while a button has the focus: the swap would take it away). */
+static const char html_js[] =
+	"(function(){var d=document.getElementById('dash'),l=document.getElementById('live'),"
+	"t=+d.getAttribute('data-refresh')||5,busy=0;if(!window.fetch||!window.DOMParser)return;"
+	"function say(m){if(l)l.textContent=m}"
+	"function tick(){if(busy||document.hidden)return;busy=1;"
+	"fetch(location.href,{credentials:'same-origin',cache:'no-store'})"
+	".then(function(r){if(!r.ok)throw new Error('HTTP '+r.status);return r.text()})"
+	".then(function(h){var n=new DOMParser().parseFromString(h,'text/html')"
+	".getElementById('dash');if(!n)throw new Error('no #dash');"
+	"var a=document.activeElement;if(a&&a.form&&d.contains(a))return;"
+	"d.innerHTML=n.innerHTML;say('live, every '+t+' s')})"
+	".catch(function(e){say('update failed ('+e.message+'), retrying')})"
+	".then(function(){busy=0})}"
+	"say('live, every '+t+' s');setInterval(tick,t*1000)})();";
+
+#define SUMMARY_ROOM 400 /* bytes kept for the state summary, written after the tables */
+
+static void render_html(struct sbuf *b, struct page *pg)
+{
+	const struct proxy *fe = pg->fe;
+	struct list *l;
+	size_t mark;
+	char upt[32], when[64];
+	struct tm tm;
+	time_t now = time(NULL);
+	unsigned i;
+
+	sb_printf(b, "<!DOCTYPE html><html lang=en><head><meta charset=\"utf-8\">"
 		     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+	/* Without JavaScript the meta refresh reloads the page; with it, the script refreshes the
+	 * tables in place (a meta refresh cannot be cancelled once parsed, hence <noscript>). */
 	if (fe->stats.refresh_s)
-		sb_printf(b, "<meta http-equiv=\"refresh\" content=\"%u\">", fe->stats.refresh_s);
-	sb_printf(b, "<title>keel statistics</title><style>"
-		     "body{font:14px system-ui,sans-serif;margin:1em;color:#222}"
-		     "table{border-collapse:collapse;margin:0 0 1.5em;width:100%%;overflow-x:auto;display:block}"
-		     "th,td{border:1px solid #ccc;padding:.3em .5em;text-align:right;white-space:nowrap}"
-		     "th{background:#eee}td.n{text-align:left}"
-		     ".UP{background:#cfc}.DOWN{background:#fcc}.EJECTED{background:#fc9}"
-		     ".MAINT{background:#ccf}.DRAIN{background:#ffc}"
-		     "caption{text-align:left;font-weight:bold;padding:.3em 0}"
-		     "</style></head><body><h1>keel statistics</h1>");
-	sb_printf(b, "<p>%s%s pid %d, %d threads, %d active connections, maxconn %d</p>",
-		  fe->stats.hide_version ? "" : "keel ", fe->stats.hide_version ? "" : KEEL_VERSION,
-		  (int)getpid(), keel_nloops, atomic_load(&keel_actconn), global.maxconn);
+		sb_printf(b, "<noscript><meta http-equiv=\"refresh\" content=\"%u\"></noscript>",
+			  fe->stats.refresh_s);
+	sb_printf(b, "<title>keel statistics</title><style>%s</style></head><body><header>"
+		     "<h1>keel statistics</h1><span class=mut>",
+		  html_css);
+	if (!fe->stats.hide_version)
+		sb_printf(b, "keel %s &middot; ", KEEL_VERSION);
+	fmt_age(upt, sizeof(upt),
+		keel_start_wall && (uint64_t)now > keel_start_wall ? (uint64_t)now - keel_start_wall : 0);
+	sb_printf(b, "pid %d &middot; %d threads &middot; up %s</span>"
+		     "<span class=mut id=live>%s</span></header>",
+		  (int)getpid(), keel_nloops, upt,
+		  fe->stats.refresh_s ? "" : "static page: reload to update");
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+	sb_printf(b, "<main id=dash data-refresh=\"%u\"><div class=sum>",
+		  fe->stats.refresh_s ? fe->stats.refresh_s : 5);
+	/* The summary counts the states while the tables render: it is written afterwards into
+	 * this room (spaces, harmless in HTML). */
+	mark = b->len;
+	sb_printf(b, "%*s</div>", SUMMARY_ROOM, "");
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
+		int k;
 
-		sb_printf(b, "<table><caption>");
+		sb_printf(b, "<section><h2>");
 		sb_html(b, p->name);
-		sb_printf(b, "</caption><tr><th>name</th><th>state</th><th>weight</th><th>cur</th>"
-			     "<th>max</th><th>limit</th><th>queue</th><th>requests</th><th>2xx</th>"
-			     "<th>3xx</th><th>4xx</th><th>5xx</th><th>conn err</th><th>resp err</th>"
-			     "<th>retries</th><th>bytes in</th><th>bytes out</th><th>TTFB p50/p99 ms</th>"
-			     "<th>errors</th><th>ejections</th><th>last check</th><th>why</th></tr>");
-		if (p->cap & PR_CAP_FE) {
-			sum(p->ctr, &c);
-			sb_printf(b, "<tr><td class=n>FRONTEND</td><td class=UP>OPEN</td><td></td>"
-				     "<td>%d</td><td></td><td>%d</td><td></td>",
-				  atomic_load(&p->feconn), p->maxconn ? p->maxconn : global.maxconn);
-			html_counts(b, &c);
-			sb_printf(b, "</tr>");
-		}
+		sb_printf(b, " <small>%s</small></h2><table><thead><tr><th class=l>name</th>"
+			     "<th class=l>state</th><th class=l>why &middot; last check</th>"
+			     "<th>weight</th><th>req/s</th><th>errors</th>"
+			     "<th>TTFB ms p50/95/99</th><th>conns</th><th>queue</th>"
+			     "<th>bytes in/out</th><th>last 10 min</th>%s</tr></thead><tbody>",
+			  (p->cap & PR_CAP_FE) && (p->cap & PR_CAP_BE) ? "listen"
+			  : (p->cap & PR_CAP_FE)                        ? "frontend"
+									: "backend",
+			  pg->admin && (p->cap & PR_CAP_BE) ? "<th class=l>admin</th>" : "");
+		if (p->cap & PR_CAP_FE)
+			html_fe_row(b, pg, p);
 		if (p->cap & PR_CAP_BE) {
-			for (i = 0; i < p->nsrv; i++) {
-				struct server *s = p->srv[i];
-				struct health_view v;
-
-				sum(s->ctr, &c);
-				health_view(s, &v);
-				sb_printf(b, "<tr><td class=n>");
-				sb_html(b, s->name);
-				sb_printf(b, "%s</td><td class=%s>%s</td><td>%d</td><td>%d</td><td>%d</td>"
-					     "<td>%d</td><td>%d</td>",
-					  s->backup ? " (backup)" : "", state_class(v.state), v.state,
-					  atomic_load(&s->eweight), atomic_load(&s->cur_sess),
-					  atomic_load(&s->max_sess), s->maxconn, atomic_load(&s->nbpend));
-				html_counts(b, &c);
-				html_health(b, s, &v);
-				sb_printf(b, "</tr>");
-			}
-			sum(p->ctr, &c);
-			sb_printf(b, "<tr><td class=n>BACKEND</td><td class=%s>%s</td><td></td><td>%d</td>"
-				     "<td></td><td></td><td>%d</td>",
-				  be_state_up(p) ? "UP" : "DOWN", be_state_up(p) ? "UP" : "DOWN",
-				  atomic_load(&p->beconn), atomic_load(&p->nbpend));
-			html_counts(b, &c);
-			sb_printf(b, "</tr>");
+			for (k = 0; k < p->nsrv; k++)
+				html_srv_row(b, pg, p->srv[k]);
+			html_be_row(b, pg, p);
 		}
-		sb_printf(b, "</table>");
+		sb_printf(b, "</tbody></table></section>");
 	}
-	sb_printf(b, "</body></html>\n");
+	sb_printf(b, "<p class=mut>maxconn %d &middot; %d active connections &middot; rendered %s "
+		     "&middot; rates over the last 5 s, history over 10 min (blue: requests/s, "
+		     "purple: TTFB p99, red: errors)</p></main><script>%s</script></body></html>\n",
+		  global.maxconn, atomic_load(&keel_actconn), when, html_js);
+	if (!b->oom) {
+		char sum[SUMMARY_ROOM + 1];
+		int n = 0;
+
+		for (i = 0; i < ARRAY_SIZE(state_cls); i++)
+			if (pg->n_state[i] && n < SUMMARY_ROOM)
+				n += snprintf(sum + n, sizeof(sum) - (size_t)n,
+					      "<span class=\"st %s\">%d %s</span>", state_cls[i],
+					      pg->n_state[i], state_cls[i]);
+		if (!n)
+			n = snprintf(sum, sizeof(sum), "<span class=mut>no server</span>");
+		memcpy(b->p + mark, sum, (size_t)MIN(n, SUMMARY_ROOM));
+	}
+}
+
+#define AUTH_USER_MAX 256
+static void auth_user(const struct proxy *p, const struct http_head *h, char *user, size_t cap);
+
+/* Whether "stats admin if COND" is set and COND holds for this request. */
+static bool admin_allowed(struct session *s)
+{
+	return s->fe->stats.admin_set && acl_cond_eval(s->fe->stats.admin, s);
 }
 
 void stats_serve(struct session *s, const struct http_head *h)
@@ -333,10 +744,30 @@ void stats_serve(struct session *s, const struct http_head *h)
 	const char *u = http_ptr(h, h->uri);
 	bool csv = h->uri.len >= 4 && !memcmp(u + h->uri.len - 4, ";csv", 4);
 
-	if (csv)
+	if (h->uri.len >= 5 && !memcmp(u + h->uri.len - 5, ";json", 5)) {
+		stats_json_serve(s); /* stats-json.c */
+		return;
+	}
+	if (h->meth == HTTP_METH_POST) {
+		char user[AUTH_USER_MAX];
+
+		auth_user(s->fe, h, user, sizeof(user));
+		stats_admin_post(s, h, admin_allowed(s), user); /* stats-admin.c */
+		return;
+	}
+	if (csv) {
 		render_csv(&body);
-	else
-		render_html(&body, s->fe);
+	} else {
+		struct page pg = {.fe = s->fe};
+		char user[AUTH_USER_MAX];
+
+		pg.admin = admin_allowed(s);
+		if (pg.admin) {
+			auth_user(s->fe, h, user, sizeof(user));
+			stats_admin_token(s->fe, user, pg.token);
+		}
+		render_html(&body, &pg);
+	}
 	if (body.oom) {
 		free(body.p);
 		session_error(s, 500, "out of memory rendering the stats page", "PR");
@@ -449,4 +880,32 @@ bool stats_check_auth(const struct proxy *p, const struct http_head *h)
 		ok = ok || m;
 	}
 	return ok;
+}
+
+/* The user name of the request's Basic credentials (already checked by stats_check_auth()), or ""
+ * when the page has no users. */
+static void auth_user(const struct proxy *p, const struct http_head *h, char *user, size_t cap)
+{
+	char dec[512];
+	const char *v, *colon;
+	int k, n;
+
+	user[0] = 0;
+	if (!p->stats.nusers)
+		return;
+	k = http_hdr_find(h, "authorization", 13, 0);
+	if (k < 0 || h->hdr[k].value.len < 7)
+		return;
+	v = http_ptr(h, h->hdr[k].value) + 6;
+	n = h->hdr[k].value.len - 6;
+	while (n && *v == ' ') {
+		v++;
+		n--;
+	}
+	n = b64decode(v, (size_t)n, dec, sizeof(dec));
+	colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
+	if (colon && (size_t)(colon - dec) < cap) {
+		memcpy(user, dec, (size_t)(colon - dec));
+		user[colon - dec] = 0;
+	}
 }

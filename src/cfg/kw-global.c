@@ -2,13 +2,16 @@
 #include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include <keel/cfg.h>
+#include <keel/cli.h>
 #include <keel/common.h>
+#include <keel/state.h>
 
 void cfg_global_defaults(void)
 {
@@ -18,6 +21,10 @@ void cfg_global_defaults(void)
 	global.maxrewrite = 1024;
 	global.maxhdr = 101;
 	global.hard_stop_after = 30000;
+	global.cli_mode = 0600;
+	global.cli_level = CLI_LVL_ADMIN; /* the file mode restricts who may connect */
+	global.cli_uid = global.cli_gid = -1;
+	global.cli_timeout = 10000;
 }
 
 static const char *const facilities[] = {
@@ -310,11 +317,113 @@ static int kw_setenv(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
+/* "stats socket PATH [mode OCTAL] [level user|operator|admin] [user U] [group G] [uid N] [gid N]"
+ * (one unix socket, served by admin/cli.c), "stats timeout T", "stats maxconn N" (accepted). */
 static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
 {
-	(void)argc;
-	cfg_warn(c, "'stats %s' in global is not implemented yet (the admin socket is planned); ignored",
-		 argc > 1 ? argv[1] : "");
+	struct sockaddr_un un;
+	const char *path, *why;
+	int i;
+
+	if (argc >= 2 && !strcmp(argv[1], "timeout")) {
+		if (argc != 3 || cfg_parse_time(argv[2], &global.cli_timeout, &why) ||
+		    !global.cli_timeout) {
+			cfg_err(c, "'stats timeout' expects a positive time");
+			return ERR;
+		}
+		return OK;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "maxconn"))
+		return OK;
+	if (argc < 2 || strcmp(argv[1], "socket")) {
+		cfg_warn(c, "'stats %s' in global is not implemented; ignored", argc > 1 ? argv[1] : "");
+		return OK;
+	}
+	if (argc < 3) {
+		cfg_err(c, "'stats socket' expects a path");
+		return ERR;
+	}
+	if (global.cli_path) {
+		cfg_err(c, "only one 'stats socket' is supported (already '%s')", global.cli_path);
+		return ERR;
+	}
+	path = argv[2];
+	if (!strncmp(path, "unix@", 5))
+		path += 5;
+	if (path[0] != '/' && strncmp(path, "./", 2)) {
+		cfg_err(c, "'stats socket %s': only unix socket paths are supported (absolute or ./)",
+			argv[2]);
+		return ERR;
+	}
+	if (strlen(path) >= sizeof(un.sun_path)) {
+		cfg_err(c, "'stats socket' path too long (at most %zu bytes): '%s'",
+			sizeof(un.sun_path) - 1, path);
+		return ERR;
+	}
+	for (i = 3; i < argc; i += 2) {
+		const char *kw = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end;
+		long n;
+
+		if (!strcmp(kw, "expose-fd")) {
+			cfg_warn(c, "'stats socket ... expose-fd' is not implemented; ignored");
+			continue;
+		}
+		if (!v) {
+			cfg_err(c, "'stats socket': '%s' expects a value", kw);
+			return ERR;
+		}
+		if (!strcmp(kw, "mode")) {
+			n = strtol(v, &end, 8);
+			if (!*v || *end || n < 0 || n > 0777) {
+				cfg_err(c, "'stats socket': mode expects an octal number up to 0777, not '%s'", v);
+				return ERR;
+			}
+			global.cli_mode = (int)n;
+		} else if (!strcmp(kw, "level")) {
+			if (!strcmp(v, "user"))
+				global.cli_level = CLI_LVL_USER;
+			else if (!strcmp(v, "operator"))
+				global.cli_level = CLI_LVL_OPER;
+			else if (!strcmp(v, "admin"))
+				global.cli_level = CLI_LVL_ADMIN;
+			else {
+				cfg_err(c, "'stats socket': level expects user, operator or admin, not '%s'", v);
+				return ERR;
+			}
+		} else if (!strcmp(kw, "user")) {
+			global.cli_user = arena_strdup(&cfg_arena, v);
+		} else if (!strcmp(kw, "group")) {
+			global.cli_group = arena_strdup(&cfg_arena, v);
+		} else if (!strcmp(kw, "uid") || !strcmp(kw, "gid")) {
+			if (cfg_parse_int(v, 0, 0x7fffffff, &n)) {
+				cfg_err(c, "'stats socket': %s expects a number", kw);
+				return ERR;
+			}
+			*(kw[0] == 'u' ? &global.cli_uid : &global.cli_gid) = (int)n;
+		} else {
+			cfg_err(c, "'stats socket': unknown option '%s' (expects mode, level, user, group, uid or gid)", kw);
+			return ERR;
+		}
+	}
+	global.cli_path = arena_strdup(&cfg_arena, path);
+	return OK;
+}
+
+/* "state-file PATH": durable runtime state (src/admin/state.c). Only the directory is checked
+ * here (so also by -c); the file is read at start. */
+static int kw_state_file(struct cfg_ctx *c, int argc, char **argv)
+{
+	char *err = NULL;
+
+	if (one_arg(c, argc, argv))
+		return ERR;
+	if (state_check_path(argv[1], &err) != OK) {
+		cfg_err(c, "%s", err);
+		free(err);
+		return ERR;
+	}
+	global.state_file = arena_strdup(&cfg_arena, argv[1]);
 	return OK;
 }
 
@@ -344,6 +453,7 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"gid", CFG_S_GLOBAL, kw_id, 0, NULL},
 	{"node", CFG_S_GLOBAL, kw_string, 0, NULL},
 	{"log-tag", CFG_S_GLOBAL, kw_string, 0, NULL},
+	{"state-file", CFG_S_GLOBAL, kw_state_file, 0, NULL},
 	{"nbthread", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"nbproc", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"maxconn", CFG_S_GLOBAL, kw_num, 0, NULL},
@@ -374,8 +484,10 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"tune.ssl.default-dh-param", CFG_S_GLOBAL, NULL, KW_UNIMPL, "TLS is not implemented yet"},
 	{"ca-base", CFG_S_GLOBAL, NULL, KW_UNIMPL, "TLS is not implemented yet"},
 	{"crt-base", CFG_S_GLOBAL, NULL, KW_UNIMPL, "TLS is not implemented yet"},
-	{"server-state-file", CFG_S_GLOBAL, NULL, KW_UNIMPL, "durable state is planned in the runtime issue"},
-	{"server-state-base", CFG_S_GLOBAL, NULL, KW_UNIMPL, "durable state is planned in the runtime issue"},
+	{"server-state-file", CFG_S_GLOBAL, NULL, KW_UNIMPL,
+	 "keel does not load HAProxy's 'show servers state' dumps; use keel's 'state-file' (docs/admin.md)"},
+	{"server-state-base", CFG_S_GLOBAL, NULL, KW_UNIMPL,
+	 "keel does not load HAProxy's 'show servers state' dumps; use keel's 'state-file' (docs/admin.md)"},
 	{"lua-load", CFG_S_GLOBAL, NULL, KW_UNIMPL, "keel has no Lua"},
 	{"external-check", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{"insecure-fork-wanted", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},

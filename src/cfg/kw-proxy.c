@@ -825,6 +825,10 @@ static int kw_http_rule(struct cfg_ctx *c, int argc, char **argv)
 				cfg_warn(c, "'http-request return %s' is not implemented; ignored", argv[i]);
 			}
 		}
+	} else if (req && !strcmp(act, "use-service") && ci >= 3 &&
+		   !strcmp(argv[2], "prometheus-exporter")) {
+		/* The one service keel has; others (Lua) fall through to "not implemented". */
+		r->action = HRA_USE_SERVICE;
 	} else if (req && !strcmp(act, "set-path")) {
 		if (ci < 3) {
 			cfg_err(c, "'http-request set-path' expects a value");
@@ -912,6 +916,14 @@ static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
 		st->users[st->nusers].user = arena_strndup(&cfg_arena, argv[2], (size_t)(colon - argv[2]));
 		st->users[st->nusers].pass = arena_strdup(&cfg_arena, colon + 1);
 		st->nusers++;
+	} else if (!strcmp(sub, "prometheus-uri")) {
+		if (need_args(c, argc, argv, 2, "'prometheus-uri' and a path"))
+			return ERR;
+		if (argv[2][0] != '/') {
+			cfg_err(c, "'stats prometheus-uri' expects a path starting with '/'");
+			return ERR;
+		}
+		st->prom_uri = arena_strdup(&cfg_arena, argv[2]);
 	} else if (!strcmp(sub, "realm")) {
 		if (need_args(c, argc, argv, 2, "'realm' and a name"))
 			return ERR;
@@ -937,7 +949,6 @@ static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
 		if (!st->admin)
 			return ERR;
 		st->admin_set = true;
-		cfg_warn(c, "'stats admin': the stats page has no admin buttons yet (planned with the dashboard); accepted");
 	} else if (!strcmp(sub, "show-legends") || !strcmp(sub, "show-node") ||
 		   !strcmp(sub, "show-desc") || !strcmp(sub, "show-modules")) {
 		/* presentation hints: harmless to accept */
@@ -946,7 +957,7 @@ static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
 		cfg_warn(c, "'stats %s' is accepted but not implemented yet; ignored", sub);
 	} else {
 		static const char *const subs[] = {"enable", "uri", "auth", "realm", "refresh",
-						   "hide-version", "admin", "show-legends",
+						   "hide-version", "admin", "show-legends", "prometheus-uri",
 						   "show-node", "scope"};
 		const char *near = cfg_nearest(sub, subs, ARRAY_SIZE(subs));
 
@@ -1182,8 +1193,10 @@ const struct cfg_kw cfg_kw_proxy[] = {
 	UNIMPL("errorfiles", CFG_S_PROXY, NULL),
 	UNIMPL("http-error", CFG_S_PROXY, NULL),
 	UNIMPL("declare", CFG_S_FE_ONLY, NULL),
-	UNIMPL("load-server-state-from-file", CFG_S_BE, "durable state is planned in the runtime issue"),
-	UNIMPL("server-state-file-name", CFG_S_BE, "durable state is planned in the runtime issue"),
+	UNIMPL("load-server-state-from-file", CFG_S_BE,
+	       "keel does not load HAProxy's 'show servers state' dumps; use keel's 'state-file' (docs/admin.md)"),
+	UNIMPL("server-state-file-name", CFG_S_BE,
+	       "keel does not load HAProxy's 'show servers state' dumps; use keel's 'state-file' (docs/admin.md)"),
 	UNIMPL("monitor", CFG_S_FE_ONLY, NULL),
 	UNIMPL("monitor-net", CFG_S_FE, NULL),
 	UNIMPL("bind-process", CFG_S_PROXY, NULL),

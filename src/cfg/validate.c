@@ -92,7 +92,8 @@ int cfg_validate(void)
 			}
 		}
 		if ((p->cap & PR_CAP_FE) && !(p->cap & PR_CAP_BE) && !p->defbe &&
-		    list_empty(&p->switching) && !p->stats.enabled && !p->monitor_uri)
+		    list_empty(&p->switching) && !p->stats.enabled && !p->monitor_uri &&
+		    !p->stats.prom_uri)
 			cfg_warn(&c, "frontend '%s' has no default_backend nor use_backend: every request gets 503", p->name);
 		if ((p->cap & PR_CAP_BE) && p->nsrv == 0 && !(p->stats.enabled && (p->cap & PR_CAP_FE)))
 			cfg_warn(&c, "backend '%s' has no server: its requests get 503", p->name);

@@ -17,7 +17,9 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/history.h>
 #include <keel/log.h>
+#include <keel/state.h>
 #include <keel/timer.h>
 
 #define LAT_MIN_SAMPLES 20     /* fewer samples in the window: no latency verdict */
@@ -30,6 +32,8 @@
 #define PERTRY_MULT 3          /* per-try deadline = 3 x the typical server's p99 */
 #define ERR_RATE_PCT 10        /* errors over the window that eject a server... */
 #define ERR_RATE_MIN 10        /* ...once there are at least this many */
+#define STORM_PCT 50           /* a server answering this share of 5xx... */
+#define STORM_PEERS_PCT 10     /* ...while its peers answer fewer than this share, is ejected */
 
 static int nthreads;
 
@@ -233,6 +237,10 @@ void health_check_result(struct server *srv, const struct chk_result *r)
 		fmt(why, sizeof(why), "check passed: %s", r->reason);
 	else
 		fmt(why, sizeof(why), "check failed: %s", r->reason);
+	/* A server up at start-up stays up on its first passing check: replace "first check
+	 * pending" (recompute() only writes why on a change). */
+	if (h->health == top && r->ok && !strncmp(h->why, "starting:", 9))
+		fmt(h->why, sizeof(h->why), "%s", why);
 	/* An HTTP check that passes after the ejection time also ends an ejection. */
 	if (h->ejected && r->ok && srv_chk_http(srv) && now_us >= h->eject_until) {
 		eject_end(srv, why);
@@ -262,6 +270,7 @@ static void set_admin(struct server *srv, enum srv_admin st, const char *who)
 		srv->hl->up_since = MAX(now_us, 1); /* back from maintenance: slowstart */
 	update_all_down(srv->be);
 	atomic_fetch_add_explicit(&srv->be->srv_gen, 1, memory_order_release);
+	state_note_change(srv); /* the state file (admin/state.c): marks dirty, no I/O */
 }
 
 void health_set_admin(struct server *srv, enum srv_admin st, const char *who)
@@ -277,9 +286,11 @@ int health_set_weight(struct server *srv, int w, const char *who)
 	if (w < 0 || w > 256)
 		return ERR;
 	pthread_mutex_lock(&srv->hl->lock);
-	if (srv->hl->uweight != w)
+	if (srv->hl->uweight != w) {
 		keel_log(LOG_LVL_NOTICE, "Server %s/%s weight %d -> %d (by %s)", srv->be->name,
 			 srv->name, srv->hl->uweight, w, who);
+		state_note_change(srv);
+	}
 	srv->hl->uweight = w;
 	recompute(srv, srv->hl->why);
 	pthread_mutex_unlock(&srv->hl->lock);
@@ -297,6 +308,7 @@ void health_set_checks(struct server *srv, bool on, const char *who)
 		srv->hl->checks_off = !on;
 		fmt(why, sizeof(why), "health checks %s by %s", on ? "enabled" : "disabled", who);
 		recompute(srv, why);
+		state_note_change(srv);
 	}
 	pthread_mutex_unlock(&srv->hl->lock);
 }
@@ -468,9 +480,12 @@ void health_response(struct server *srv, uint64_t ttfb_us, int status)
 	struct srv_health *h = srv->hl;
 	_Atomic uint32_t *cell;
 
-	if (status >= 500 && status != 501 && status != 505 && srv->chk.observe_l7) {
-		health_event(srv, HEV_5XX, 0, NULL);
-		return;
+	if (status >= 500 && status != 501 && status != 505) {
+		atomic_fetch_add_explicit(&h->r5xx, 1, memory_order_relaxed);
+		if (srv->chk.observe_l7) {
+			health_event(srv, HEV_5XX, 0, NULL);
+			return;
+		}
 	}
 	if (atomic_load_explicit(&h->consec_err, memory_order_relaxed))
 		atomic_store_explicit(&h->consec_err, 0, memory_order_relaxed);
@@ -539,6 +554,12 @@ static void window_update(struct server *srv)
 	h->werrs = 0;
 	for (k = 0; k < LAT_SLOTS; k++)
 		h->werrs += h->err_slot[k];
+	e = atomic_load_explicit(&h->r5xx, memory_order_relaxed);
+	h->r5_slot[h->slot_pos] = e - h->r5_snap;
+	h->r5_snap = e;
+	h->w5xx = 0;
+	for (k = 0; k < LAT_SLOTS; k++)
+		h->w5xx += h->r5_slot[k];
 	for (b = 0; b < LAT_BUCKETS; b++) {
 		uint32_t cum = 0;
 
@@ -553,6 +574,7 @@ static void window_update(struct server *srv)
 		n += win[b];
 	}
 	atomic_store(&h->nsamples, n);
+	h->rate5 = n >= LAT_MIN_SAMPLES ? (int)((uint64_t)MIN(h->w5xx, n) * 100 / n) : -1;
 	if (h->acc_n >= LAT_EST_SAMPLES) {
 		atomic_store(&h->p99_est_us, percentile(h->acc, h->acc_n, 99));
 		memset(h->acc, 0, sizeof(h->acc));
@@ -561,11 +583,13 @@ static void window_update(struct server *srv)
 	if (n < LAT_MIN_SAMPLES) {
 		atomic_store(&h->p50_us, 0);
 		atomic_store(&h->p90_us, 0);
+		atomic_store(&h->p95_us, 0);
 		atomic_store(&h->p99_us, 0);
 		return;
 	}
 	atomic_store(&h->p50_us, percentile(win, n, 50));
 	atomic_store(&h->p90_us, percentile(win, n, 90));
+	atomic_store(&h->p95_us, percentile(win, n, 95));
 	atomic_store(&h->p99_us, percentile(win, n, 99));
 }
 
@@ -583,6 +607,45 @@ static void error_rate_verdict(struct server *srv)
 	if (!h->ejected && may_eject(srv)) {
 		fmt(why, sizeof(why), "%u errors in %llu requests over %d s of live traffic, last: %s",
 		    h->werrs, (unsigned long long)n, LAT_SLOTS * HEALTH_TICK_MS / 1000, h->ev_reason);
+		eject(srv, why);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* 5xx responses, relative to the peers: a server answering mostly 5xx (STORM_PCT) while its peers
+ * answer few (under STORM_PEERS_PCT) is ejected, with or without "observe layer7". A whole farm
+ * returning 500 (the application is broken everywhere) ejects none. */
+static void storm_verdict(struct server *srv)
+{
+	const struct proxy *be = srv->be;
+	struct srv_health *h = srv->hl;
+	int v[be->nsrv > 0 ? be->nsrv : 1];
+	int i, n = 0, med;
+	char why[CHK_REASON_LEN];
+
+	if (h->ejected || srv->chk.observe_off || srv->chk.observe_l7 || h->rate5 < STORM_PCT ||
+	    h->w5xx < ERR_RATE_MIN)
+		return;
+	for (i = 0; i < be->nsrv; i++)
+		if (be->srv[i] != srv && !be->srv[i]->hl->ejected && be->srv[i]->hl->rate5 >= 0)
+			v[n++] = be->srv[i]->hl->rate5;
+	if (!n)
+		return;
+	qsort(v, (size_t)n, sizeof(v[0]), cmp_int);
+	med = v[(n - 1) / 2];
+	if (med >= STORM_PEERS_PCT)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (!h->ejected && may_eject(srv)) {
+		fmt(why, sizeof(why), "%d%% of its responses are 5xx over %d s, against %d%% for its peers",
+		    h->rate5, LAT_SLOTS * HEALTH_TICK_MS / 1000, med);
 		eject(srv, why);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -702,6 +765,7 @@ void health_tick(void)
 			struct server *srv = be->srv[i];
 
 			error_rate_verdict(srv);
+			storm_verdict(srv);
 			latency_verdict(srv);
 			/* Slowstart ramps: recompute the weight while one is running. */
 			if (srv->chk.slowstart && srv->hl->up_since &&
@@ -714,6 +778,7 @@ void health_tick(void)
 		budget_update(be);
 		pertry_update(be);
 	}
+	history_tick(); /* the stats page's sparklines (a sample every 10 ticks) */
 }
 
 /* ---- set-up ---- */
@@ -767,6 +832,7 @@ int health_init(int nthr, char **err)
 			pthread_mutex_init(&h->lock, NULL);
 			h->agent_weight_pct = 100;
 			h->uweight = srv->weight;
+			h->rate5 = -1;
 			h->health = srv->chk.rise + srv->chk.fall - 1;
 			h->chk_up = true;
 			h->up_since = 1; /* a server up at start-up does not slowstart */
@@ -802,6 +868,7 @@ void health_deinit(void)
 		free(be->hl);
 		be->hl = NULL;
 	}
+	history_deinit();
 }
 
 /* ---- operators' view ---- */
@@ -836,7 +903,7 @@ static void state_name(const struct server *srv, char *buf, size_t len)
 		snprintf(buf, len, "DRAIN");
 	else if (h->slow)
 		snprintf(buf, len, "UP (slow)");
-	else if (srv->chk.enabled && h->health < srv->chk.rise + srv->chk.fall - 1)
+	else if (srv->chk.enabled && !h->checks_off && h->health < srv->chk.rise + srv->chk.fall - 1)
 		snprintf(buf, len, "UP %d/%d", h->health - srv->chk.rise + 1, srv->chk.fall);
 	else
 		snprintf(buf, len, "UP");
@@ -859,9 +926,32 @@ void health_view(struct server *srv, struct health_view *v)
 	v->last_chk = h->last_chk;
 	v->has_chk = h->last_chk.code != CHK_C_NONE;
 	v->ejections_tot = h->ejections_tot;
+	v->uweight = h->uweight;
+	v->since_wall = h->since_wall;
+	v->slowstart_pct = -1;
+	/* now_us is this thread's: it may be a little behind the writer's up_since. */
+	if (srv->chk.slowstart && h->up_since && atomic_load(&srv->oper) == SRV_OPER_UP &&
+	    now_us >= h->up_since && now_us - h->up_since < (uint64_t)srv->chk.slowstart * 1000)
+		v->slowstart_pct = (int)((now_us - h->up_since) / (srv->chk.slowstart * 10ull));
 	pthread_mutex_unlock(&h->lock);
 	v->p50_us = atomic_load(&h->p50_us);
 	v->p90_us = atomic_load(&h->p90_us);
+	v->p95_us = atomic_load(&h->p95_us);
 	v->p99_us = atomic_load(&h->p99_us);
 	v->consec_err = atomic_load(&h->consec_err);
+}
+
+void health_lat_counts(const struct server *srv, uint64_t out[LAT_BUCKETS])
+{
+	const struct srv_health *h = srv->hl;
+	int b, t;
+
+	memset(out, 0, LAT_BUCKETS * sizeof(*out));
+	if (!h)
+		return;
+	/* Relaxed loads of the per-thread cells, as the tick does (one writer per cell). A cell
+	 * wraps at 2^32 per thread; the sum is 64-bit. */
+	for (t = 0; t < nthreads; t++)
+		for (b = 0; b < LAT_BUCKETS; b++)
+			out[b] += atomic_load_explicit(&h->th_hist[t].b[b], memory_order_relaxed);
 }

@@ -16,6 +16,7 @@
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/check.h>
+#include <keel/cli.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/errors.h>
@@ -24,6 +25,7 @@
 #include <keel/loop.h>
 #include <keel/process.h>
 #include <keel/session.h>
+#include <keel/state.h>
 
 struct loop *keel_loops;
 int keel_nloops;
@@ -276,13 +278,17 @@ int keel_run(const struct keel_opts *o)
 	keel_runtime_init(global.nbthread);
 	if (listeners_bind(global.nbthread, &err) != OK || log_open_targets(&err) != OK)
 		goto fail;
+	/* The admin socket too is created while privileged (docs/admin.md). */
+	if (cli_bind(&err) != OK)
+		goto fail;
 	if (daemon_mode) {
 		if (daemonize(pidfile, &err) != OK)
 			goto fail;
 	} else if (pidfile && write_pidfile(pidfile, getpid(), &err) != OK) {
 		goto fail;
 	}
-	if (drop_privileges(&err) != OK)
+	/* The state file's directory is opened outside the chroot (docs/admin.md). */
+	if (state_open(&err) != OK || drop_privileges(&err) != OK)
 		goto fail;
 
 	/* Workers inherit a mask with every signal blocked: only this thread takes them. */
@@ -298,6 +304,9 @@ int keel_run(const struct keel_opts *o)
 		goto fail;
 	if (health_init(global.nbthread, &err) != OK)
 		goto fail;
+	state_restore(&(struct state_report){0});
+	if (state_start(&err) != OK)
+		goto fail;
 	keel_loops = xcalloc((size_t)global.nbthread, sizeof(*keel_loops));
 	for (i = 0; i < global.nbthread; i++)
 		if (loop_init(&keel_loops[i], i, global.bufsize, &err) != OK)
@@ -311,6 +320,8 @@ int keel_run(const struct keel_opts *o)
 			goto fail;
 		}
 	}
+	if (cli_start(&err) != OK)
+		goto fail;
 	keel_log(LOG_LVL_NOTICE, "keel %s started: pid %d, %d worker threads, maxconn %d",
 		 KEEL_VERSION, (int)getpid(), global.nbthread, global.maxconn);
 
@@ -352,6 +363,8 @@ int keel_run(const struct keel_opts *o)
 	}
 	for (i = 0; i < global.nbthread; i++)
 		pthread_join(keel_loops[i].thread, NULL);
+	cli_stop();
+	state_stop(); /* saves a pending change */
 	keel_log(LOG_LVL_NOTICE, "keel stopped");
 	if (pidfile && !daemon_mode)
 		unlink(pidfile);
@@ -364,6 +377,7 @@ int keel_run(const struct keel_opts *o)
 	return rc;
 
 fail:
+	cli_stop();
 	keel_log(LOG_LVL_ALERT, "%s", err ? err : "start-up failed");
 	free(err);
 	return 1;

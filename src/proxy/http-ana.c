@@ -12,6 +12,7 @@
 #include <keel/loop.h>
 #include <keel/sample.h>
 #include <keel/session.h>
+#include <keel/stats.h>
 
 #define MAX_ADDED 32
 #define EDIT_ARENA 8192
@@ -255,6 +256,7 @@ static void apply_rules(struct session *s, struct head_edit *ed, struct list *ru
 		case HRA_AUTH:
 		case HRA_REDIRECT:
 		case HRA_RETURN:
+		case HRA_USE_SERVICE:
 			*final = r;
 			return;
 		default:
@@ -397,6 +399,9 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 		session_reply_heap(s, resp, (uint32_t)strlen(resp), r->status, true);
 		return;
 	}
+	case HRA_USE_SERVICE:
+		prom_serve(s);
+		return;
 	default:
 		return;
 	}
@@ -517,6 +522,15 @@ int http_ana_request(struct session *s, uint32_t hlen)
 		session_reply_heap(s, r, (uint32_t)strlen(r), 200, false);
 		goto out_reply;
 	}
+	/* The metrics page: exact path (a query string is ignored), before the stats prefix. */
+	if (s->fe->stats.prom_uri && h->path.len == strlen(s->fe->stats.prom_uri) &&
+	    !memcmp(http_ptr(h, h->path), s->fe->stats.prom_uri, h->path.len)) {
+		if (!stats_check_auth(s->fe, h))
+			reply_auth(s, s->fe->stats.realm ? s->fe->stats.realm : "HAProxy Statistics");
+		else
+			prom_serve(s);
+		goto out_reply;
+	}
 	if (s->fe->stats.enabled && h->uri.len >= strlen(s->fe->stats.uri) &&
 	    !memcmp(http_ptr(h, h->uri), s->fe->stats.uri, strlen(s->fe->stats.uri))) {
 		if (!stats_check_auth(s->fe, h))
@@ -536,6 +550,9 @@ int http_ana_request(struct session *s, uint32_t hlen)
 		goto out_reply;
 	}
 	if (s->be != s->fe) {
+		/* A listen section counted the request above; a backend counts it here (stats, the
+		 * retry budget's window). */
+		CTR_INC(s->be->ctr[tc->id].req_tot);
 		apply_rules(s, ed, &s->be->req_rules, &deny, &final);
 		if (final) {
 			reply_final_rule(s, ed, final);

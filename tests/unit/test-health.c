@@ -183,6 +183,32 @@ TEST(observe_layer7_counts_5xx_and_layer4_does_not)
 	CHECK(up(1));
 }
 
+TEST(a_5xx_storm_relative_to_peers_ejects_without_observe)
+{
+	int i;
+
+	if (!setup(" server a 127.0.0.1:1\n server b 127.0.0.1:2\n server c 127.0.0.1:3"))
+		return;
+	for (i = 0; i < 60; i++) {
+		health_response(be->srv[0], 1000, 500);
+		health_response(be->srv[1], 1000, 200);
+		health_response(be->srv[2], 1000, i % 10 ? 200 : 503); /* 10%: below the storm */
+	}
+	health_tick();
+	CHECK(!up(0));
+	CHECK(strstr(be->srv[0]->hl->why, "5xx") != NULL);
+	CHECK(up(1) && up(2));
+	/* The whole farm failing ejects nobody. */
+	if (!setup(" server a 127.0.0.1:1\n server b 127.0.0.1:2"))
+		return;
+	for (i = 0; i < 60; i++) {
+		health_response(be->srv[0], 1000, 500);
+		health_response(be->srv[1], 1000, 502);
+	}
+	health_tick();
+	CHECK(up(0) && up(1));
+}
+
 TEST(ejected_server_is_probed_and_returns)
 {
 	struct chk_result ok = res(true, "status 200");

@@ -1,0 +1,1069 @@
+/* The admin socket: "stats socket PATH" in global, HAProxy's command names where the meaning is
+ * the same (docs/admin.md).
+ *
+ * Threading. The socket is created by the main thread while it is still privileged
+ * (cli_bind(), before chroot and the user switch), and served by one dedicated thread
+ * (cli_start()) that blocks in its own poll(): commands are rare, so no worker loop pays for them.
+ * The thread never touches a session or anything else that a worker owns. It reads what is
+ * shared by design (docs/internals/architecture.md, "Who owns what"): the configuration, the
+ * servers' and proxies' atomics, the per-thread counters (relaxed loads, summed), and a server's
+ * health through health_view(), which takes the server's mutex. Every state change goes through
+ * health_set_admin(), health_set_weight() and health_set_checks(), the one place where a server's
+ * admin state, weight and checks change (they log the change and bump the backend's srv_gen, so
+ * the workers rebuild their balancing schedules). "show sess" therefore shows counts, never a list
+ * of sessions.
+ *
+ * Protocol. A client sends lines of at most CLI_LINE_MAX bytes; ';' separates commands on a line.
+ * As in HAProxy, a connection runs one line and is closed after its answer, unless the line
+ * enables "prompt" (interactive mode: the connection stays open, every answer is followed by the
+ * prompt "> "). An error is one line starting with "error: "; a command that changes state
+ * answers nothing when it succeeds. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <keel/backend.h>
+#include <keel/cfg.h>
+#include <keel/check.h>
+#include <keel/cli.h>
+#include <keel/clock.h>
+#include <keel/common.h>
+#include <keel/log.h>
+#include <keel/session.h>
+
+extern atomic_int keel_actconn;
+extern int keel_nloops;
+extern uint64_t keel_start_wall;
+
+#define CLI_MAX_ARGS 16
+#define CLI_MAX_CLIENTS 32
+#define CLI_WHO "admin socket"
+#define CLI_LINGER_MS 1000 /* how long a closing connection may take to read its answer */
+
+/* ---- commands ---- */
+
+static int __attribute__((format(printf, 2, 3))) cli_err(struct sbuf *o, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sbuf_printf(o, "error: %s\n", msg);
+	return ERR;
+}
+
+static bool want_json(int *argc, char **argv)
+{
+	if (*argc > 0 && !strcmp(argv[*argc - 1], "json")) {
+		(*argc)--;
+		return true;
+	}
+	return false;
+}
+
+static uint64_t uptime_s(void)
+{
+	uint64_t now = (uint64_t)time(NULL);
+
+	return keel_start_wall && now > keel_start_wall ? now - keel_start_wall : 0;
+}
+
+/* "BACKEND/SERVER" → the server, or NULL with the error line written. */
+static struct server *find_server(const char *arg, struct sbuf *o)
+{
+	const char *slash = strchr(arg, '/');
+	char bname[256];
+	struct proxy *be;
+	int i;
+
+	if (!slash || slash == arg || !slash[1] || (size_t)(slash - arg) >= sizeof(bname)) {
+		cli_err(o, "expects BACKEND/SERVER, not '%s'", arg);
+		return NULL;
+	}
+	memcpy(bname, arg, (size_t)(slash - arg));
+	bname[slash - arg] = 0;
+	be = proxy_by_name(bname, PR_CAP_BE);
+	if (!be) {
+		cli_err(o, "no such backend '%s'", bname);
+		return NULL;
+	}
+	for (i = 0; i < be->nsrv; i++)
+		if (!strcmp(be->srv[i]->name, slash + 1))
+			return be->srv[i];
+	cli_err(o, "no such server '%s' in backend '%s'", slash + 1, bname);
+	return NULL;
+}
+
+static int cmd_help(struct cli_ctx *c, int argc, char **argv, struct sbuf *o);
+
+static int cmd_prompt(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	c->interactive = !c->interactive;
+	return OK;
+}
+
+static int cmd_quit(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	c->quit = true;
+	return OK;
+}
+
+static int cmd_show_info(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	bool json = want_json(&argc, argv);
+	uint64_t up = uptime_s();
+	char upstr[64];
+
+	if (argc)
+		return cli_err(o, "'show info' expects no argument but 'json'");
+	snprintf(upstr, sizeof(upstr), "%llud %lluh%02llum%02llus",
+		 (unsigned long long)(up / 86400), (unsigned long long)(up / 3600 % 24),
+		 (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60));
+	if (json) {
+		sbuf_printf(o,
+			    "{\"Name\":\"keel\",\"Version\":\"%s\",\"Pid\":%d,\"Uptime\":\"%s\","
+			    "\"Uptime_sec\":%llu,\"Nbthread\":%d,\"Maxconn\":%d,\"CurrConns\":%d,"
+			    "\"Node\":",
+			    KEEL_VERSION, (int)getpid(), upstr, (unsigned long long)up, keel_nloops,
+			    global.maxconn, atomic_load(&keel_actconn));
+		sbuf_json_str(o, global.node ? global.node : "");
+		sbuf_printf(o, "}\n");
+		return OK;
+	}
+	sbuf_printf(o,
+		    "Name: keel\nVersion: %s\nPid: %d\nUptime: %s\nUptime_sec: %llu\n"
+		    "Nbthread: %d\nMaxconn: %d\nCurrConns: %d\nNode: %s\n",
+		    KEEL_VERSION, (int)getpid(), upstr, (unsigned long long)up, keel_nloops,
+		    global.maxconn, atomic_load(&keel_actconn), global.node ? global.node : "");
+	return OK;
+}
+
+/* One CSV field at *p (quoted or not) into f; advances *p past its comma. */
+static void csv_field(const char **p, const char *end, struct sbuf *f)
+{
+	const char *s = *p;
+
+	f->len = 0;
+	if (s < end && *s == '"') {
+		for (s++; s < end; s++) {
+			if (*s == '"' && s + 1 < end && s[1] == '"') {
+				sbuf_put(f, "\"", 1);
+				s++;
+			} else if (*s == '"') {
+				s++;
+				break;
+			} else {
+				sbuf_put(f, s, 1);
+			}
+		}
+	} else {
+		const char *e = memchr(s, ',', (size_t)(end - s));
+
+		e = e ? e : end;
+		sbuf_put(f, s, (size_t)(e - s));
+		s = e;
+	}
+	if (s < end && *s == ',')
+		s++;
+	*p = s;
+	sbuf_put(f, "", 0);
+}
+
+static bool is_number(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len || len > 18 || (len > 1 && s[0] == '0'))
+		return false;
+	for (i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* The stats CSV as one JSON document: an array with one object per row, keyed by the CSV's
+ * column names; numbers are numbers, everything else strings (empty cells included). */
+static void csv_to_json(const char *csv, size_t len, struct sbuf *o)
+{
+	const char *end = csv + len, *nl, *p;
+	char *cols[128];
+	int ncols = 0, i;
+	bool first_row = true;
+	struct sbuf f = {0};
+
+	nl = memchr(csv, '\n', len);
+	if (!nl)
+		nl = end;
+	p = csv + (len > 2 && csv[0] == '#' && csv[1] == ' ' ? 2 : 0);
+	while (p < nl && ncols < (int)ARRAY_SIZE(cols)) {
+		csv_field(&p, nl, &f);
+		cols[ncols++] = xstrdup(f.p ? f.p : "");
+	}
+	sbuf_printf(o, "[");
+	for (p = nl < end ? nl + 1 : end; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		if (nl == p)
+			continue;
+		sbuf_printf(o, "%s\n{", first_row ? "" : ",");
+		first_row = false;
+		for (i = 0; i < ncols && p <= nl; i++) {
+			csv_field(&p, nl, &f);
+			sbuf_printf(o, "%s", i ? "," : "");
+			sbuf_json_str(o, cols[i]);
+			sbuf_put(o, ":", 1);
+			if (f.p && is_number(f.p, f.len))
+				sbuf_put(o, f.p, f.len);
+			else
+				sbuf_json_str(o, f.p ? f.p : "");
+			if (p == nl)
+				p = nl + 1; /* the row ended: the remaining columns are absent */
+		}
+		sbuf_printf(o, "}");
+		if (nl == end)
+			break;
+	}
+	sbuf_printf(o, "\n]\n");
+	for (i = 0; i < ncols; i++)
+		free(cols[i]);
+	free(f.p);
+}
+
+static int cmd_show_stat(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	bool json = want_json(&argc, argv);
+	size_t len;
+	char *csv;
+
+	if (argc)
+		return cli_err(o, "'show stat' expects no argument but 'json'");
+	csv = stats_csv(&len);
+	if (!csv)
+		return cli_err(o, "out of memory");
+	if (json)
+		csv_to_json(csv, len, o);
+	else
+		sbuf_put(o, csv, len);
+	free(csv);
+	return OK;
+}
+
+/* HAProxy's "show servers state" (format version 1): its first ten columns, which mean the same
+ * in keel, then keel's own. */
+static void servers_state(struct proxy *p, bool json, bool *first, struct sbuf *o)
+{
+	uint64_t now_wall = (uint64_t)time(NULL) * 1000;
+	int i;
+
+	for (i = 0; i < p->nsrv; i++) {
+		struct server *s = p->srv[i];
+		struct health_view v;
+		char ip[INET6_ADDRSTRLEN] = "-", state[sizeof(v.state)];
+		int admin = atomic_load(&s->admin), port = sockaddr_port(&s->addr), k;
+		int op = atomic_load(&s->oper) == SRV_OPER_UP ? 2 : 0;
+		int adm = admin == SRV_ADMIN_MAINT ? 0x01 : admin == SRV_ADMIN_DRAIN ? 0x08 : 0;
+		uint64_t since;
+
+		health_view(s, &v);
+		since = v.since_wall && now_wall > v.since_wall ? (now_wall - v.since_wall) / 1000
+								: uptime_s();
+		if (s->addr.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&s->addr)->sin_addr, ip,
+				  sizeof(ip));
+		else if (s->addr.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&s->addr)->sin6_addr, ip,
+				  sizeof(ip));
+		if (json) {
+			sbuf_printf(o, "%s\n{\"be_id\":%d,\"be_name\":", *first ? "" : ",", p->id);
+			sbuf_json_str(o, p->name);
+			sbuf_printf(o, ",\"srv_id\":%d,\"srv_name\":", s->id + 1);
+			sbuf_json_str(o, s->name);
+			sbuf_printf(
+			    o,
+			    ",\"srv_addr\":\"%s\",\"srv_op_state\":%d,\"srv_admin_state\":%d,"
+			    "\"srv_uweight\":%d,\"srv_iweight\":%d,"
+			    "\"srv_time_since_last_change\":%llu,\"keel_port\":%d,"
+			    "\"keel_state\":",
+			    ip, op, adm, v.uweight, s->weight, (unsigned long long)since, port);
+			sbuf_json_str(o, v.state);
+			sbuf_printf(o,
+				    ",\"keel_eweight\":%d,\"keel_cur_sess\":%d,\"keel_queue\":%d,"
+				    "\"keel_backup\":%d,\"keel_why\":",
+				    atomic_load(&s->eweight), atomic_load(&s->cur_sess),
+				    atomic_load(&s->nbpend), s->backup);
+			sbuf_json_str(o, v.why);
+			sbuf_printf(o, "}");
+		} else {
+			/* Fields are space-separated: a state like "UP 2/3" becomes "UP_2/3". */
+			snprintf(state, sizeof(state), "%s", v.state);
+			for (k = 0; state[k]; k++)
+				if (state[k] == ' ')
+					state[k] = '_';
+			sbuf_printf(o, "%d %s %d %s %s %d %d %d %d %llu %d %s %d %d %d %d\n", p->id,
+				    p->name, s->id + 1, s->name, ip, op, adm, v.uweight, s->weight,
+				    (unsigned long long)since, port, state,
+				    atomic_load(&s->eweight), atomic_load(&s->cur_sess),
+				    atomic_load(&s->nbpend), s->backup);
+		}
+		*first = false;
+	}
+}
+
+static int cmd_show_servers_state(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	bool json = want_json(&argc, argv), first = true;
+	struct proxy *only = NULL;
+	struct list *l;
+
+	if (argc > 1)
+		return cli_err(o, "'show servers state' expects at most a backend name and 'json'");
+	if (argc == 1) {
+		only = proxy_by_name(argv[0], PR_CAP_BE);
+		if (!only)
+			return cli_err(o, "no such backend '%s'", argv[0]);
+	}
+	if (json)
+		sbuf_printf(o, "[");
+	else
+		sbuf_printf(o, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state "
+			       "srv_admin_state srv_uweight srv_iweight srv_time_since_last_change "
+			       "keel_port keel_state keel_eweight keel_cur_sess keel_queue "
+			       "keel_backup\n");
+	list_for_each(l, &keel_proxies)
+	{
+		struct proxy *p = list_entry(l, struct proxy, list);
+
+		if ((p->cap & PR_CAP_BE) && (!only || only == p))
+			servers_state(p, json, &first, o);
+	}
+	if (json)
+		sbuf_printf(o, "\n]\n");
+	return OK;
+}
+
+static int cmd_show_backend(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct list *l;
+
+	if (argc)
+		return cli_err(o, "'show backend' expects no argument");
+	sbuf_printf(o, "# name\n");
+	list_for_each(l, &keel_proxies)
+	{
+		struct proxy *p = list_entry(l, struct proxy, list);
+
+		if (p->cap & PR_CAP_BE)
+			sbuf_printf(o, "%s\n", p->name);
+	}
+	return OK;
+}
+
+/* Counts only: sessions belong to their worker thread and are never read from here. */
+static int cmd_show_sess(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct list *l;
+
+	if (argc)
+		return cli_err(o,
+			       "'show sess' expects no argument (keel shows counts, not a list)");
+	sbuf_printf(o, "CurrConns: %d\n", atomic_load(&keel_actconn));
+	list_for_each(l, &keel_proxies)
+	{
+		struct proxy *p = list_entry(l, struct proxy, list);
+
+		if (p->cap & PR_CAP_FE)
+			sbuf_printf(o, "frontend %s: %d connections\n", p->name,
+				    atomic_load(&p->feconn));
+		if (p->cap & PR_CAP_BE)
+			sbuf_printf(o, "backend %s: %d requests served, %d queued\n", p->name,
+				    atomic_load(&p->beconn), atomic_load(&p->nbpend));
+	}
+	return OK;
+}
+
+static bool level_ok(struct cli_ctx *c, enum cli_level need, struct sbuf *o)
+{
+	if (c->level >= need)
+		return true;
+	cli_err(o, "Permission denied");
+	return false;
+}
+
+/* "N" or "N%" (of the configured weight) → 0..256, or ERR with the error line written. */
+static int parse_weight(const struct server *s, const char *arg, struct sbuf *o)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (end == arg || errno || n < 0 || (*end && strcmp(end, "%")))
+		return cli_err(o, "invalid weight '%s': expects a number from 0 to 256, or N%%",
+			       arg);
+	if (*end == '%') {
+		if (n > 100000)
+			return cli_err(o, "invalid weight '%s': too large", arg);
+		n = n * s->weight / 100;
+	}
+	if (n > 256)
+		return cli_err(o, "weight %ld out of range: expects 0 to 256", n);
+	return (int)n;
+}
+
+static int set_weight(struct cli_ctx *c, struct server *s, const char *arg, struct sbuf *o)
+{
+	int w = parse_weight(s, arg, o);
+
+	if (w < 0)
+		return ERR;
+	if (health_set_weight(s, w, CLI_WHO) != OK)
+		return cli_err(o, "weight %d out of range: expects 0 to 256", w);
+	return OK;
+}
+
+/* "set server B/S addr IP [port P]": validated, then refused. A worker reads srv->addr when it
+ * connects, and its idle connections to the old address would still be reused: changing it safely
+ * needs an atomically published address and a purge of the pools, which comes later. */
+static int set_addr(struct cli_ctx *c, struct server *s, int argc, char **argv, struct sbuf *o)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	long port;
+
+	if (argc != 1 && !(argc == 3 && !strcmp(argv[1], "port")))
+		return cli_err(o, "'set server B/S addr' expects IP [port PORT]");
+	if (inet_pton(AF_INET, argv[0], buf) != 1 && inet_pton(AF_INET6, argv[0], buf) != 1)
+		return cli_err(o, "invalid address '%s': expects an IPv4 or IPv6 address", argv[0]);
+	if (argc == 3 && cfg_parse_int(argv[2], 1, 65535, &port))
+		return cli_err(o, "invalid port '%s': expects 1 to 65535", argv[2]);
+	return cli_err(o, "not implemented yet: set server addr (changing a server's address at "
+			  "runtime safely comes later; change the configuration and restart)");
+}
+
+static int cmd_set_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct server *s;
+
+	if (argc < 3)
+		return cli_err(o, "'set server' expects BACKEND/SERVER state|weight|addr VALUE");
+	if (!strcmp(argv[1], "addr") && !level_ok(c, CLI_LVL_ADMIN, o))
+		return ERR;
+	s = find_server(argv[0], o);
+	if (!s)
+		return ERR;
+	if (!strcmp(argv[1], "state")) {
+		enum srv_admin st;
+
+		if (argc != 3)
+			return cli_err(o, "'set server B/S state' expects ready, drain or maint");
+		if (!strcmp(argv[2], "ready"))
+			st = SRV_ADMIN_READY;
+		else if (!strcmp(argv[2], "drain"))
+			st = SRV_ADMIN_DRAIN;
+		else if (!strcmp(argv[2], "maint"))
+			st = SRV_ADMIN_MAINT;
+		else
+			return cli_err(o, "invalid state '%s': expects ready, drain or maint",
+				       argv[2]);
+		health_set_admin(s, st, CLI_WHO);
+		return OK;
+	}
+	if (!strcmp(argv[1], "weight")) {
+		if (argc != 3)
+			return cli_err(o, "'set server B/S weight' expects one value");
+		return set_weight(c, s, argv[2], o);
+	}
+	if (!strcmp(argv[1], "addr"))
+		return set_addr(c, s, argc - 2, argv + 2, o);
+	return cli_err(o, "unknown 'set server' action '%s': expects state, weight or addr",
+		       argv[1]);
+}
+
+/* HAProxy's older "set weight B/S W". */
+static int cmd_set_weight(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct server *s;
+
+	if (argc != 2)
+		return cli_err(o, "'set weight' expects BACKEND/SERVER WEIGHT");
+	s = find_server(argv[0], o);
+	return s ? set_weight(c, s, argv[1], o) : ERR;
+}
+
+static struct server *one_server(int argc, char **argv, const char *cmd, struct sbuf *o)
+{
+	if (argc != 1) {
+		cli_err(o, "'%s' expects BACKEND/SERVER", cmd);
+		return NULL;
+	}
+	return find_server(argv[0], o);
+}
+
+static int cmd_enable_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct server *s = one_server(argc, argv, "enable server", o);
+
+	if (!s)
+		return ERR;
+	health_set_admin(s, SRV_ADMIN_READY, CLI_WHO);
+	return OK;
+}
+
+static int cmd_disable_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct server *s = one_server(argc, argv, "disable server", o);
+
+	if (!s)
+		return ERR;
+	health_set_admin(s, SRV_ADMIN_MAINT, CLI_WHO);
+	return OK;
+}
+
+static int cmd_enable_health(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct server *s = one_server(argc, argv, "enable health", o);
+
+	if (!s)
+		return ERR;
+	health_set_checks(s, true, CLI_WHO);
+	return OK;
+}
+
+static int cmd_disable_health(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct server *s = one_server(argc, argv, "disable health", o);
+
+	if (!s)
+		return ERR;
+	health_set_checks(s, false, CLI_WHO);
+	return OK;
+}
+
+/* A placeholder: run_cmd() answers "not implemented yet: <the command's words>". */
+static int cmd_unimpl(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	return cli_err(o, "not implemented yet");
+}
+
+struct cli_cmd {
+	const char *words[3];
+	enum cli_level level;
+	int (*fn)(struct cli_ctx *c, int argc, char **argv, struct sbuf *o);
+	const char *usage;
+};
+
+static const struct cli_cmd cmds[] = {
+    {{"help"}, CLI_LVL_USER, cmd_help, "help: this list"},
+    {{"prompt"},
+     CLI_LVL_USER,
+     cmd_prompt,
+     "prompt: toggle interactive mode (the connection stays open)"},
+    {{"quit"}, CLI_LVL_USER, cmd_quit, "quit: close the connection"},
+    {{"show", "info"}, CLI_LVL_USER, cmd_show_info, "show info [json]: process information"},
+    {{"show", "stat"}, CLI_LVL_USER, cmd_show_stat, "show stat [json]: the stats page's CSV"},
+    {{"show", "servers", "state"},
+     CLI_LVL_USER,
+     cmd_show_servers_state,
+     "show servers state [BACKEND] [json]: servers' state, weights, sessions"},
+    {{"show", "backend"}, CLI_LVL_USER, cmd_show_backend, "show backend: backend names"},
+    {{"show", "sess"}, CLI_LVL_USER, cmd_show_sess, "show sess: connection and request counts"},
+    {{"set", "server"},
+     CLI_LVL_OPER,
+     cmd_set_server,
+     "set server B/S state ready|drain|maint | weight N[%] | addr IP [port P]"},
+    {{"set", "weight"},
+     CLI_LVL_OPER,
+     cmd_set_weight,
+     "set weight B/S N[%]: same as set server B/S weight"},
+    {{"enable", "server"}, CLI_LVL_OPER, cmd_enable_server, "enable server B/S: state ready"},
+    {{"disable", "server"}, CLI_LVL_OPER, cmd_disable_server, "disable server B/S: state maint"},
+    {{"enable", "health"},
+     CLI_LVL_ADMIN,
+     cmd_enable_health,
+     "enable health B/S: resume active checks"},
+    {{"disable", "health"},
+     CLI_LVL_ADMIN,
+     cmd_disable_health,
+     "disable health B/S: pause active checks (their verdict is ignored)"},
+    {{"add", "server"}, CLI_LVL_ADMIN, cmd_unimpl, NULL},
+    {{"del", "server"}, CLI_LVL_ADMIN, cmd_unimpl, NULL},
+    {{"show", "table"}, CLI_LVL_USER, cmd_unimpl, NULL},
+    {{"clear", "table"}, CLI_LVL_ADMIN, cmd_unimpl, NULL},
+};
+
+static const char *const level_names[] = {"user", "operator", "admin"};
+
+static int cmd_help(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	size_t i;
+
+	sbuf_printf(o, "keel admin socket (level %s). Commands (';' separates several):\n",
+		    level_names[c->level]);
+	for (i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (cmds[i].usage)
+			sbuf_printf(o, "  %s%s\n", cmds[i].usage,
+				    cmds[i].level > c->level ? " (needs a higher level)" : "");
+	sbuf_printf(o, "  not implemented yet: add server, del server, show table, clear table\n");
+	return OK;
+}
+
+static int run_cmd(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	size_t i;
+	int n;
+
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
+		const struct cli_cmd *k = &cmds[i];
+
+		for (n = 0; n < 3 && k->words[n]; n++)
+			if (n >= argc || strcmp(argv[n], k->words[n]))
+				break;
+		if (n < 3 && k->words[n])
+			continue;
+		if (!level_ok(c, k->level, o))
+			return ERR;
+		if (k->fn == cmd_unimpl)
+			return cli_err(o, "not implemented yet: %s %s", k->words[0], k->words[1]);
+		return k->fn(c, argc - n, argv + n, o);
+	}
+	if (argc >= 2)
+		return cli_err(o, "unknown command '%s %s' (try 'help')", argv[0], argv[1]);
+	return cli_err(o, "unknown command '%s' (try 'help')", argv[0]);
+}
+
+int cli_exec_line(struct cli_ctx *c, const char *line, size_t len, struct sbuf *o)
+{
+	char buf[CLI_LINE_MAX + 1];
+	char *argv[CLI_MAX_ARGS + 1];
+	size_t i, start = 0;
+	int failed = 0;
+
+	if (len > CLI_LINE_MAX) {
+		cli_err(o, "line too long (at most %d bytes)", CLI_LINE_MAX - 1);
+		return 1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			cli_err(o, "invalid character 0x%02x in the command line", ch);
+			return 1;
+		}
+	}
+	memcpy(buf, line, len);
+	buf[len] = 0;
+	for (i = 0; i <= len; i++) {
+		char *cmd, *tok, *save = NULL;
+		int argc = 0;
+
+		if (i < len && buf[i] != ';')
+			continue;
+		buf[i] = 0;
+		cmd = buf + start;
+		start = i + 1;
+		for (tok = strtok_r(cmd, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+			if (argc == CLI_MAX_ARGS)
+				break;
+			argv[argc++] = tok;
+		}
+		if (!argc)
+			continue;
+		if (tok) {
+			failed += cli_err(o, "too many words in one command (at most %d)",
+					  CLI_MAX_ARGS) != OK;
+			continue;
+		}
+		argv[argc] = NULL;
+		failed += run_cmd(c, argc, argv, o) != OK;
+		if (c->quit)
+			break;
+	}
+	return failed;
+}
+
+/* ---- the socket and its thread ---- */
+
+struct cli_conn {
+	int fd;
+	struct cli_ctx ctx;
+	char in[CLI_LINE_MAX];
+	size_t inlen;
+	struct sbuf out;
+	size_t outpos;
+	bool closing;	      /* close once out is sent */
+	bool lingering;	      /* answer sent, write side shut: discarding input until EOF */
+	uint64_t deadline_ms; /* idle timeout */
+};
+
+static int listen_fd = -1;
+static int wake[2] = {-1, -1};
+static pthread_t thread;
+static bool thread_started;
+static dev_t sock_dev;
+static ino_t sock_ino;
+
+static int resolve_owner(uid_t *uid, gid_t *gid, char **err)
+{
+	*uid = global.cli_uid >= 0 ? (uid_t)global.cli_uid : (uid_t)-1;
+	*gid = global.cli_gid >= 0 ? (gid_t)global.cli_gid : (gid_t)-1;
+	if (global.cli_user) {
+		struct passwd *pw = getpwnam(global.cli_user);
+
+		if (!pw) {
+			*err = strfmt("stats socket: unknown user '%s'", global.cli_user);
+			return ERR;
+		}
+		*uid = pw->pw_uid;
+	}
+	if (global.cli_group) {
+		struct group *g = getgrnam(global.cli_group);
+
+		if (!g) {
+			*err = strfmt("stats socket: unknown group '%s'", global.cli_group);
+			return ERR;
+		}
+		*gid = g->gr_gid;
+	}
+	return OK;
+}
+
+int cli_bind(char **err)
+{
+	const char *path = global.cli_path;
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+	mode_t old;
+	int fd;
+
+	if (!path)
+		return OK;
+	if (resolve_owner(&uid, &gid, err) != OK)
+		return ERR;
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		*err = strfmt("stats socket '%s': %s", path, strerror(errno));
+		return ERR;
+	}
+	if (lstat(path, &st) == 0) {
+		int probe;
+
+		if (!S_ISSOCK(st.st_mode)) {
+			*err =
+			    strfmt("stats socket '%s': the path exists and is not a socket", path);
+			goto out_close_fd;
+		}
+		/* A socket file: stale unless a process still answers on it. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe != -1 && connect(probe, (struct sockaddr *)&un, sizeof(un)) == 0) {
+			close(probe);
+			*err =
+			    strfmt("stats socket '%s' is in use by another running process", path);
+			goto out_close_fd;
+		}
+		if (probe != -1)
+			close(probe);
+		if (unlink(path) == -1) {
+			*err = strfmt("stats socket '%s': cannot remove the stale socket: %s", path,
+				      strerror(errno));
+			goto out_close_fd;
+		}
+	}
+	/* Start-up is single-threaded here: the umask closes the window before chmod. */
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) == -1) {
+		umask(old);
+		*err = strfmt("stats socket '%s': cannot bind: %s", path, strerror(errno));
+		goto out_close_fd;
+	}
+	umask(old);
+	if (chmod(path, (mode_t)global.cli_mode) == -1 ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(path, uid, gid) == -1)) {
+		*err = strfmt("stats socket '%s': cannot set its mode or owner: %s", path,
+			      strerror(errno));
+		goto out_unlink;
+	}
+	if (listen(fd, 16) == -1) {
+		*err = strfmt("stats socket '%s': listen: %s", path, strerror(errno));
+		goto out_unlink;
+	}
+	if (stat(path, &st) == 0) {
+		sock_dev = st.st_dev;
+		sock_ino = st.st_ino;
+	}
+	listen_fd = fd;
+	return OK;
+
+out_unlink:
+	unlink(path);
+out_close_fd:
+	close(fd);
+	return ERR;
+}
+
+static void conn_close(struct cli_conn **slot)
+{
+	struct cli_conn *k = *slot;
+
+	close(k->fd);
+	free(k->out.p);
+	free(k);
+	*slot = NULL;
+}
+
+/* Runs the complete lines received; one line only unless the client is interactive. */
+static void conn_process(struct cli_conn *k, bool eof)
+{
+	for (;;) {
+		char *nl = memchr(k->in, '\n', k->inlen);
+		size_t len, used;
+
+		if (k->closing)
+			return;
+		if (!nl && eof && k->inlen) {
+			nl = k->in + k->inlen; /* the last line without its newline */
+			used = k->inlen;
+		} else if (!nl) {
+			if (k->inlen == sizeof(k->in)) {
+				cli_err(&k->out, "line too long (at most %d bytes)",
+					CLI_LINE_MAX - 1);
+				k->closing = true;
+			}
+			return;
+		} else {
+			used = (size_t)(nl - k->in) + 1;
+		}
+		len = (size_t)(nl - k->in);
+		if (len && k->in[len - 1] == '\r')
+			len--;
+		cli_exec_line(&k->ctx, k->in, len, &k->out);
+		memmove(k->in, k->in + used, k->inlen - used);
+		k->inlen -= used;
+		if (k->ctx.quit || !k->ctx.interactive)
+			k->closing = true;
+		else
+			sbuf_printf(&k->out, "> ");
+		if (k->out.oom) {
+			k->closing = true;
+			return;
+		}
+	}
+}
+
+/* Reads what is there; false when the connection must be closed now. */
+static bool conn_read(struct cli_conn *k)
+{
+	for (;;) {
+		ssize_t n = read(k->fd, k->in + k->inlen, sizeof(k->in) - k->inlen);
+
+		if (n > 0) {
+			k->inlen += (size_t)n;
+			conn_process(k, false);
+			if (k->closing || k->out.len > k->outpos)
+				return true;
+			continue;
+		}
+		if (n == 0) {
+			conn_process(k, true);
+			k->closing = true;
+			return k->out.len > k->outpos;
+		}
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	}
+}
+
+/* Sends what is pending; false when the connection must be closed now. */
+static bool conn_write(struct cli_conn *k)
+{
+	while (k->outpos < k->out.len) {
+		ssize_t n = send(k->fd, k->out.p + k->outpos, k->out.len - k->outpos, MSG_NOSIGNAL);
+
+		if (n == -1)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+		k->outpos += (size_t)n;
+	}
+	k->out.len = k->outpos = 0;
+	if (k->closing)
+		return false;
+	/* Interactive: lines that arrived while the answer was being sent. */
+	conn_process(k, false);
+	return true;
+}
+
+/* Lingering: reads and drops what the client still sends; false at EOF or on an error. */
+static bool conn_discard(struct cli_conn *k)
+{
+	char sink[4096];
+
+	for (;;) {
+		ssize_t n = read(k->fd, sink, sizeof(sink));
+
+		if (n > 0)
+			continue;
+		return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+	}
+}
+
+static void accept_all(struct cli_conn **conns)
+{
+	for (;;) {
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), i;
+		struct cli_conn *k;
+
+		if (fd == -1)
+			return;
+		for (i = 0; i < CLI_MAX_CLIENTS && conns[i]; i++)
+			;
+		k = i < CLI_MAX_CLIENTS ? calloc(1, sizeof(*k)) : NULL;
+		if (!k) {
+			static const char busy[] = "error: too many admin connections, try again\n";
+
+			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		k->fd = fd;
+		k->ctx.level = (enum cli_level)global.cli_level;
+		k->deadline_ms = now_ms() + global.cli_timeout;
+		conns[i] = k;
+	}
+}
+
+static void *cli_main(void *arg)
+{
+	struct cli_conn *conns[CLI_MAX_CLIENTS] = {0};
+	struct pollfd pfd[CLI_MAX_CLIENTS + 2];
+	int idx[CLI_MAX_CLIENTS + 2];
+	int i;
+
+	(void)arg;
+	for (;;) {
+		int n = 0, timeout = -1;
+
+		clock_update();
+		pfd[n++] = (struct pollfd){.fd = wake[0], .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
+		for (i = 0; i < CLI_MAX_CLIENTS; i++) {
+			struct cli_conn *k = conns[i];
+			int64_t left;
+
+			if (!k)
+				continue;
+			left = (int64_t)k->deadline_ms - (int64_t)now_ms();
+			if (left <= 0) {
+				conn_close(&conns[i]);
+				continue;
+			}
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+			idx[n] = i;
+			pfd[n++] = (struct pollfd){
+			    .fd = k->fd,
+			    .events = !k->lingering && k->out.len > k->outpos ? POLLOUT : POLLIN};
+		}
+		if (poll(pfd, (nfds_t)n, timeout) == -1 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			break;
+		clock_update();
+		if (pfd[1].revents & POLLIN)
+			accept_all(conns);
+		for (i = 2; i < n; i++) {
+			struct cli_conn *k = conns[idx[i]];
+			bool keep = true;
+
+			if (!pfd[i].revents)
+				continue;
+			if (k->lingering) {
+				if (!conn_discard(k))
+					conn_close(&conns[idx[i]]);
+				continue;
+			}
+			k->deadline_ms = now_ms() + global.cli_timeout;
+			if (pfd[i].revents & POLLOUT)
+				keep = conn_write(k);
+			else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+				keep = conn_read(k);
+			/* An answer ready after reading: send it at once (the usual case). */
+			if (keep && k->out.len > k->outpos)
+				keep = conn_write(k);
+			else if (keep && k->closing && k->out.len == k->outpos)
+				keep = false;
+			if (!keep && k->closing && k->out.len == k->outpos) {
+				/* Answered: shut our side first, so that unread input (the rest of
+				 * an overlong line, lines after the first) does not turn the close
+				 * into a reset that could destroy the answer before the client
+				 * reads it. */
+				shutdown(k->fd, SHUT_WR);
+				k->lingering = true;
+				k->deadline_ms = now_ms() + CLI_LINGER_MS;
+				if (conn_discard(k))
+					continue;
+			}
+			if (!keep)
+				conn_close(&conns[idx[i]]);
+		}
+	}
+	for (i = 0; i < CLI_MAX_CLIENTS; i++)
+		if (conns[i])
+			conn_close(&conns[i]);
+	return NULL;
+}
+
+int cli_start(char **err)
+{
+	int e;
+
+	if (listen_fd == -1)
+		return OK;
+	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+		*err = strfmt("admin socket: pipe: %s", strerror(errno));
+		return ERR;
+	}
+	e = pthread_create(&thread, NULL, cli_main, NULL);
+	if (e) {
+		*err = strfmt("cannot start the admin socket thread: %s", strerror(e));
+		return ERR;
+	}
+	thread_started = true;
+	return OK;
+}
+
+void cli_stop(void)
+{
+	struct stat st;
+
+	if (thread_started) {
+		(void)!write(wake[1], "x", 1);
+		pthread_join(thread, NULL);
+		thread_started = false;
+	}
+	if (wake[0] != -1) {
+		close(wake[0]);
+		close(wake[1]);
+		wake[0] = wake[1] = -1;
+	}
+	if (listen_fd == -1)
+		return;
+	close(listen_fd);
+	listen_fd = -1;
+	/* Only our own socket file (after chroot the path may name another file, or none). */
+	if (global.cli_path && stat(global.cli_path, &st) == 0 && st.st_dev == sock_dev &&
+	    st.st_ino == sock_ino)
+		unlink(global.cli_path);
+}

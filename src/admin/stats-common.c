@@ -1,0 +1,64 @@
+/* What the machine-readable stats pages (stats-json.c, prom.c) share. */
+#include <string.h>
+
+#include <keel/backend.h>
+#include <keel/common.h>
+#include <keel/stats.h>
+
+extern int keel_nloops;
+
+static uint64_t rd(const _Atomic uint64_t *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+void stats_sum(const struct counters *c, struct stats_sums *s)
+{
+	int t, k;
+
+	memset(s, 0, sizeof(*s));
+	if (!c)
+		return;
+	for (t = 0; t < keel_nloops; t++) {
+		s->conn_tot += rd(&c[t].conn_tot);
+		s->req_tot += rd(&c[t].req_tot);
+		for (k = 0; k < 6; k++)
+			s->rsp[k] += rd(&c[t].rsp[k]);
+		s->bytes_in += rd(&c[t].bytes_in);
+		s->bytes_out += rd(&c[t].bytes_out);
+		s->denied_req += rd(&c[t].denied_req);
+		s->failed_req += rd(&c[t].failed_req);
+		s->failed_conn += rd(&c[t].failed_conn);
+		s->failed_rsp += rd(&c[t].failed_rsp);
+		s->retries += rd(&c[t].retries);
+		s->redispatches += rd(&c[t].redispatches);
+		s->timeouts += rd(&c[t].timeouts);
+		s->queued_tot += rd(&c[t].queued_tot);
+		s->queue_timeouts += rd(&c[t].queue_timeouts);
+		s->cli_aborts += rd(&c[t].cli_aborts);
+		s->srv_aborts += rd(&c[t].srv_aborts);
+	}
+}
+
+int stats_usable_servers(const struct proxy *p)
+{
+	int i, up = 0;
+
+	for (i = 0; i < p->nsrv; i++)
+		up += srv_usable(p->srv[i]);
+	return up;
+}
+
+const char *stats_state_word(const char *state)
+{
+	/* health_view() names: "MAINT", "EJECTED", "DOWN[ n/m]", "DRAIN", "UP[ n/m| (slow)]". */
+	static const char *const words[][2] = {
+		{"MAINT", "maint"}, {"EJECTED", "ejected"}, {"DOWN", "down"}, {"DRAIN", "drain"},
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(words); i++)
+		if (!strncmp(state, words[i][0], strlen(words[i][0])))
+			return words[i][1];
+	return "up";
+}
