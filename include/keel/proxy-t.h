@@ -80,6 +80,15 @@ enum hash_type {
 	HASH_CONSISTENT,
 };
 
+/* A server's address as published at runtime ("set server B/S addr"): immutable once published
+ * through server.paddr; replaced ones are kept until exit (docs/internals/dynamic-servers.md). */
+struct srv_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	unsigned gen;            /* bumped on each change: idle connections of an older gen are closed */
+	char str[64];            /* "IP:PORT" or "IP" */
+};
+
 struct server {
 	/* config */
 	char *name;
@@ -108,6 +117,10 @@ struct server {
 	atomic_int eweight;      /* effective weight used by the balancers (health.c sets it) */
 	struct srv_health *hl;   /* health state, see check-t.h */
 	struct counters *ctr;    /* one per thread */
+	/* dynamic servers (src/proxy/server.c) */
+	_Atomic(struct srv_addr *) paddr; /* NULL: the configured addr/addrlen (gen 0) */
+	atomic_bool deleted;     /* "del server": hidden, never picked, checks stopped; slot not reused */
+	bool dynamic;            /* added by "add server" */
 };
 
 enum proxy_cap {
@@ -235,8 +248,9 @@ struct proxy {
 	uint32_t lb_arglen;
 	bool uri_whole;          /* balance uri whole */
 	struct list binds;       /* struct bind_conf */
-	struct server **srv;
-	int nsrv;
+	struct server **srv;     /* srv_cap slots; the pointer never changes after start-up */
+	atomic_int nsrv;         /* published servers: grows only ("add server" stores it with release) */
+	int srv_cap;             /* room for servers: configured + tune.spare-servers */
 	struct server defsrv;    /* default-server parameters */
 	struct list acls;        /* struct acl */
 	struct list switching;   /* struct switching_rule (use_backend) */
@@ -269,7 +283,8 @@ struct proxy {
 	atomic_int beconn;       /* backend: requests being served */
 	atomic_int nbpend;       /* backend: requests queued, all threads */
 	atomic_uint srv_gen;     /* bumped on any change that affects balancing */
-	struct chash *chash;     /* consistent-hashing ring (hash-type consistent) */
+	_Atomic(struct chash *) chash; /* consistent-hashing ring (hash-type consistent); replaced
+				  * rings are kept until exit */
 	struct be_health *hl;
 	atomic_uint rr_seq;      /* round-robin position, shared by the threads */
 	struct counters *ctr;    /* one per thread */
@@ -295,6 +310,7 @@ struct global {
 	char *node;
 	char *log_tag;
 	char *state_file;        /* "state-file": durable runtime state (admin/state.c), NULL: off */
+	int spare_servers;       /* tune.spare-servers: room per backend for "add server" (16) */
 	const char *file;        /* the config file, for messages */
 	/* stats socket (admin/cli.c) */
 	char *cli_path;          /* NULL: no admin socket */

@@ -94,6 +94,7 @@ struct sconn {
 	struct list idle;      /* in the server's per-thread idle list */
 	struct timer timer;    /* idle purge */
 	uint32_t nreq;
+	unsigned addr_gen;     /* the server's srv_addr.gen at connect: older ones are not reused */
 	union sockaddr_u local;
 };
 

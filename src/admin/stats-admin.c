@@ -8,6 +8,7 @@
  * in one write) is accepted; a body that has not arrived yet gets a 400 rather than a new state in
  * the session machine. After the answer the client connection is closed (the session never
  * consumed the body), which browsers handle transparently. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,16 +38,20 @@ static void secret_init(void)
 	while (got < sizeof(secret)) {
 		ssize_t n = getrandom(secret + got, sizeof(secret) - got, 0);
 
+		if (n == -1 && errno == EINTR)
+			continue;
 		if (n == -1) {
 			/* No entropy source at all (very old kernel): still unpredictable enough to
 			 * an attacker who cannot read the process, and logged. */
 			struct timespec ts;
 			size_t i;
 
-			keel_log(LOG_LVL_WARNING, "stats page: getrandom() failed, CSRF secret from the clock");
+			keel_log(LOG_LVL_WARNING,
+				 "stats page: getrandom() failed, CSRF secret from the clock");
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			for (i = 0; i < sizeof(secret); i++)
-				secret[i] ^= (uint8_t)((uint64_t)ts.tv_nsec >> (i % 8 * 8)) ^ (uint8_t)getpid();
+				secret[i] ^= (uint8_t)((uint64_t)ts.tv_nsec >> (i % 8 * 8)) ^
+					     (uint8_t)getpid();
 			return;
 		}
 		got += (size_t)n;
@@ -125,7 +130,8 @@ static bool ct_eq(const char *a, size_t al, const char *b, size_t bl)
 	size_t i, n = MAX(al, bl);
 
 	for (i = 0; i < n; i++)
-		d |= (unsigned char)((i < al ? (unsigned char)a[i] : 0) ^ (i < bl ? (unsigned char)b[i] : 0));
+		d |= (unsigned char)((i < al ? (unsigned char)a[i] : 0) ^
+				     (i < bl ? (unsigned char)b[i] : 0));
 	return d == 0;
 }
 

@@ -20,6 +20,7 @@ void cfg_global_defaults(void)
 	global.bufsize = 16384;
 	global.maxrewrite = 1024;
 	global.maxhdr = 101;
+	global.spare_servers = 16;
 	global.hard_stop_after = 30000;
 	global.cli_mode = 0600;
 	global.cli_level = CLI_LVL_ADMIN; /* the file mode restricts who may connect */
@@ -259,6 +260,12 @@ static int kw_num(struct cfg_ctx *c, int argc, char **argv)
 			return ERR;
 		}
 		global.maxhdr = (int)v;
+	} else if (!strcmp(kw, "tune.spare-servers")) {
+		if (cfg_parse_int(argv[1], 0, 4096, &v)) {
+			cfg_err(c, "'tune.spare-servers' expects a number from 0 to 4096");
+			return ERR;
+		}
+		global.spare_servers = (int)v;
 	} else if (!strcmp(kw, "nbproc")) {
 		if (cfg_parse_int(argv[1], 1, 64, &v) || v != 1)
 			cfg_warn(c, "'nbproc' is obsolete; keel runs one process with 'nbthread' threads");
@@ -459,6 +466,7 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"maxconn", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"ulimit-n", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"tune.http.maxhdr", CFG_S_GLOBAL, kw_num, 0, NULL},
+	{"tune.spare-servers", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"tune.bufsize", CFG_S_GLOBAL, kw_size, 0, NULL},
 	{"tune.maxrewrite", CFG_S_GLOBAL, kw_size, 0, NULL},
 	{"hard-stop-after", CFG_S_GLOBAL, kw_hard_stop, 0, NULL},

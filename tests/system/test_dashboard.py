@@ -255,12 +255,14 @@ def png_size(path):
     return struct.unpack(">II", head[16:24])
 
 
-needs_chromium = pytest.mark.skipif(cdp.chromium_path() is None,
-                                    reason="chromium not installed (tools/deps.sh test)")
+def need_chromium():
+    """A missing browser is a failure, not a skip: `make test` installs it (tools/deps.sh)."""
+    if cdp.chromium_path() is None:
+        pytest.fail("chromium is not installed: run tools/deps.sh test (as root) first")
 
 
-@needs_chromium
 def test_chromium_screenshot_and_dom(env, tmp_path):
+    need_chromium()
     port = free_port()
     env.keel(dash_config(port, servers3(env, dead="web3")), [port])
     assert wait_status(port, "web3", "DOWN")
@@ -278,8 +280,8 @@ def test_chromium_screenshot_and_dom(env, tmp_path):
     assert "live, every 5 s" in dom  # the script ran
 
 
-@needs_chromium
 def test_chromium_click_drain_live_refresh_and_phone(env, tmp_path):
+    need_chromium()
     port = free_port()
     k = env.keel(dash_config(port, servers3(env), extra_fe="    stats refresh 1s"), [port])
     with cdp.Browser(1280, 900, log_path=str(tmp_path / "chromium.log")) as b:

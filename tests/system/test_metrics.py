@@ -304,7 +304,7 @@ def test_real_prometheus_scrapes_keel(env):
     with the number of requests made (tools/deps.sh installs the package for the tests)."""
     prom = prometheus_bin()
     if not prom:
-        pytest.skip("prometheus is not installed (tools/deps.sh test installs it)")
+        pytest.fail("prometheus is not installed: run tools/deps.sh test (as root) first")
     o = env.origin()
     port = free_port()
     env.keel(basic_config(port, [("web1", o.addr, "")], logs=False,
