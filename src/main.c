@@ -28,6 +28,8 @@ int main(int argc, char **argv)
 	bool check = false;
 	int i;
 
+	keel_reload_init(argv); /* a reload's new process: takes what the old one passed */
+	o.argv = argv;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -66,8 +68,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (cfg_load_file(file) != OK)
+	if (cfg_load_file(file) != OK) {
+		keel_reload_failed(cfg_first_alert()); /* the old process reports it, and goes on */
 		return 1;
+	}
 	if (check) {
 		if (!o.quiet)
 			printf("Configuration file is valid\n");

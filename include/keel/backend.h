@@ -22,6 +22,9 @@ void srv_put_slot(struct server *srv);
 struct server *lb_pick(struct session *s, struct be_tctx *bt, const struct server *avoid);
 /* Builds the consistent-hashing rings (start-up, main thread). */
 void lb_build_rings(void);
+/* (Re)builds one backend's consistent-hashing ring and publishes it (release); the previous ring
+ * stays allocated until exit. "add server" and "del server" call it (admin thread). */
+void lb_build_ring(struct proxy *be);
 uint64_t lb_hash(const void *data, size_t len);
 /* The balancing key of s's request for hash-based algorithms (source, uri, hdr, url_param).
  * Needs the parsed request head; false when the algorithm has no key or the key is absent. */
@@ -44,6 +47,8 @@ int backend_connect(struct session *s);
 void backend_release_conn(struct session *s, bool reusable);
 /* Closes every idle server connection of this thread (soft stop). */
 void backend_close_idle(void);
+/* Closes this thread's idle connections to deleted servers and to replaced addresses. */
+void backend_purge_stale(void);
 
 /* Per-thread context set-up and tear-down. */
 int thread_ctx_init(struct thread_ctx *t, struct loop *l, char **err);

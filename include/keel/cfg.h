@@ -37,6 +37,8 @@ struct cfg_ctx {
 	struct proxy *cur;      /* proxy being parsed (the defaults template in a defaults section) */
 	struct proxy *defaults; /* what new proxies inherit */
 	int nerr, nwarn;
+	char *msg;              /* set: the first error goes here (not stderr), warnings are dropped */
+	size_t msgcap;
 };
 
 /* Keyword flags. */
@@ -72,6 +74,8 @@ void cfg_reset(void);
 void cfg_err(struct cfg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cfg_warn(struct cfg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cfg_alert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The first error printed while loading ("file:line: message"; "" when none). */
+const char *cfg_first_alert(void);
 void cfg_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Splits one line into arguments (quotes, escapes, ${ENV}, comments). Returns argc, or -1 with
@@ -116,6 +120,11 @@ int kw_max_eject_percent(struct cfg_ctx *c, int argc, char **argv);
 int kw_slow_server(struct cfg_ctx *c, int argc, char **argv);
 /* Validation of a backend's health settings (after defaults are applied). */
 int chk_validate(struct cfg_ctx *c, struct proxy *p);
+/* One server's check settings, as chk_validate() does them ("add server"). */
+int chk_validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s);
+/* Parses "server NAME ADDR [options]" (argv[0] is "server") into a new server of p that is not
+ * yet in p->srv (id = the next slot). NULL with the error reported through c. */
+struct server *cfg_server_parse(struct cfg_ctx *c, struct proxy *p, int argc, char **argv);
 int health_validate(struct cfg_ctx *c, struct proxy *p);
 /* Parses "log ..." arguments (after the keyword) into a target list. */
 int cfg_parse_log(struct cfg_ctx *c, struct log_targets *lt, int argc, char **argv);

@@ -18,6 +18,9 @@
  * workers start). Servers with checks start down until their first check passes, except the
  * first check round which decides straight away (rise is not waited for at start-up). */
 int health_init(int nthreads, char **err);
+/* One server's health state (health_init() does every configured server; "add server" calls it
+ * before publishing the server). OK or ERR (out of memory). */
+int health_srv_init(struct server *srv);
 void health_deinit(void);
 
 /* The check runner reports here (any worker thread). */

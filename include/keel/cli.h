@@ -36,7 +36,10 @@ int cli_exec_line(struct cli_ctx *c, const char *line, size_t len, struct sbuf *
 int cli_bind(char **err);
 /* Starts the admin thread (after the health state exists). */
 int cli_start(char **err);
-/* Stops the thread, closes the socket and removes its file when it is still ours. */
+/* The listening socket (-1: none), which a reload passes on to the new process. */
+int cli_listen_fd(void);
+/* Stops the thread, closes the socket and removes its file when it is still ours (not after a
+ * reload handed it over). */
 void cli_stop(void);
 
 #endif

@@ -8,9 +8,13 @@
 /* Binds every frontend's addresses, nbthread sockets each. Returns OK, or ERR with a one-line
  * message in *err ("cannot bind 127.0.0.1:80: address already in use"). */
 int listeners_bind(int nbthread, char **err);
+/* Every listening socket bound (or inherited) at start, into fds (at most max). Returns their
+ * count. Any thread: the set is fixed after start-up. For a reload, which passes them on. */
+int listeners_fds(int *fds, int max);
 /* Registers this worker's sockets with its loop. */
 int listeners_start(char **err);
-/* Stops accepting (soft stop): closes this worker's sockets. */
+/* Stops accepting (soft stop): closes this worker's sockets (after a reload, the new process
+ * holds them too: they stay open there). */
 void listeners_stop(void);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <keel/acl-t.h>
 #include <keel/check-t.h>
+#include <keel/cookie-t.h>
 #include <keel/list.h>
 #include <keel/log-t.h>
 #include <keel/sample-t.h>
@@ -45,6 +46,7 @@ struct counters {
 	_Atomic uint64_t queue_timeouts;
 	_Atomic uint64_t cli_aborts;
 	_Atomic uint64_t srv_aborts;
+	_Atomic uint64_t sticky_moves; /* server: persistence-cookie users sent elsewhere */
 } __attribute__((aligned(64)));
 
 #define CTR_ADD(c, v)                                                                              \
@@ -86,6 +88,7 @@ struct srv_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	unsigned gen;            /* bumped on each change: idle connections of an older gen are closed */
+	bool port_from_client;   /* no port: the port the client connected to */
 	char str[64];            /* "IP:PORT" or "IP" */
 };
 
@@ -278,6 +281,7 @@ struct proxy {
 	uint8_t fwdfor_except[16];
 	uint8_t fwdfor_except_prefix;
 	struct chk_proxy_conf chk; /* health checks, per-try timeout, retry budget */
+	struct cookie_conf ck;   /* "cookie": persistence (src/sticky/cookie.c) */
 	/* runtime */
 	atomic_int feconn;       /* frontend: current client connections */
 	atomic_int beconn;       /* backend: requests being served */

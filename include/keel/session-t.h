@@ -81,6 +81,8 @@ enum txn_flags {
 	TX_REQ_BODY = 1u << 15,     /* the request head announced a body */
 	TX_HAS_HASH = 1u << 16,     /* lb_hash holds the request's balancing key */
 	TX_PERTRY_DONE = 1u << 17,  /* the per-try retry was used (or refused): no other */
+	TX_CK_PINNED = 1u << 18,    /* a persistence cookie chose s->srv: retries stay there */
+	TX_CK_SEEN = 1u << 19,      /* the request carried the persistence cookie (any value) */
 };
 
 struct session;
@@ -128,6 +130,8 @@ struct txn {
 	uint32_t pertry_waited_ms;  /* how long the abandoned attempt waited */
 	struct server *pertry_srv;  /* left by a per-try timeout: charged if the retry is fast */
 	uint64_t lb_hash;           /* balancing key for hash-based algorithms */
+	struct server *ck_srv;      /* the server named by the request's persistence cookie */
+	uint32_t ck_last, ck_first; /* the cookie's dates (maxidle/maxlife), s since the epoch */
 	/* timestamps, monotonic us: request start, head received, out of queue, connected,
 	 * response head received, end */
 	uint64_t t_start, t_head, t_queue, t_conn, t_rsp, t_end;

@@ -46,6 +46,15 @@ void state_restore(struct state_report *rep);
 int state_start(char **err);
 void state_stop(void);
 
+/* Reload (src/core/reload.c). state_handover_fd(): the old process's current state in a memfd
+ * (close-on-exec; ERR -1 with *err). state_restore_fd(): the new process applies it instead of
+ * reading the file (between health_init() and state_start(); with a state file, the file is then
+ * rewritten once). state_detach(): the old process, once the new one serves, stops its writer
+ * without a last save, so that it never overwrites the new process's file. */
+int state_handover_fd(char **err);
+void state_restore_fd(int fd, struct state_report *rep);
+void state_detach(void);
+
 /* The hook health.c calls after a server's admin state, weight or check switch changed (any
  * thread, the server's health mutex may be held). Never does I/O: marks the state dirty and
  * wakes the writer, which coalesces bursts. */

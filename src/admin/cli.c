@@ -40,13 +40,15 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/log.h>
+#include <keel/process.h>
+#include <keel/server.h>
 #include <keel/session.h>
 
 extern atomic_int keel_actconn;
 extern int keel_nloops;
 extern uint64_t keel_start_wall;
 
-#define CLI_MAX_ARGS 16
+#define CLI_MAX_ARGS 48 /* "add server" takes server options */
 #define CLI_MAX_CLIENTS 32
 #define CLI_WHO "admin socket"
 #define CLI_LINGER_MS 1000 /* how long a closing connection may take to read its answer */
@@ -100,8 +102,8 @@ static struct server *find_server(const char *arg, struct sbuf *o)
 		cli_err(o, "no such backend '%s'", bname);
 		return NULL;
 	}
-	for (i = 0; i < be->nsrv; i++)
-		if (!strcmp(be->srv[i]->name, slash + 1))
+	for (i = 0; i < server_count(be); i++)
+		if (!server_deleted(be->srv[i]) && !strcmp(be->srv[i]->name, slash + 1))
 			return be->srv[i];
 	cli_err(o, "no such server '%s' in backend '%s'", slash + 1, bname);
 	return NULL;
@@ -269,24 +271,27 @@ static void servers_state(struct proxy *p, bool json, bool *first, struct sbuf *
 	uint64_t now_wall = (uint64_t)time(NULL) * 1000;
 	int i;
 
-	for (i = 0; i < p->nsrv; i++) {
+	for (i = 0; i < server_count(p); i++) {
 		struct server *s = p->srv[i];
 		struct health_view v;
+		struct sockaddr_storage sa;
 		char ip[INET6_ADDRSTRLEN] = "-", state[sizeof(v.state)];
-		int admin = atomic_load(&s->admin), port = sockaddr_port(&s->addr), k;
+		int admin = atomic_load(&s->admin), port, k;
 		int op = atomic_load(&s->oper) == SRV_OPER_UP ? 2 : 0;
 		int adm = admin == SRV_ADMIN_MAINT ? 0x01 : admin == SRV_ADMIN_DRAIN ? 0x08 : 0;
 		uint64_t since;
 
+		if (server_deleted(s))
+			continue;
+		server_addr(s, &sa, NULL, NULL); /* the published one ("set server addr") */
+		port = sockaddr_port(&sa);
 		health_view(s, &v);
 		since = v.since_wall && now_wall > v.since_wall ? (now_wall - v.since_wall) / 1000
 								: uptime_s();
-		if (s->addr.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&s->addr)->sin_addr, ip,
-				  sizeof(ip));
-		else if (s->addr.ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&s->addr)->sin6_addr, ip,
-				  sizeof(ip));
+		if (sa.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof(ip));
+		else if (sa.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, sizeof(ip));
 		if (json) {
 			sbuf_printf(o, "%s\n{\"be_id\":%d,\"be_name\":", *first ? "" : ",", p->id);
 			sbuf_json_str(o, p->name);
@@ -435,13 +440,13 @@ static int set_weight(struct cli_ctx *c, struct server *s, const char *arg, stru
 	return OK;
 }
 
-/* "set server B/S addr IP [port P]": validated, then refused. A worker reads srv->addr when it
- * connects, and its idle connections to the old address would still be reused: changing it safely
- * needs an atomically published address and a purge of the pools, which comes later. */
+/* "set server B/S addr IP [port P]": published atomically, idle connections to the old address
+ * are not reused (src/proxy/server.c). */
 static int set_addr(struct cli_ctx *c, struct server *s, int argc, char **argv, struct sbuf *o)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
-	long port;
+	char err[512];
+	long port = 0;
 
 	if (argc != 1 && !(argc == 3 && !strcmp(argv[1], "port")))
 		return cli_err(o, "'set server B/S addr' expects IP [port PORT]");
@@ -449,8 +454,35 @@ static int set_addr(struct cli_ctx *c, struct server *s, int argc, char **argv, 
 		return cli_err(o, "invalid address '%s': expects an IPv4 or IPv6 address", argv[0]);
 	if (argc == 3 && cfg_parse_int(argv[2], 1, 65535, &port))
 		return cli_err(o, "invalid port '%s': expects 1 to 65535", argv[2]);
-	return cli_err(o, "not implemented yet: set server addr (changing a server's address at "
-			  "runtime safely comes later; change the configuration and restart)");
+	if (server_set_addr(s, argv[0], (int)port, err, sizeof(err)) != OK)
+		return cli_err(o, "%s", err);
+	return OK;
+}
+
+/* "add server B/S ADDRESS[:PORT] [options]": starts in maintenance (src/proxy/server.c). */
+static int cmd_add_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	char err[512];
+
+	if (server_add(argc, argv, err, sizeof(err)) != OK)
+		return cli_err(o, "%s", err);
+	return OK;
+}
+
+/* "del server B/S": only in maintenance with nothing in flight or queued. */
+static int cmd_del_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	struct server *s;
+	char err[512];
+
+	if (argc != 1)
+		return cli_err(o, "'del server' expects BACKEND/SERVER");
+	s = find_server(argv[0], o);
+	if (!s)
+		return ERR;
+	if (server_del(s, err, sizeof(err)) != OK)
+		return cli_err(o, "%s", err);
+	return OK;
 }
 
 static int cmd_set_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
@@ -552,6 +584,24 @@ static int cmd_disable_health(struct cli_ctx *c, int argc, char **argv, struct s
 	return OK;
 }
 
+/* "reload": answers once the new process serves (or why it could not start: this one goes on). */
+static int cmd_reload(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	char *err = NULL;
+	int pid = 0;
+
+	if (argc)
+		return cli_err(o, "'reload' expects no argument");
+	if (keel_reload(&pid, &err) != OK) {
+		cli_err(o, "reload failed: %s", err);
+		free(err);
+		return ERR;
+	}
+	sbuf_printf(o, "reload: new process %d serving; process %d finishes its requests\n", pid,
+		    (int)getpid());
+	return OK;
+}
+
 /* A placeholder: run_cmd() answers "not implemented yet: <the command's words>". */
 static int cmd_unimpl(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 {
@@ -598,10 +648,20 @@ static const struct cli_cmd cmds[] = {
      CLI_LVL_ADMIN,
      cmd_disable_health,
      "disable health B/S: pause active checks (their verdict is ignored)"},
-    {{"add", "server"}, CLI_LVL_ADMIN, cmd_unimpl, NULL},
-    {{"del", "server"}, CLI_LVL_ADMIN, cmd_unimpl, NULL},
+    {{"add", "server"},
+     CLI_LVL_ADMIN,
+     cmd_add_server,
+     "add server B/S ADDR[:PORT] [options]: a new server, in maintenance until enabled"},
+    {{"del", "server"},
+     CLI_LVL_ADMIN,
+     cmd_del_server,
+     "del server B/S: remove a server in maintenance with nothing in flight"},
     {{"show", "table"}, CLI_LVL_USER, cmd_unimpl, NULL},
     {{"clear", "table"}, CLI_LVL_ADMIN, cmd_unimpl, NULL},
+    {{"reload"},
+     CLI_LVL_ADMIN,
+     cmd_reload,
+     "reload: start a new process with the configuration file as it is now (hitless)"},
 };
 
 static const char *const level_names[] = {"user", "operator", "admin"};
@@ -616,7 +676,7 @@ static int cmd_help(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 		if (cmds[i].usage)
 			sbuf_printf(o, "  %s%s\n", cmds[i].usage,
 				    cmds[i].level > c->level ? " (needs a higher level)" : "");
-	sbuf_printf(o, "  not implemented yet: add server, del server, show table, clear table\n");
+	sbuf_printf(o, "  not implemented yet: show table, clear table\n");
 	return OK;
 }
 
@@ -752,6 +812,16 @@ int cli_bind(char **err)
 
 	if (!path)
 		return OK;
+	/* A reload: the previous process's socket, already bound to path and listening. */
+	fd = keel_reload_take_cli(path);
+	if (fd >= 0) {
+		if (stat(path, &st) == 0) {
+			sock_dev = st.st_dev;
+			sock_ino = st.st_ino;
+		}
+		listen_fd = fd;
+		return OK;
+	}
 	if (resolve_owner(&uid, &gid, err) != OK)
 		return ERR;
 	snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
@@ -1044,6 +1114,11 @@ int cli_start(char **err)
 	return OK;
 }
 
+int cli_listen_fd(void)
+{
+	return listen_fd;
+}
+
 void cli_stop(void)
 {
 	struct stat st;
@@ -1062,6 +1137,9 @@ void cli_stop(void)
 		return;
 	close(listen_fd);
 	listen_fd = -1;
+	/* Handed over to a new process (reload), which serves the same socket file. */
+	if (atomic_load(&keel_handed_over))
+		return;
 	/* Only our own socket file (after chroot the path may name another file, or none). */
 	if (global.cli_path && stat(global.cli_path, &st) == 0 && st.st_dev == sock_dev &&
 	    st.st_ino == sock_ino)

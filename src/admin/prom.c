@@ -13,6 +13,7 @@
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats.h>
 
@@ -138,6 +139,7 @@ SUM_GETTER(failed_rsp)
 SUM_GETTER(retries)
 SUM_GETTER(redispatches)
 SUM_GETTER(timeouts)
+SUM_GETTER(sticky_moves)
 
 /* A counter family over the frontends (cap PR_CAP_FE) or backends (PR_CAP_BE). */
 static void px_counter(struct sbuf *b, unsigned cap, const char *name, const char *help,
@@ -374,6 +376,9 @@ static void render_servers(struct sbuf *b, const struct prom_srv *ps, int n)
 		    "Tries on this server that were sent again.", get_retries);
 	srv_counter(b, ps, n, "keel_server_timeouts_total",
 		    "Connect or response timeouts on the server.", get_timeouts);
+	srv_counter(b, ps, n, "keel_server_sticky_moves_total",
+		    "Users whose persistence cookie named this server, sent to another one.",
+		    get_sticky_moves);
 	srv_gauge(b, ps, n, "keel_server_ejections_total", "counter",
 		  "Times passive detection ejected the server.", SG_EJECT);
 	srv_gauge(b, ps, n, "keel_server_consecutive_errors", "gauge",
@@ -419,14 +424,15 @@ void prom_render(struct sbuf *b, const struct proxy *fe)
 {
 	struct prom_srv *ps;
 	struct list *l;
-	int n = 0, i;
+	int n = 0, i, cap;
 
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
 		if (p->cap & PR_CAP_BE)
-			n += p->nsrv;
+			n += MAX(p->srv_cap, p->nsrv); /* "add server" may publish more meanwhile */
 	}
+	cap = n;
 	ps = calloc((size_t)n + 1, sizeof(*ps));
 	if (!ps) {
 		b->oom = true;
@@ -438,7 +444,11 @@ void prom_render(struct sbuf *b, const struct proxy *fe)
 
 		if (!(p->cap & PR_CAP_BE))
 			continue;
-		for (i = 0; i < p->nsrv; i++, n++) {
+		for (i = 0; i < p->nsrv && n < cap; i++, n++) {
+			if (server_deleted(p->srv[i])) { /* "del server" */
+				n--;
+				continue;
+			}
 			ps[n].srv = p->srv[i];
 			health_view(p->srv[i], &ps[n].v);
 			stats_sum(p->srv[i]->ctr, &ps[n].c);

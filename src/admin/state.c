@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include <keel/check.h>
 #include <keel/common.h>
 #include <keel/log.h>
+#include <keel/server.h>
 #include <keel/state.h>
 
 #define STATE_SETTLE_MS 20 /* a burst of changes within this delay becomes one write */
@@ -42,6 +44,7 @@ static struct {
 	pthread_mutex_t lock; /* protects the fields below; never held across I/O */
 	pthread_cond_t cond;
 	bool dirty, stop, failing;
+	bool detached;	      /* a new process took over (reload): the file is its to write */
 	pthread_t thread;
 	bool started;
 } st = {.dirfd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
@@ -404,9 +407,14 @@ char *state_dump(size_t *len)
 		for (i = 0; i < p->nsrv; i++) {
 			struct server *s = p->srv[i];
 			const char *addr = s->addr_str ? s->addr_str : "";
-			size_t need = 3 * (strlen(p->name) + strlen(s->name) + strlen(addr)) + 200;
+			size_t need;
 			int w;
 			bool off;
+
+			/* Servers added or deleted at runtime are not journaled yet (docs/admin.md). */
+			if (s->dynamic || server_deleted(s))
+				continue;
+			need = 3 * (strlen(p->name) + strlen(s->name) + strlen(addr)) + 200;
 
 			if (!s->hl)
 				continue;
@@ -619,6 +627,85 @@ void state_restore(struct state_report *rep)
 			 rep->malformed);
 }
 
+int state_handover_fd(char **err)
+{
+	size_t len = 0, off = 0;
+	char *img = state_dump(&len);
+	int fd = memfd_create("keel-state", MFD_CLOEXEC);
+
+	if (!img || fd == -1) {
+		*err = strfmt("cannot pass the runtime state on: %s",
+			      img ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, img + off, len - off);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*err = strfmt("cannot pass the runtime state on: %s", strerror(errno));
+			close(fd);
+			fd = -1;
+			goto out;
+		}
+		off += (size_t)w;
+	}
+out:
+	free(img);
+	return fd;
+}
+
+void state_restore_fd(int fd, struct state_report *rep)
+{
+	struct stat sb;
+	char *buf = NULL;
+	ssize_t got = 0;
+
+	*rep = (struct state_report){0};
+	if (fstat(fd, &sb) == -1 || sb.st_size > STATE_MAX_FILE ||
+	    !(buf = malloc((size_t)sb.st_size + 1))) {
+		keel_log(LOG_LVL_ERR, "cannot read the previous process's state: starting from the "
+				      "configuration");
+		return;
+	}
+	while (got < sb.st_size) {
+		ssize_t r = pread(fd, buf + got, (size_t)(sb.st_size - got), got);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	state_apply_buf("(previous process)", buf, (size_t)got, rep);
+	free(buf);
+	keel_log(LOG_LVL_NOTICE,
+		 "runtime state of the previous process restored: %d server(s) applied, %d not in "
+		 "the configuration, %d kept from the configuration",
+		 rep->applied, rep->unknown, rep->conflicts);
+	/* Whatever the old process had not saved yet: the file catches up now. */
+	if (st.dirfd != -1) {
+		pthread_mutex_lock(&st.lock);
+		st.dirty = true;
+		pthread_mutex_unlock(&st.lock);
+	}
+}
+
+void state_detach(void)
+{
+	if (!st.started)
+		return;
+	atomic_store(&st.on, false);
+	pthread_mutex_lock(&st.lock);
+	st.detached = st.stop = true;
+	pthread_cond_signal(&st.cond);
+	pthread_mutex_unlock(&st.lock);
+	pthread_join(st.thread, NULL);
+	pthread_cond_destroy(&st.cond);
+	st.started = false;
+}
+
 /* One write of the current state. Logs the first failure of a streak and the recovery. */
 static int write_once(void)
 {
@@ -659,6 +746,8 @@ static void *writer_main(void *arg)
 			if (pthread_cond_timedwait(&st.cond, &st.lock, &ts) == ETIMEDOUT)
 				st.dirty = true;
 		}
+		if (st.detached)
+			break;
 		if (st.stop && st.failing)
 			st.dirty = true; /* one last try of the unsaved state */
 		if (!st.dirty)
@@ -698,7 +787,9 @@ int state_start(char **err)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st.cond, &ca);
 	pthread_condattr_destroy(&ca);
-	st.dirty = st.stop = st.failing = false; /* the restore itself is not a change to save */
+	/* The restore itself is not a change to save, except what a previous process passed on
+	 * (state_restore_fd()) and may not have saved. */
+	st.stop = st.failing = false;
 	e = pthread_create(&st.thread, NULL, writer_main, NULL);
 	if (e) {
 		*err = strfmt("cannot start the state file writer: %s", strerror(e));

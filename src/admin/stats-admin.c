@@ -23,6 +23,7 @@
 #include <keel/common.h>
 #include <keel/http.h>
 #include <keel/log.h>
+#include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats-admin.h>
 
@@ -218,7 +219,7 @@ static struct server *find_server(const char *bname, const char *sname)
 		if (!(p->cap & PR_CAP_BE) || strcmp(p->name, bname))
 			continue;
 		for (i = 0; i < p->nsrv; i++)
-			if (!strcmp(p->srv[i]->name, sname))
+			if (!server_deleted(p->srv[i]) && !strcmp(p->srv[i]->name, sname))
 				return p->srv[i];
 	}
 	return NULL;

@@ -37,6 +37,7 @@ void stats_sum(const struct counters *c, struct stats_sums *s)
 		s->queue_timeouts += rd(&c[t].queue_timeouts);
 		s->cli_aborts += rd(&c[t].cli_aborts);
 		s->srv_aborts += rd(&c[t].srv_aborts);
+		s->sticky_moves += rd(&c[t].sticky_moves);
 	}
 }
 

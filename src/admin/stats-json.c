@@ -7,6 +7,7 @@
 #include <keel/check.h>
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats.h>
 
@@ -80,7 +81,7 @@ void stats_json_render(struct sbuf *b, const struct proxy *fe)
 {
 	struct list *l;
 	struct stats_sums c;
-	bool first;
+	bool first, sfirst;
 	int i;
 
 	sbuf_printf(b, "{\"process\":{\"name\":\"keel\",\"version\":");
@@ -129,9 +130,12 @@ void stats_json_render(struct sbuf *b, const struct proxy *fe)
 			    p->hl ? health_pertry_ms(p) : 0);
 		json_counters(b, &c);
 		sbuf_printf(b, ",\"servers\":[");
-		for (i = 0; i < p->nsrv; i++) {
-			if (i)
+		for (i = 0, sfirst = true; i < p->nsrv; i++) {
+			if (server_deleted(p->srv[i])) /* "del server" */
+				continue;
+			if (!sfirst)
 				sbuf_printf(b, ",");
+			sfirst = false;
 			json_server(b, p->srv[i]);
 		}
 		sbuf_printf(b, "]}");

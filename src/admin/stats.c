@@ -15,6 +15,7 @@
 #include <keel/common.h>
 #include <keel/history.h>
 #include <keel/http.h>
+#include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats-admin.h>
 
@@ -89,7 +90,7 @@ static void sb_csv(struct sbuf *b, const char *s)
 struct sums {
 	uint64_t conn_tot, req_tot, rsp[6], bytes_in, bytes_out, denied_req, failed_req;
 	uint64_t failed_conn, failed_rsp, retries, redispatches, timeouts, queued_tot;
-	uint64_t queue_timeouts, cli_aborts, srv_aborts;
+	uint64_t queue_timeouts, cli_aborts, srv_aborts, sticky_moves;
 };
 
 static uint64_t rd(const _Atomic uint64_t *v)
@@ -122,6 +123,7 @@ static void sum(const struct counters *c, struct sums *s)
 		s->queue_timeouts += rd(&c[t].queue_timeouts);
 		s->cli_aborts += rd(&c[t].cli_aborts);
 		s->srv_aborts += rd(&c[t].srv_aborts);
+		s->sticky_moves += rd(&c[t].sticky_moves);
 	}
 }
 
@@ -180,10 +182,11 @@ static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, in
 	/* keel's own columns, after HAProxy's: why the server is in its state, its latency. */
 	if (v) {
 		sb_csv(b, v->why);
-		sb_printf(b, ",%u,%u,%d,%llu\n", v->p50_us / 1000, v->p99_us / 1000, v->consec_err,
-			  (unsigned long long)v->ejections_tot);
+		sb_printf(b, ",%u,%u,%d,%llu,%llu\n", v->p50_us / 1000, v->p99_us / 1000,
+			  v->consec_err, (unsigned long long)v->ejections_tot,
+			  (unsigned long long)c->sticky_moves);
 	} else {
-		sb_printf(b, ",,,,\n");
+		sb_printf(b, ",,,,,\n");
 	}
 }
 
@@ -199,7 +202,8 @@ static void render_csv(struct sbuf *b)
 		     "qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,"
 		     "check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,"
 		     "hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,"
-		     "keel_reason,keel_ttfb_p50_ms,keel_ttfb_p99_ms,keel_consec_err,keel_ejections\n");
+		     "keel_reason,keel_ttfb_p50_ms,keel_ttfb_p99_ms,keel_consec_err,keel_ejections,"
+		     "keel_sticky_moves\n");
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
@@ -213,6 +217,8 @@ static void render_csv(struct sbuf *b)
 		for (i = 0; i < p->nsrv; i++) {
 			struct server *s = p->srv[i];
 
+			if (server_deleted(s)) /* "del server" */
+				continue;
 			sum(s->ctr, &c);
 			health_view(s, &v);
 			csv_row(b, p->name, s->name, atomic_load(&s->cur_sess),
@@ -705,7 +711,8 @@ static void render_html(struct sbuf *b, struct page *pg)
 			html_fe_row(b, pg, p);
 		if (p->cap & PR_CAP_BE) {
 			for (k = 0; k < p->nsrv; k++)
-				html_srv_row(b, pg, p->srv[k]);
+				if (!server_deleted(p->srv[k])) /* "del server" */
+					html_srv_row(b, pg, p->srv[k]);
 			html_be_row(b, pg, p);
 		}
 		sb_printf(b, "</tbody></table></section>");

@@ -707,6 +707,14 @@ static void validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s
 			 p->name, s->name);
 }
 
+int chk_validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s)
+{
+	int nerr = c->nerr;
+
+	validate_server(c, p, s);
+	return c->nerr > nerr ? ERR : OK;
+}
+
 int chk_validate(struct cfg_ctx *c, struct proxy *p)
 {
 	struct chk_proxy_conf *k = &p->chk;

@@ -373,7 +373,8 @@ static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
 		long n;
 
 		if (!strcmp(kw, "expose-fd")) {
-			cfg_warn(c, "'stats socket ... expose-fd' is not implemented; ignored");
+			/* HAProxy's "expose-fd listeners" lets a new process fetch the sockets over
+			 * the admin socket; keel's reload passes them by inheritance: nothing to do. */
 			continue;
 		}
 		if (!v) {
@@ -479,7 +480,7 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"log-send-hostname", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{"spread-checks", CFG_S_GLOBAL, NULL, KW_UNIMPL, "health checks are the health issue"},
 	{"cpu-map", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
-	{"master-worker", CFG_S_GLOBAL, NULL, KW_UNIMPL, "keel's reload is planned in the runtime issue"},
+	{"master-worker", CFG_S_GLOBAL, NULL, KW_UNIMPL, "keel reloads without a master process (docs/admin.md, Reload)"},
 	{"maxconnrate", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{"maxsessrate", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{"maxsslconn", CFG_S_GLOBAL, NULL, KW_UNIMPL, "TLS is not implemented yet"},

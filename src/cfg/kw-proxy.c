@@ -9,6 +9,7 @@
 #include <keel/acl.h>
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/cookie.h>
 #include <keel/errors.h>
 #include <keel/sample.h>
 
@@ -292,42 +293,57 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 	return OK;
 }
 
-static int kw_server(struct cfg_ctx *c, int argc, char **argv)
+struct server *cfg_server_parse(struct cfg_ctx *c, struct proxy *p, int argc, char **argv)
 {
-	struct proxy *p = c->cur;
 	struct server *s;
 	char *err = NULL;
-	int i;
+	int i, n = atomic_load(&p->nsrv);
 
 	if (need_args(c, argc, argv, 2, "a name and an address (server NAME ADDRESS:PORT [options])"))
-		return ERR;
+		return NULL;
 	if (!valid_name(argv[1])) {
 		cfg_err(c, "invalid server name '%s'", argv[1]);
-		return ERR;
+		return NULL;
 	}
-	for (i = 0; i < p->nsrv; i++)
-		if (!strcmp(p->srv[i]->name, argv[1])) {
-			cfg_err(c, "server '%s' already exists in '%s' (line %d)", argv[1], p->name,
-				p->srv[i]->line);
-			return ERR;
+	for (i = 0; i < n; i++)
+		if (!atomic_load(&p->srv[i]->deleted) && !strcmp(p->srv[i]->name, argv[1])) {
+			if (p->srv[i]->dynamic)
+				cfg_err(c, "server '%s' already exists in '%s' (added at runtime)",
+					argv[1], p->name);
+			else
+				cfg_err(c, "server '%s' already exists in '%s' (line %d)", argv[1],
+					p->name, p->srv[i]->line);
+			return NULL;
 		}
 	s = arena_alloc(&cfg_arena, sizeof(*s));
 	*s = p->defsrv;
 	s->name = arena_strdup(&cfg_arena, argv[1]);
 	s->be = p;
-	s->id = p->nsrv;
+	s->id = n;
 	s->file = c->file;
 	s->line = c->line;
 	s->addr_str = arena_strdup(&cfg_arena, argv[2]);
 	if (cfg_parse_addr(argv[2], &s->addr, &s->addrlen, true, &s->port_from_client, &err)) {
 		cfg_err(c, "server '%s': %s", argv[1], err);
 		free(err);
-		return ERR;
+		return NULL;
 	}
 	if (parse_server_params(c, s, 3, argc, argv))
+		return NULL;
+	return s;
+}
+
+static int kw_server(struct cfg_ctx *c, int argc, char **argv)
+{
+	struct proxy *p = c->cur;
+	struct server *s = cfg_server_parse(c, p, argc, argv);
+	int n = atomic_load(&p->nsrv);
+
+	if (!s)
 		return ERR;
-	p->srv = arena_grow(&cfg_arena, p->srv, (size_t)p->nsrv, (size_t)p->nsrv + 1, sizeof(*p->srv));
-	p->srv[p->nsrv++] = s;
+	p->srv = arena_grow(&cfg_arena, p->srv, (size_t)n, (size_t)n + 1, sizeof(*p->srv));
+	p->srv[n] = s;
+	atomic_store(&p->nsrv, n + 1);
 	return OK;
 }
 
@@ -1160,7 +1176,7 @@ const struct cfg_kw cfg_kw_proxy[] = {
 	{"rspdel", CFG_S_PROXY, kw_removed, 0, NULL},
 	{"rspidel", CFG_S_PROXY, kw_removed, 0, NULL},
 	{"block", CFG_S_PROXY, kw_removed, 0, NULL},
-	UNIMPL("cookie", CFG_S_BE, "cookie persistence is planned in the sessions issue"),
+	{"cookie", CFG_S_BE, cookie_kw, 0, NULL},
 	UNIMPL("stick-table", CFG_S_NODEF, "stick tables are planned in the sessions issue"),
 	UNIMPL("stick", CFG_S_BE_ONLY, "stick tables are planned in the sessions issue"),
 	UNIMPL("persist", CFG_S_BE, NULL),

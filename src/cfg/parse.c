@@ -18,10 +18,33 @@ struct list keel_proxies = LIST_HEAD_INIT(keel_proxies);
 struct arena cfg_arena;
 bool cfg_silent;
 
+/* The first error of the load, for a reload's answer (cfg_first_alert()). */
+static char first_alert[512];
+
+const char *cfg_first_alert(void)
+{
+	return first_alert;
+}
+
 static void vmsg(const char *tag, struct cfg_ctx *c, const char *fmt, va_list ap)
 {
+	if (c && c->msg) {
+		/* Runtime parsing ("add server"): the caller reports the first error. */
+		if (!strcmp(tag, "ALERT") && !c->msg[0])
+			vsnprintf(c->msg, c->msgcap, fmt, ap);
+		return;
+	}
 	if (cfg_silent)
 		return;
+	if (!strcmp(tag, "ALERT") && !first_alert[0]) {
+		va_list aq;
+		int n = c && c->file ? snprintf(first_alert, sizeof(first_alert), "%s:%d: ",
+						c->file, c->line) : 0;
+
+		va_copy(aq, ap);
+		vsnprintf(first_alert + n, sizeof(first_alert) - (size_t)n, fmt, aq);
+		va_end(aq);
+	}
 	if (c && c->file)
 		fprintf(stderr, "[%s] %s:%d: ", tag, c->file, c->line);
 	else

@@ -98,8 +98,14 @@ int cfg_validate(void)
 		if ((p->cap & PR_CAP_BE) && p->nsrv == 0 && !(p->stats.enabled && (p->cap & PR_CAP_FE)))
 			cfg_warn(&c, "backend '%s' has no server: its requests get 503", p->name);
 		if (p->cap & PR_CAP_BE) {
+			int n = atomic_load(&p->nsrv);
+
 			chk_validate(&c, p);
 			health_validate(&c, p);
+			/* Room for "add server": the array never moves once the workers run. */
+			p->srv_cap = n + global.spare_servers;
+			p->srv = arena_grow(&cfg_arena, p->srv, (size_t)n, (size_t)p->srv_cap,
+					    sizeof(*p->srv));
 		}
 		if (p->stats.enabled && (p->cap & PR_CAP_FE) && p->stats.nusers == 0)
 			cfg_warn(&c, "'%s': stats page at '%s' has no 'stats auth': it is open to anyone who can reach it", p->name, p->stats.uri);

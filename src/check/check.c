@@ -42,7 +42,9 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/server.h>
 #include <keel/timer.h>
 
 #define AGENT_MAX_LINE 1024 /* longest agent answer read */
@@ -80,7 +82,10 @@ struct chk_task {
 };
 
 struct chk_srv {
-	struct server *srv;
+	struct server *srv; /* NULL until the slot holds a published server */
+	struct proxy *be;   /* the slot: be->srv[slot] */
+	int slot;
+	bool stopped;       /* the server was deleted: its tasks are closed */
 	struct chk_task chk, agent;
 	char *req, *probe; /* the check and probe requests, built once */
 	uint32_t reqlen, probelen;
@@ -88,6 +93,10 @@ struct chk_srv {
 
 static __thread struct chk_srv *tl_cs;
 static __thread int tl_ncs;
+static __thread struct timer tl_scan;      /* picks up added servers, stops deleted ones */
+static __thread unsigned tl_scan_changes; /* server_changes at the last pool purge */
+
+#define SCAN_MS 200
 
 static void fmt(char *dst, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
 static void fmt(char *dst, size_t n, const char *f, ...)
@@ -671,25 +680,28 @@ static socklen_t target(const struct chk_task *t, int port, struct sockaddr_stor
 {
 	const struct server *s = t->cs->srv;
 	const struct chk_srv_conf *k = &s->chk;
-	socklen_t len;
+	struct sockaddr_storage sa; /* the published address ("set server addr") */
+	socklen_t len, salen;
+	bool from_client;
 
+	server_addr(s, &sa, &salen, &from_client);
 	if (t->is_agent) {
-		*ss = k->has_agent_addr ? k->agent_addr : k->has_addr ? k->addr : s->addr;
-		len = k->has_agent_addr ? k->agent_addrlen : k->has_addr ? k->addrlen : s->addrlen;
+		*ss = k->has_agent_addr ? k->agent_addr : k->has_addr ? k->addr : sa;
+		len = k->has_agent_addr ? k->agent_addrlen : k->has_addr ? k->addrlen : salen;
 		port = port		   ? port
 		       : k->agent_port	   ? k->agent_port
 		       : k->has_agent_addr ? sockaddr_port(&k->agent_addr)
 					   : 0;
 	} else if (t->plan == CHK_PLAN_PROBE) {
-		*ss = s->addr;
-		len = s->addrlen;
-		port = port ? port : s->port_from_client ? k->port : sockaddr_port(&s->addr);
+		*ss = sa;
+		len = salen;
+		port = port ? port : from_client ? k->port : sockaddr_port(&sa);
 	} else {
-		*ss = k->has_addr ? k->addr : s->addr;
-		len = k->has_addr ? k->addrlen : s->addrlen;
+		*ss = k->has_addr ? k->addr : sa;
+		len = k->has_addr ? k->addrlen : salen;
 		port = port ? port : k->port ? k->port : sockaddr_port(ss);
-		if (!port && !s->port_from_client)
-			port = sockaddr_port(&s->addr);
+		if (!port && !from_client)
+			port = sockaddr_port(&sa);
 	}
 	if (!port)
 		return 0;
@@ -1130,8 +1142,8 @@ static void task_timer_cb(struct timer *tm)
 
 	switch (t->st) {
 	case TS_IDLE:
-		/* Soft stop: no new checks (in-flight ones end normally). */
-		if (tc->stopping)
+		/* Soft stop: no new checks (in-flight ones end normally); nor for a deleted server. */
+		if (tc->stopping || server_deleted(t->cs->srv))
 			return;
 		if (!t->is_agent && t->plan == CHK_PLAN_IDLE)
 			replan(t);
@@ -1162,8 +1174,9 @@ static void task_init(struct chk_task *t, struct chk_srv *cs, bool agent)
 	timer_init(&t->timer, task_timer_cb);
 }
 
-/* The servers this thread owns, in keel_proxies order. */
-static int owned_servers(struct chk_srv *out)
+/* The server slots this thread owns, in keel_proxies order: every slot of a backend's capacity,
+ * so that a server published later by "add server" already has its owner. */
+static int owned_slots(struct chk_srv *out)
 {
 	struct list *l;
 	int idx = 0, n = 0, i;
@@ -1171,30 +1184,94 @@ static int owned_servers(struct chk_srv *out)
 	list_for_each(l, &keel_proxies)
 	{
 		struct proxy *p = list_entry(l, struct proxy, list);
+		int cap = MAX(p->srv_cap, p->nsrv);
 
-		for (i = 0; i < p->nsrv; i++, idx++) {
-			if (idx % global.nbthread != tc->id || p->disabled ||
-			    !(p->cap & PR_CAP_BE) || !p->srv[i]->hl)
+		if (p->disabled || !(p->cap & PR_CAP_BE))
+			continue;
+		for (i = 0; i < cap; i++, idx++) {
+			if (idx % global.nbthread != tc->id)
 				continue;
-			if (out)
-				out[n].srv = p->srv[i];
+			if (out) {
+				out[n].be = p;
+				out[n].slot = i;
+			}
 			n++;
 		}
 	}
 	return n;
 }
 
+/* Starts the checks of a slot that holds a published server; i spreads the first runs. */
+static int cs_start(struct chk_srv *cs, struct server *srv, int i)
+{
+	uint64_t first = now_us + (uint64_t)(i * 37 % FIRST_SPREAD_MS) * 1000;
+
+	cs->req = build_check_req(srv, &cs->reqlen);
+	cs->probe = build_probe_req(srv, &cs->probelen);
+	if (!cs->req || !cs->probe) {
+		free(cs->req);
+		free(cs->probe);
+		cs->req = cs->probe = NULL;
+		return ERR;
+	}
+	cs->srv = srv;
+	replan(&cs->chk);
+	timer_arm(&cs->chk.timer, MIN(cs->chk.timer.expire, first));
+	if (srv->chk.agent)
+		timer_arm(&cs->agent.timer, first);
+	return OK;
+}
+
+/* This thread's periodic look at its slots: starts the checks of servers added since, stops
+ * those of deleted ones, and closes idle connections that must not be reused. */
+static void scan_cb(struct timer *t)
+{
+	unsigned ch = atomic_load_explicit(&server_changes, memory_order_acquire);
+	int i;
+
+	if (tc->stopping)
+		return;
+	for (i = 0; i < tl_ncs; i++) {
+		struct chk_srv *cs = &tl_cs[i];
+
+		if (!cs->srv) {
+			struct server *srv;
+
+			if (cs->slot >= server_count(cs->be))
+				continue;
+			srv = cs->be->srv[cs->slot];
+			if (srv->hl && !server_deleted(srv) && cs_start(cs, srv, i) != OK)
+				keel_log(LOG_LVL_ERR, "server '%s/%s': cannot start its checks: out of memory",
+					 cs->be->name, srv->name);
+		} else if (!cs->stopped && server_deleted(cs->srv)) {
+			task_close(&cs->chk);
+			task_close(&cs->agent);
+			timer_disarm(&cs->chk.timer);
+			timer_disarm(&cs->agent.timer);
+			cs->stopped = true;
+		}
+	}
+	if (ch != tl_scan_changes) {
+		tl_scan_changes = ch;
+		backend_purge_stale();
+	}
+	timer_arm(t, now_us + SCAN_MS * 1000);
+}
+
 int check_thread_start(char **err)
 {
-	int i, n = owned_servers(NULL);
+	int i, n = owned_slots(NULL);
 
 	tl_ncs = 0;
+	tl_scan_changes = atomic_load(&server_changes);
+	timer_init(&tl_scan, scan_cb);
+	timer_arm(&tl_scan, now_us + SCAN_MS * 1000);
 	if (!n)
 		return OK;
 	tl_cs = calloc((size_t)n, sizeof(*tl_cs));
 	if (!tl_cs)
 		goto oom;
-	owned_servers(tl_cs);
+	owned_slots(tl_cs);
 	tl_ncs = n;
 	for (i = 0; i < n; i++) {
 		task_init(&tl_cs[i].chk, &tl_cs[i], false);
@@ -1202,17 +1279,14 @@ int check_thread_start(char **err)
 	}
 	for (i = 0; i < n; i++) {
 		struct chk_srv *cs = &tl_cs[i];
-		/* The first runs are spread so that a large farm is not checked all at once. */
-		uint64_t first = now_us + (uint64_t)(i * 37 % FIRST_SPREAD_MS) * 1000;
+		struct server *srv;
 
-		cs->req = build_check_req(cs->srv, &cs->reqlen);
-		cs->probe = build_probe_req(cs->srv, &cs->probelen);
-		if (!cs->req || !cs->probe)
+		/* The first runs are spread so that a large farm is not checked all at once. */
+		if (cs->slot >= server_count(cs->be))
+			continue;
+		srv = cs->be->srv[cs->slot];
+		if (srv->hl && cs_start(cs, srv, i) != OK)
 			goto oom;
-		replan(&cs->chk);
-		timer_arm(&cs->chk.timer, MIN(cs->chk.timer.expire, first));
-		if (cs->srv->chk.agent)
-			timer_arm(&cs->agent.timer, first);
 	}
 	return OK;
 oom:
@@ -1225,6 +1299,7 @@ void check_thread_stop(void)
 {
 	int i;
 
+	timer_disarm(&tl_scan);
 	for (i = 0; i < tl_ncs; i++) {
 		struct chk_srv *cs = &tl_cs[i];
 

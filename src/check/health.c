@@ -258,8 +258,11 @@ const char *srv_admin_name(enum srv_admin st)
 /* Lock held. */
 static void set_admin(struct server *srv, enum srv_admin st, const char *who)
 {
-	int was = atomic_exchange(&srv->admin, (int)st);
+	int was;
 
+	if (atomic_load(&srv->deleted))
+		return; /* "del server": stays in maintenance (an agent's late answer cannot revive it) */
+	was = atomic_exchange(&srv->admin, (int)st);
 	if (was == (int)st)
 		return;
 	keel_log(LOG_LVL_NOTICE, "Server %s/%s admin state %s -> %s (by %s)", srv->be->name,
@@ -436,6 +439,12 @@ static void eject(struct server *srv, const char *why)
 	h->eject_until = now_us + ms * 1000;
 	atomic_store(&h->consec_err, 0);
 	fmt(msg, sizeof(msg), "%s; ejected for at least %llu ms", why, (unsigned long long)ms);
+	if (atomic_load(&srv->oper) != SRV_OPER_UP) {
+		/* Already down (its check failed): no state change to log, but the ejection is news. */
+		keel_log(LOG_LVL_WARNING, "Server %s/%s (down) is also EJECTED, reason: %s",
+			 srv->be->name, srv->name, msg);
+		fmt(h->why, sizeof(h->why), "%s", msg);
+	}
 	recompute(srv, msg);
 }
 
@@ -626,15 +635,17 @@ static void storm_verdict(struct server *srv)
 {
 	const struct proxy *be = srv->be;
 	struct srv_health *h = srv->hl;
-	int v[be->nsrv > 0 ? be->nsrv : 1];
+	int nsrv = atomic_load_explicit(&be->nsrv, memory_order_acquire); /* "add server" grows it */
+	int v[nsrv > 0 ? nsrv : 1];
 	int i, n = 0, med;
 	char why[CHK_REASON_LEN];
 
 	if (h->ejected || srv->chk.observe_off || srv->chk.observe_l7 || h->rate5 < STORM_PCT ||
 	    h->w5xx < ERR_RATE_MIN)
 		return;
-	for (i = 0; i < be->nsrv; i++)
-		if (be->srv[i] != srv && !be->srv[i]->hl->ejected && be->srv[i]->hl->rate5 >= 0)
+	for (i = 0; i < nsrv; i++)
+		if (be->srv[i] != srv && !be->srv[i]->hl->ejected && be->srv[i]->hl->rate5 >= 0 &&
+		    !atomic_load(&be->srv[i]->deleted))
 			v[n++] = be->srv[i]->hl->rate5;
 	if (!n)
 		return;
@@ -661,14 +672,15 @@ static int cmp_u32(const void *a, const void *b)
 /* The lower median of the servers' values (0s excluded), skipping one server (or none). */
 static uint32_t peer_median(const struct proxy *be, const struct server *skip, bool p99)
 {
-	uint32_t v[be->nsrv > 0 ? be->nsrv : 1];
+	int nsrv = atomic_load_explicit(&be->nsrv, memory_order_acquire); /* "add server" grows it */
+	uint32_t v[nsrv > 0 ? nsrv : 1];
 	int i, n = 0;
 
-	for (i = 0; i < be->nsrv; i++) {
+	for (i = 0; i < nsrv; i++) {
 		const struct server *o = be->srv[i];
 		uint32_t x = atomic_load(p99 ? &o->hl->p99_est_us : &o->hl->p90_us);
 
-		if (o == skip || o->hl->ejected || !x)
+		if (o == skip || o->hl->ejected || !x || atomic_load(&o->deleted))
 			continue;
 		v[n++] = x;
 	}
@@ -805,6 +817,27 @@ void health_thread_stop(void)
 		timer_disarm(&tick_timer);
 }
 
+int health_srv_init(struct server *srv)
+{
+	struct srv_health *h = calloc(1, sizeof(*h));
+
+	if (!h || !(h->th_hist = calloc((size_t)nthreads, sizeof(*h->th_hist)))) {
+		free(h);
+		return ERR;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	h->agent_weight_pct = 100;
+	h->uweight = srv->weight;
+	h->rate5 = -1;
+	h->health = srv->chk.rise + srv->chk.fall - 1;
+	h->chk_up = true;
+	h->up_since = 1; /* a server up at start-up does not slowstart */
+	fmt(h->why, sizeof(h->why), "%s", srv->chk.enabled ? "starting: first check pending" : "no check configured");
+	srv->hl = h;
+	atomic_store(&srv->eweight, srv->weight);
+	return OK;
+}
+
 int health_init(int nthr, char **err)
 {
 	struct list *l;
@@ -821,25 +854,9 @@ int health_init(int nthr, char **err)
 			goto oom;
 		atomic_store(&be->hl->pertry_ms, be->chk.pertry_min_ms);
 		atomic_store(&be->hl->allowance, be->chk.budget_min);
-		for (i = 0; i < be->nsrv; i++) {
-			struct server *srv = be->srv[i];
-			struct srv_health *h = calloc(1, sizeof(*h));
-
-			if (!h || !(h->th_hist = calloc((size_t)nthr, sizeof(*h->th_hist)))) {
-				free(h);
+		for (i = 0; i < be->nsrv; i++)
+			if (health_srv_init(be->srv[i]) != OK)
 				goto oom;
-			}
-			pthread_mutex_init(&h->lock, NULL);
-			h->agent_weight_pct = 100;
-			h->uweight = srv->weight;
-			h->rate5 = -1;
-			h->health = srv->chk.rise + srv->chk.fall - 1;
-			h->chk_up = true;
-			h->up_since = 1; /* a server up at start-up does not slowstart */
-			fmt(h->why, sizeof(h->why), "%s", srv->chk.enabled ? "starting: first check pending" : "no check configured");
-			srv->hl = h;
-			atomic_store(&srv->eweight, srv->weight);
-		}
 	}
 	return OK;
 oom:

@@ -31,6 +31,7 @@ struct loop *keel_loops;
 int keel_nloops;
 uint64_t keel_start_wall;
 static atomic_int running_workers;
+static atomic_int stopped_accepting; /* workers that closed their listeners */
 
 void keel_runtime_init(int nbthread)
 {
@@ -59,6 +60,8 @@ static void on_wake(struct loop *l, unsigned flags)
 {
 	(void)l;
 	if (flags & LOOP_WAKE_HALT) {
+		if (!tc->stopping)
+			atomic_fetch_add(&stopped_accepting, 1);
 		tc->stopping = true;
 		listeners_stop();
 		backend_close_idle();
@@ -68,6 +71,7 @@ static void on_wake(struct loop *l, unsigned flags)
 	if ((flags & LOOP_WAKE_STOP) && !tc->stopping) {
 		tc->stopping = true;
 		listeners_stop();
+		atomic_fetch_add(&stopped_accepting, 1);
 		backend_close_idle();
 		session_soft_stop();
 	}
@@ -165,7 +169,9 @@ static int drop_privileges(char **err)
 	gid_t gid = (gid_t)-1;
 
 	if (geteuid() != 0) {
-		if (global.chroot || global.user || global.group || global.uid >= 0 || global.gid >= 0)
+		/* A reload's new process runs as the user the first one switched to. */
+		if (!keel_reloaded() &&
+		    (global.chroot || global.user || global.group || global.uid >= 0 || global.gid >= 0))
 			keel_log(LOG_LVL_WARNING, "not started as root: 'chroot', 'user' and 'group' are ignored");
 		return OK;
 	}
@@ -252,12 +258,35 @@ static int daemonize(const char *pidfile, char **err)
 	return OK;
 }
 
+/* A new process serves (reload): it now owns the admin socket (our thread stops answering on
+ * it, the file stays) and the state file (our writer stops without a last save). */
+static void reload_handover(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	cli_stop();
+	state_detach();
+}
+
 static void stop_all(unsigned flag)
 {
 	int i;
 
 	for (i = 0; i < keel_nloops; i++)
 		loop_signal(&keel_loops[i], flag);
+}
+
+void keel_stop_accepting(void)
+{
+	int i;
+
+	stop_all(LOOP_WAKE_STOP);
+	/* Bounded: a worker stuck in a long iteration must not block a reload's answer. */
+	for (i = 0; i < 2000 && atomic_load(&stopped_accepting) < keel_nloops; i++)
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
 }
 
 int keel_run(const struct keel_opts *o)
@@ -281,11 +310,18 @@ int keel_run(const struct keel_opts *o)
 	/* The admin socket too is created while privileged (docs/admin.md). */
 	if (cli_bind(&err) != OK)
 		goto fail;
-	if (daemon_mode) {
+	keel_reload_close_unused();
+	/* A reload's new process is already detached: it only writes the pid file. */
+	if (daemon_mode && !keel_reloaded()) {
 		if (daemonize(pidfile, &err) != OK)
 			goto fail;
 	} else if (pidfile && write_pidfile(pidfile, getpid(), &err) != OK) {
-		goto fail;
+		if (!keel_reloaded())
+			goto fail;
+		/* A reload runs as the user the first process switched to: not a reason to fail. */
+		keel_log(LOG_LVL_WARNING, "%s (reload: the file still names the previous process)", err);
+		free(err);
+		err = NULL;
 	}
 	/* The state file's directory is opened outside the chroot (docs/admin.md). */
 	if (state_open(&err) != OK || drop_privileges(&err) != OK)
@@ -304,7 +340,10 @@ int keel_run(const struct keel_opts *o)
 		goto fail;
 	if (health_init(global.nbthread, &err) != OK)
 		goto fail;
-	state_restore(&(struct state_report){0});
+	if (keel_reload_state_fd() >= 0)
+		state_restore_fd(keel_reload_state_fd(), &(struct state_report){0});
+	else
+		state_restore(&(struct state_report){0});
 	if (state_start(&err) != OK)
 		goto fail;
 	keel_loops = xcalloc((size_t)global.nbthread, sizeof(*keel_loops));
@@ -322,8 +361,10 @@ int keel_run(const struct keel_opts *o)
 	}
 	if (cli_start(&err) != OK)
 		goto fail;
-	keel_log(LOG_LVL_NOTICE, "keel %s started: pid %d, %d worker threads, maxconn %d",
-		 KEEL_VERSION, (int)getpid(), global.nbthread, global.maxconn);
+	keel_log(LOG_LVL_NOTICE, "keel %s started: pid %d, %d worker threads, maxconn %d%s",
+		 KEEL_VERSION, (int)getpid(), global.nbthread, global.maxconn,
+		 keel_reloaded() ? " (reload)" : "");
+	keel_reload_ready();
 
 	while (atomic_load(&running_workers) > 0) {
 		struct timespec ts = {0, 100 * 1000 * 1000};
@@ -331,6 +372,7 @@ int keel_run(const struct keel_opts *o)
 		int sig = sigtimedwait(&set, &si, &ts);
 
 		clock_update();
+		keel_notify_tick(now_us);
 		if (stop_deadline && now_us >= stop_deadline) {
 			keel_log(LOG_LVL_WARNING, "hard-stop-after reached: closing the remaining connections");
 			stop_all(LOOP_WAKE_HALT);
@@ -341,7 +383,11 @@ int keel_run(const struct keel_opts *o)
 		switch (sig) {
 		case SIGTERM:
 		case SIGUSR1:
+			atomic_store(&keel_stopping, true);
+			if (atomic_load(&keel_handed_over))
+				reload_handover();
 			if (!stop_deadline) {
+				keel_notify_stopping();
 				keel_log(LOG_LVL_NOTICE, "soft stop: no new connections, finishing in-flight requests (at most %u ms)",
 					 global.hard_stop_after);
 				stop_deadline = now_us + (uint64_t)global.hard_stop_after * 1000 + 1;
@@ -350,13 +396,22 @@ int keel_run(const struct keel_opts *o)
 			break;
 		case SIGINT:
 		case SIGQUIT:
+			atomic_store(&keel_stopping, true);
+			keel_notify_stopping();
 			keel_log(LOG_LVL_NOTICE, "immediate stop");
 			stop_all(LOOP_WAKE_HALT);
 			break;
 		case SIGUSR2:
-		case SIGHUP:
-			keel_log(LOG_LVL_WARNING, "signal %d: reload is not implemented yet (planned with the runtime issue); ignored", sig);
+		case SIGHUP: {
+			/* keel_reload() logs the outcome; on success it sends us SIGTERM. */
+			int pid;
+
+			if (keel_reload(&pid, &err) != OK) {
+				free(err);
+				err = NULL;
+			}
 			break;
+		}
 		default:
 			break;
 		}
@@ -366,8 +421,8 @@ int keel_run(const struct keel_opts *o)
 	cli_stop();
 	state_stop(); /* saves a pending change */
 	keel_log(LOG_LVL_NOTICE, "keel stopped");
-	if (pidfile && !daemon_mode)
-		unlink(pidfile);
+	if (pidfile && !daemon_mode && !atomic_load(&keel_handed_over))
+		unlink(pidfile); /* after a reload it names the new process */
 	log_stop();
 	for (i = 0; i < global.nbthread; i++)
 		loop_destroy(&keel_loops[i]);
@@ -379,6 +434,7 @@ int keel_run(const struct keel_opts *o)
 fail:
 	cli_stop();
 	keel_log(LOG_LVL_ALERT, "%s", err ? err : "start-up failed");
+	keel_reload_failed(err);
 	free(err);
 	return 1;
 }

@@ -19,6 +19,7 @@
 #include <keel/common.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/server.h>
 #include <keel/timer.h>
 
 __thread struct thread_ctx *tc;
@@ -261,7 +262,9 @@ int backend_connect(struct session *s)
 	struct srv_tctx *st = &bt_of(s->be)->srv[srv->id];
 	struct sockaddr_storage addr;
 	struct sconn *sc;
-	socklen_t llen;
+	socklen_t llen, alen;
+	bool from_client;
+	unsigned gen = server_addr_gen(srv);
 	int fd, one = 1;
 
 	BUG_ON(s->sc);
@@ -269,6 +272,11 @@ int backend_connect(struct session *s)
 	 * that were idle briefly, to stay clear of the server's own keep-alive timeout race. */
 	while (!list_empty(&st->idle)) {
 		sc = list_first(&st->idle, struct sconn, idle);
+		if (sc->addr_gen != gen) {
+			/* "set server addr" moved the server: never reuse the old address. */
+			idle_close(sc);
+			continue;
+		}
 		list_del(&sc->idle);
 		st->nidle--;
 		timer_disarm(&sc->timer);
@@ -281,8 +289,8 @@ int backend_connect(struct session *s)
 		return OK;
 	}
 	CTR_INC(srv->ctr[tc->id].conn_tot);
-	memcpy(&addr, &srv->addr, sizeof(addr));
-	if (srv->port_from_client) {
+	gen = server_addr(srv, &addr, &alen, &from_client);
+	if (from_client) {
 		if (addr.ss_family == AF_INET)
 			((struct sockaddr_in *)&addr)->sin_port = s->local.in.sin_port;
 		else
@@ -305,9 +313,10 @@ int backend_connect(struct session *s)
 	sc->h.fd = fd;
 	sc->srv = srv;
 	sc->owner = s;
+	sc->addr_gen = gen;
 	list_init(&sc->idle);
 	timer_init(&sc->timer, idle_timer_cb);
-	if (connect(fd, (struct sockaddr *)&addr, srv->addrlen) == -1 && errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&addr, alen) == -1 && errno != EINPROGRESS) {
 		s->txn->err_why = strerror(errno);
 		pool_free(&tc->sconn_pool, sc);
 		close(fd);
@@ -335,7 +344,8 @@ void backend_release_conn(struct session *s, bool reusable)
 		return;
 	s->sc = NULL;
 	sc->owner = NULL;
-	if (!reusable || tc->stopping || (sc->flags & (CF_EOF | CF_ERROR)) || sc->h.fd < 0) {
+	if (!reusable || tc->stopping || (sc->flags & (CF_EOF | CF_ERROR)) || sc->h.fd < 0 ||
+	    sc->addr_gen != server_addr_gen(sc->srv) || server_deleted(sc->srv)) {
 		sconn_free(sc);
 		return;
 	}
@@ -345,6 +355,34 @@ void backend_release_conn(struct session *s, bool reusable)
 	list_add_head(&st->idle, &sc->idle);
 	st->nidle++;
 	timer_arm(&sc->timer, now_us + (uint64_t)sc->srv->pool_purge_ms * 1000);
+}
+
+void backend_purge_stale(void)
+{
+	struct list *l;
+	int k, n;
+
+	list_for_each(l, &keel_proxies) {
+		struct proxy *p = list_entry(l, struct proxy, list);
+		struct be_tctx *bt = &tc->be[p->id];
+
+		n = server_count(p);
+		for (k = 0; bt->srv && k < n; k++) {
+			struct srv_tctx *st = &bt->srv[k];
+			struct list *i, *nx;
+
+			if (!st->nidle)
+				continue;
+			for (i = st->idle.next; i != &st->idle; i = nx) {
+				struct sconn *sc = list_entry(i, struct sconn, idle);
+
+				nx = i->next;
+				if (server_deleted(p->srv[k]) ||
+				    sc->addr_gen != server_addr_gen(p->srv[k]))
+					idle_close(sc);
+			}
+		}
+	}
 }
 
 void backend_close_idle(void)
@@ -391,16 +429,19 @@ int thread_ctx_init(struct thread_ctx *t, struct loop *l, char **err)
 		struct be_tctx *bt = &t->be[p->id];
 		int i;
 
+		int cap = MAX(p->srv_cap, p->nsrv);
+
 		list_init(&bt->queue);
 		bt->gen = (unsigned)-1;
-		if (!p->nsrv)
+		if (!cap)
 			continue;
-		bt->srv = calloc((size_t)p->nsrv, sizeof(*bt->srv));
+		/* Room for the servers "add server" may publish later (docs/internals). */
+		bt->srv = calloc((size_t)cap, sizeof(*bt->srv));
 		if (!bt->srv) {
 			*err = strfmt("out of memory");
 			return ERR;
 		}
-		for (i = 0; i < p->nsrv; i++)
+		for (i = 0; i < cap; i++)
 			list_init(&bt->srv[i].idle);
 	}
 	return OK;

@@ -8,6 +8,7 @@
 #include <keel/backend.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/cookie.h>
 #include <keel/http.h>
 #include <keel/loop.h>
 #include <keel/sample.h>
@@ -466,6 +467,158 @@ static void add_forwarded(struct session *s, struct head_edit *ed, const struct 
 	}
 }
 
+/* Cookie persistence, request side (docs/configuration.md, "cookie"): reads the persistence
+ * cookie, decides whether it pins the request (TX_CK_PINNED, t->ck_srv; s->srv is set once the
+ * analysis succeeded), removes it (insert indirect) or strips its "SRV~" prefix (prefix) in the
+ * Cookie headers sent to the server, and tells the new server where a moved user came from. */
+static void ck_request(struct session *s, struct head_edit *ed)
+{
+	const struct cookie_conf *ck = &s->be->ck;
+	struct txn *t = s->txn;
+	struct http_head *h = ed->h;
+	struct server *srv = NULL;
+	bool rewrite = ck->mode == CK_PREFIX || (ck->mode == CK_INSERT && (ck->opts & CKO_INDIRECT));
+	int i, n = h->nhdr;
+
+	for (i = 0; i < n; i++) {
+		struct http_hdr *hd = &h->hdr[i];
+		const char *hn = http_ptr(h, hd->name), *v = http_ptr(h, hd->value);
+		uint32_t off, len, srvlen, nl;
+		char *out;
+
+		if (hd->del)
+			continue;
+		/* Only keel says where a user was moved from: a client's claim is dropped. */
+		if (name_eq(hn, hd->name.len, "x-keel-moved-from", 17) && !(ck->opts & CKO_NO_MOVED_HDR))
+			hd->del = true;
+		if (!name_eq(hn, hd->name.len, "cookie", 6) ||
+		    !cookie_find(v, hd->value.len, ck->name, ck->namelen, &off, &len))
+			continue;
+		if (!(t->flags & TX_CK_SEEN)) {
+			/* The first occurrence decides, as in HAProxy. */
+			t->flags |= TX_CK_SEEN;
+			cookie_split(ck, v + off, len, &srvlen, &t->ck_last, &t->ck_first);
+			if (cookie_dates_ok(ck, t->ck_last, t->ck_first, (uint32_t)(wall_us / 1000000)))
+				srv = cookie_server(s->be, v + off, srvlen);
+		}
+		if (!rewrite)
+			continue;
+		out = edit_alloc(ed, hd->value.len + hd->value.len / 2 + 2);
+		if (!out)
+			return;
+		nl = cookie_req_rewrite(v, hd->value.len, ck->name, ck->namelen, ck->mode == CK_PREFIX,
+					out);
+		hd->del = true;
+		if (nl)
+			edit_add(ed, "Cookie", 6, out, nl);
+	}
+	if (!srv)
+		return;
+	t->ck_srv = srv;
+	if (cookie_verdict(srv, (s->be->opts & PO_PERSIST) != 0) == CKV_GO)
+		t->flags |= TX_CK_PINNED;
+	else if (!(ck->opts & CKO_NO_MOVED_HDR))
+		edit_add(ed, "X-Keel-Moved-From", 17, srv->name, (uint32_t)strlen(srv->name));
+}
+
+/* Whether a Cache-Control header already keeps shared caches from storing the response. */
+static bool rsp_private(const struct http_head *h)
+{
+	static const char *const words[] = {"private", "no-store", "no-cache"};
+	int i = -1;
+	size_t w;
+
+	while ((i = http_hdr_find(h, "cache-control", 13, i + 1)) >= 0) {
+		const char *v = http_ptr(h, h->hdr[i].value);
+		uint32_t len = h->hdr[i].value.len, k;
+
+		for (w = 0; w < ARRAY_SIZE(words); w++)
+			for (k = 0; k + strlen(words[w]) <= len; k++)
+				if (!strncasecmp(v + k, words[w], strlen(words[w])))
+					return true;
+	}
+	return false;
+}
+
+/* Cookie persistence, response side: reports a sticky user served by another server than its
+ * cookie named, handles the server's own Set-Cookie of the persistence cookie (removed in insert
+ * mode and for direct hits with indirect, rewritten in rewrite and prefix modes, left alone with
+ * preserve) and inserts keel's cookie in insert mode when the client lacks a valid one for the
+ * server that answered (or a dated cookie needs a refresh). */
+static void ck_response(struct session *s, struct head_edit *ed)
+{
+	const struct cookie_conf *ck = &s->be->ck;
+	struct txn *t = s->txn;
+	struct http_head *h = ed->h;
+	struct server *srv = s->srv;
+	bool direct = srv && t->ck_srv == srv, found = false, refresh;
+	uint32_t now_s = (uint32_t)(wall_us / 1000000), cap, nl;
+	int i, n = h->nhdr;
+	char *out;
+
+	if (!srv)
+		return;
+	if (t->ck_srv && t->ck_srv != srv)
+		cookie_report_moved(t->ck_srv, srv, tc->id);
+	for (i = 0; i < n; i++) {
+		struct http_hdr *hd = &h->hdr[i];
+		const char *v = http_ptr(h, hd->value);
+		uint32_t off, len;
+
+		if (hd->del || !name_eq(http_ptr(h, hd->name), hd->name.len, "set-cookie", 10) ||
+		    !cookie_setcookie_match(v, hd->value.len, ck->name, ck->namelen, &off, &len))
+			continue;
+		found = true;
+		if (ck->opts & CKO_PRESERVE)
+			continue;
+		if (ck->mode == CK_INSERT || (direct && (ck->opts & CKO_INDIRECT))) {
+			hd->del = true;
+			continue;
+		}
+		if (!srv->cookie || (ck->mode != CK_REWRITE && ck->mode != CK_PREFIX))
+			continue;
+		/* NAME=<server cookie>[~<server's value>]<the server's attributes> */
+		cap = ck->namelen + (uint32_t)strlen(srv->cookie) + hd->value.len + 3;
+		out = edit_alloc(ed, cap);
+		if (!out)
+			return;
+		if (ck->mode == CK_REWRITE)
+			nl = (uint32_t)snprintf(out, cap, "%s=%s%.*s", ck->name, srv->cookie,
+						(int)(hd->value.len - off - len), v + off + len);
+		else
+			nl = (uint32_t)snprintf(out, cap, "%s=%s%c%.*s", ck->name, srv->cookie,
+						CK_PREFIX_DELIM, (int)(hd->value.len - off), v + off);
+		hd->del = true;
+		edit_add(ed, "Set-Cookie", 10, out, MIN(nl, cap - 1));
+	}
+	if (ck->mode != CK_INSERT || (found && (ck->opts & CKO_PRESERVE)) ||
+	    ((ck->opts & CKO_POSTONLY) && t->meth != HTTP_METH_POST))
+		return;
+	/* A dated cookie is refreshed when its last date is a few seconds old, or it lacks one. */
+	refresh = (ck->maxidle_s || ck->maxlife_s) &&
+		  (!t->ck_last || (int32_t)(now_s - t->ck_last) >= CK_REFRESH_S ||
+		   (ck->maxlife_s && !t->ck_first));
+	if (direct && !refresh)
+		return;
+	/* A server without a cookie value cannot be stuck to: a client's stale cookie is deleted
+	 * (keel sends nothing to a client that has none, where HAProxy sends the deletion). */
+	if (!srv->cookie && !(t->flags & TX_CK_SEEN))
+		return;
+	cap = ck->namelen + (srv->cookie ? (uint32_t)strlen(srv->cookie) : 0) +
+	      (ck->domains ? (uint32_t)strlen(ck->domains) : 0) +
+	      (ck->attrs ? (uint32_t)strlen(ck->attrs) : 0) + 96;
+	out = edit_alloc(ed, cap);
+	if (!out)
+		return;
+	nl = cookie_format(ck, srv->cookie, now_s, direct ? t->ck_first : 0, out, cap);
+	if (!nl)
+		return;
+	edit_add(ed, "Set-Cookie", 10, out, nl);
+	/* nocache: a shared cache must not hand this user's cookie to others. */
+	if ((ck->opts & CKO_NOCACHE) && !rsp_private(h))
+		edit_add(ed, "Cache-Control", 13, "private", 7);
+}
+
 static void capture_reqline(struct txn *t, const struct http_head *h)
 {
 	const char *nl = memchr(h->base, '\r', h->len);
@@ -559,6 +712,8 @@ int http_ana_request(struct session *s, uint32_t hlen)
 			goto out_reply;
 		}
 	}
+	if (s->be->ck.name)
+		ck_request(s, ed);
 	if ((s->fe->opts | s->be->opts) & PO_FORWARDFOR)
 		add_forwarded(s, ed, (s->be->opts & PO_FORWARDFOR) ? s->be : s->fe);
 	/* Hash-based balancing reads the head, which is rewritten below: take the key now. */
@@ -644,6 +799,9 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	/* Requests safe to replay keep their bytes until the response starts. */
 	if (http_meth_idempotent(h->meth))
 		t->flags |= TX_RETAIN;
+	/* A persistence cookie pins the request: srv_process() then takes backend_assign_pinned(). */
+	if (t->flags & TX_CK_PINNED)
+		s->srv = t->ck_srv;
 	t->req_head = NULL;
 	return OK;
 
@@ -692,6 +850,8 @@ int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
 	apply_rules(s, ed, &s->be->rsp_rules, &deny, &final);
 	if (!final && s->be != s->fe)
 		apply_rules(s, ed, &s->fe->rsp_rules, &deny, &final);
+	if (s->be->ck.name && !final)
+		ck_response(s, ed);
 	t->rsp_head = NULL;
 	if (final && final->action == HRA_DENY) {
 		t->err_why = "denied by http-response rule";

@@ -74,7 +74,10 @@ static int first_usable_backup(const struct proxy *be)
 static void refresh_map(struct proxy *be, struct be_tctx *bt)
 {
 	unsigned gen = atomic_load_explicit(&be->srv_gen, memory_order_acquire);
-	int64_t cw[be->nsrv > 0 ? be->nsrv : 1];
+	/* One snapshot of the count: "add server" may publish more while we build (they bump
+	 * srv_gen after publishing, so the next pick rebuilds). */
+	int nsrv = atomic_load_explicit(&be->nsrv, memory_order_acquire);
+	int64_t cw[nsrv > 0 ? nsrv : 1];
 	int64_t total = 0;
 	bool backups;
 	int fb, i;
@@ -87,7 +90,7 @@ static void refresh_map(struct proxy *be, struct be_tctx *bt)
 	fb = backups ? first_usable_backup(be) : -1;
 	bt->backups_only = backups;
 	bt->nmap = 0;
-	for (i = 0; i < be->nsrv; i++) {
+	for (i = 0; i < nsrv; i++) {
 		cw[i] = 0;
 		if (candidate(be, be->srv[i], backups, fb)) {
 			total += srv_weight(be->srv[i]);
@@ -105,7 +108,7 @@ static void refresh_map(struct proxy *be, struct be_tctx *bt)
 	for (k = 0; k < cycle; k++) {
 		int best = -1;
 
-		for (i = 0; i < be->nsrv; i++) {
+		for (i = 0; i < nsrv; i++) {
 			if (!candidate(be, be->srv[i], backups, fb))
 				continue;
 			cw[i] += srv_weight(be->srv[i]);
@@ -235,45 +238,55 @@ static int chash_cmp(const void *a, const void *b)
 	return x->h < y->h ? -1 : x->h > y->h;
 }
 
+void lb_build_ring(struct proxy *be)
+{
+	struct chash *ch;
+	uint32_t n = 0;
+	int i, k, nsrv = atomic_load(&be->nsrv);
+
+	if (!(be->cap & PR_CAP_BE) || be->hash_type != HASH_CONSISTENT || !nsrv)
+		return;
+	ch = arena_alloc(&cfg_arena, sizeof(*ch));
+	for (i = 0; i < nsrv; i++)
+		if (!atomic_load(&be->srv[i]->deleted))
+			n += (uint32_t)be->srv[i]->weight * 16u;
+	ch->pts = arena_alloc(&cfg_arena, (n ? n : 1) * sizeof(*ch->pts));
+	ch->n = 0;
+	/* Points depend on the server's name, not its position: adding or removing a
+	 * server only moves the keys that land on its own points. */
+	for (i = 0; i < nsrv; i++) {
+		const struct server *s = be->srv[i];
+
+		if (atomic_load(&s->deleted))
+			continue;
+		for (k = 0; k < s->weight * 16; k++) {
+			char key[160];
+			int kl = snprintf(key, sizeof(key), "%s#%d", s->name, k);
+
+			ch->pts[ch->n].h = lb_hash(key, (size_t)kl);
+			ch->pts[ch->n].srv = (uint16_t)i;
+			ch->n++;
+		}
+	}
+	qsort(ch->pts, ch->n, sizeof(*ch->pts), chash_cmp);
+	/* Filled before it is published; a ring it replaces stays allocated (arena) until exit,
+	 * since a worker may still be walking it. */
+	atomic_store_explicit(&be->chash, ch, memory_order_release);
+}
+
 void lb_build_rings(void)
 {
 	struct list *l;
 
-	list_for_each(l, &keel_proxies) {
-		struct proxy *be = list_entry(l, struct proxy, list);
-		struct chash *ch;
-		uint32_t n = 0;
-		int i, k;
-
-		if (!(be->cap & PR_CAP_BE) || be->hash_type != HASH_CONSISTENT || !be->nsrv)
-			continue;
-		ch = arena_alloc(&cfg_arena, sizeof(*ch));
-		for (i = 0; i < be->nsrv; i++)
-			n += (uint32_t)be->srv[i]->weight * 16u;
-		ch->pts = arena_alloc(&cfg_arena, (n ? n : 1) * sizeof(*ch->pts));
-		/* Points depend on the server's name, not its position: adding or removing a
-		 * server only moves the keys that land on its own points. */
-		for (i = 0; i < be->nsrv; i++) {
-			const struct server *s = be->srv[i];
-
-			for (k = 0; k < s->weight * 16; k++) {
-				char key[160];
-				int kl = snprintf(key, sizeof(key), "%s#%d", s->name, k);
-
-				ch->pts[ch->n].h = lb_hash(key, (size_t)kl);
-				ch->pts[ch->n].srv = (uint16_t)i;
-				ch->n++;
-			}
-		}
-		qsort(ch->pts, ch->n, sizeof(*ch->pts), chash_cmp);
-		be->chash = ch;
-	}
+	list_for_each(l, &keel_proxies)
+		lb_build_ring(list_entry(l, struct proxy, list));
 }
 
 struct server *lb_hash_pick(struct proxy *be, struct be_tctx *bt, uint64_t h)
 {
-	if (be->hash_type == HASH_CONSISTENT && be->chash && be->chash->n) {
-		const struct chash *ch = be->chash;
+	const struct chash *ch = atomic_load_explicit(&be->chash, memory_order_acquire);
+
+	if (be->hash_type == HASH_CONSISTENT && ch && ch->n) {
 		bool backups = use_backups(be);
 		int fb = backups ? first_usable_backup(be) : -1;
 		uint32_t lo = 0, hi = ch->n, k;

@@ -15,6 +15,7 @@
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/process.h>
 #include <keel/session.h>
 #include <keel/timer.h>
 
@@ -25,6 +26,22 @@ extern atomic_int keel_actconn;
 
 /* Binds (and, unless probing, listens on) one socket for b. A probe only binds: a listening
  * probe could accept a client's handshake and reset it when closed. */
+/* Every listening socket of the process, for a reload (they stay open until the soft stop). */
+static int *bound;
+static int nbound;
+
+static void note_bound(const struct bind_conf *b)
+{
+	int t;
+
+	for (t = 0; t < KEEL_MAX_THREADS; t++) {
+		if (b->fds[t] < 0)
+			continue;
+		bound = xrealloc(bound, sizeof(*bound) * (size_t)(nbound + 1));
+		bound[nbound++] = b->fds[t];
+	}
+}
+
 static int bind_one(const struct bind_conf *b, bool reuseport, bool probe, char **err)
 {
 	int one = 1;
@@ -65,8 +82,21 @@ int listeners_bind(int nbthread, char **err)
 			continue;
 		list_for_each(bl, &p->binds) {
 			struct bind_conf *b = list_entry(bl, struct bind_conf, list);
-			int probe;
+			int probe, n;
 
+			/* A reload: the previous process's sockets for this address, the same
+			 * sockets, so the connections waiting in their backlogs are kept (more of
+			 * them than workers: listeners_start() spreads them). */
+			n = keel_reload_take_listeners(&b->addr, b->fds, KEEL_MAX_THREADS);
+			if (n > 0) {
+				for (t = n; t < nbthread; t++) {
+					b->fds[t] = bind_one(b, true, false, err);
+					if (b->fds[t] < 0)
+						return ERR;
+				}
+				note_bound(b);
+				continue;
+			}
 			/* SO_REUSEPORT would let us share a port with another process that also
 			 * set it (another keel, an HAProxy): probe without it first so that a
 			 * taken port is an error, not a silent split of the traffic. */
@@ -79,6 +109,7 @@ int listeners_bind(int nbthread, char **err)
 				if (b->fds[t] < 0)
 					return ERR;
 			}
+			note_bound(b);
 		}
 	}
 	return OK;
@@ -156,6 +187,36 @@ static void resume_cb(struct timer *t)
 	}
 }
 
+static int add_listener(struct proxy *p, struct bind_conf *b, int slot, char **err)
+{
+	struct listener *li = calloc(1, sizeof(*li));
+
+	if (!li) {
+		*err = strfmt("out of memory");
+		return ERR;
+	}
+	li->h.cb = listener_cb;
+	li->fe = p;
+	li->bind = b;
+	if (loop_add(&li->h, b->fds[slot]) != OK) {
+		*err = strfmt("cannot register %s with epoll: %s", b->str, strerror(errno));
+		free(li);
+		return ERR;
+	}
+	b->fds[slot] = -1; /* owned by the listener now */
+	list_add_tail(&tc->listeners, &li->list);
+	return OK;
+}
+
+int listeners_fds(int *fds, int max)
+{
+	int i;
+
+	for (i = 0; i < nbound && i < max; i++)
+		fds[i] = bound[i];
+	return nbound;
+}
+
 int listeners_start(char **err)
 {
 	struct list *l, *bl;
@@ -168,22 +229,15 @@ int listeners_start(char **err)
 			continue;
 		list_for_each(bl, &p->binds) {
 			struct bind_conf *b = list_entry(bl, struct bind_conf, list);
-			struct listener *li = calloc(1, sizeof(*li));
+			int t;
 
-			if (!li) {
-				*err = strfmt("out of memory");
+			if (add_listener(p, b, tc->id, err) != OK)
 				return ERR;
-			}
-			li->h.cb = listener_cb;
-			li->fe = p;
-			li->bind = b;
-			if (loop_add(&li->h, b->fds[tc->id]) != OK) {
-				*err = strfmt("cannot register %s with epoll: %s", b->str, strerror(errno));
-				free(li);
-				return ERR;
-			}
-			b->fds[tc->id] = -1; /* owned by the listener now */
-			list_add_tail(&tc->listeners, &li->list);
+			/* Sockets inherited beyond nbthread (a reload with fewer threads): closing
+			 * one would reset the connections in its backlog, so they are served too. */
+			for (t = tc->id + global.nbthread; t < KEEL_MAX_THREADS; t += global.nbthread)
+				if (b->fds[t] >= 0 && add_listener(p, b, t, err) != OK)
+					return ERR;
 		}
 	}
 	return OK;
@@ -195,7 +249,14 @@ void listeners_stop(void)
 
 	/* The listener objects stay in the list (freed with the thread context): an event for
 	 * them may still be pending in this iteration. */
-	list_for_each(l, &tc->listeners)
-		loop_close(&list_entry(l, struct listener, list)->h);
+	list_for_each(l, &tc->listeners) {
+		struct listener *li = list_entry(l, struct listener, list);
+
+		/* After a reload the new process holds the same sockets: closing our
+		 * descriptor alone would leave them in our epoll set. */
+		if (li->h.fd >= 0)
+			epoll_ctl(tc->loop->epfd, EPOLL_CTL_DEL, li->h.fd, NULL);
+		loop_close(&li->h);
+	}
 	timer_disarm(&tc->resume);
 }

@@ -13,6 +13,7 @@
 #include <keel/common.h>
 #include <keel/http.h>
 #include <keel/sample.h>
+#include <keel/server.h>
 #include <keel/session-t.h>
 
 const char *const LOGFMT_HTTPLOG =
@@ -605,9 +606,12 @@ size_t logformat_render(const struct logformat *lf, struct session *s, char *out
 			break;
 		case LF_SRV_IP:
 		case LF_SRV_PORT:
-			if (s->srv)
-				putaddr(&o, (const union sockaddr_u *)&s->srv->addr, n->kind == LF_SRV_PORT);
-			else
+			if (s->srv) {
+				struct sockaddr_storage sa;
+
+				server_addr(s->srv, &sa, NULL, NULL);
+				putaddr(&o, (const union sockaddr_u *)&sa, n->kind == LF_SRV_PORT);
+			} else
 				putc_(&o, '-');
 			break;
 		case LF_DATE:

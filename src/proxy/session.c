@@ -483,11 +483,12 @@ static void rewind_request(struct session *s)
 	s->ss = SS_NONE;
 }
 
-/* Whether a retry leaves srv. Only hash-based balancing (and, later, persistence) keeps a request
- * on its server; "option redispatch" or an unusable server moves even those. */
+/* Whether a retry leaves srv. Only hash-based balancing and cookie persistence (TX_CK_PINNED) keep
+ * a request on its server; "option redispatch" or an unusable server moves even those. */
 static bool retry_elsewhere(const struct session *s, const struct server *srv)
 {
-	return !srv || (s->be->opts & PO_REDISPATCH) || s->be->lb < LB_SOURCE || !srv_usable(srv);
+	return !srv || (s->be->opts & PO_REDISPATCH) ||
+	       (s->be->lb < LB_SOURCE && !(s->txn->flags & TX_CK_PINNED)) || !srv_usable(srv);
 }
 
 /* A connection attempt failed (refused, timeout, unreachable). Retries, possibly elsewhere. */
@@ -628,7 +629,9 @@ static bool srv_wait_expired(struct session *s)
 
 	if (now_us >= t->srv_full_exp)
 		return false;
-	if (resendable(s) && (out || !(t->flags & TX_PERTRY_DONE)) && pertry_retry(s, out))
+	/* A cookie-pinned request leaves its server only when that server is taken out. */
+	if (resendable(s) && (out || !(t->flags & (TX_PERTRY_DONE | TX_CK_PINNED))) &&
+	    pertry_retry(s, out))
 		return true;
 	if (out) {
 		CTR_INC(srv->ctr[tc->id].timeouts);
@@ -1359,6 +1362,8 @@ void session_log(struct session *s)
 
 /* ---- stopping ---- */
 
+#define STOP_IDLE_GRACE_US 1000000
+
 void session_soft_stop(void)
 {
 	struct list *l, *tmp;
@@ -1366,9 +1371,21 @@ void session_soft_stop(void)
 	list_for_each_safe(l, tmp, &tc->sessions) {
 		struct session *s = list_entry(l, struct session, list);
 
-		/* Idle keep-alive connections close now; the others after their response. */
-		if (s->rq == RQ_IDLE && !s->txn)
+		uint64_t exp = s->t_idle + STOP_IDLE_GRACE_US;
+
+		/* The others close after their response. A connection accepted just before the
+		 * stop has not sent its first request yet: it is served once, with "Connection:
+		 * close". An idle keep-alive connection closes once idle for STOP_IDLE_GRACE_US:
+		 * a client that reuses it sooner (likely for the last one it used) gets its
+		 * answer and the close, instead of a request racing our close (a reset). */
+		if (s->rq != RQ_IDLE || s->txn || !s->nreq)
+			continue;
+		if (exp <= now_us) {
 			session_close(s);
+		} else if (!s->cli_exp || exp < s->cli_exp) {
+			s->cli_exp = exp;
+			session_update_timer(s);
+		}
 	}
 	if (tc->nsess == 0)
 		tc->loop->quit = true;

@@ -190,7 +190,7 @@ http {
         if failed:
             dest = os.path.join(LOGDIR, self.request.node.name.replace("/", "_"))
             shutil.rmtree(dest, ignore_errors=True)
-            shutil.copytree(self.dir, dest, ignore=shutil.ignore_patterns("*.pid"))
+            shutil.copytree(self.dir, dest, ignore=shutil.ignore_patterns("*.pid", "*.sock"))
             for p in self.procs:
                 print("----- %s -----\n%s" % (p.name, p.output()[-4000:]))
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -68,8 +68,9 @@ TEST(split_and_errors)
 	CHECK_STR(run(CLI_LVL_USER, "", &f), "");
 	CHECK_STR(run(CLI_LVL_USER, "show\x01", &f),
 		  "error: invalid character 0x01 in the command line\n");
-	CHECK_STR(run(CLI_LVL_USER, "a b c d e f g h i j k l m n o p q", &f),
-		  "error: too many words in one command (at most 16)\n");
+	CHECK_STR(run(CLI_LVL_USER,
+		      "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 w24 w25 w26 w27 w28 w29 w30 w31 w32 w33 w34 w35 w36 w37 w38 w39 w40 w41 w42 w43 w44 w45 w46 w47 w48", &f),
+		  "error: too many words in one command (at most 48)\n");
 	CHECK_STR(run(CLI_LVL_USER, "show servers state nobe", &f),
 		  "error: no such backend 'nobe'\n");
 }

@@ -3,7 +3,7 @@
  *
  *   keelctl [-s SOCKET] COMMAND...           e.g. keelctl show servers state be
  *   keelctl [-s SOCKET] drain B/S [--wait] [--timeout T]
- *   keelctl reload                           not implemented yet
+ *   keelctl [-s SOCKET] reload               hitless reload: answers once the new process serves
  *
  * The socket is -s, else $KEEL_SOCKET, else /run/keel/admin.sock. Exit status: 0 success, 1 the
  * answer holds an error line ("error: ...") or the drain wait timed out, 2 usage or connection
@@ -30,7 +30,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: keelctl [-s SOCKET] COMMAND...        (try: keelctl help)\n"
 		   "       keelctl [-s SOCKET] drain BACKEND/SERVER [--wait] [--timeout T]\n"
-		   "       keelctl reload\n"
+		   "       keelctl [-s SOCKET] reload\n"
 		   "SOCKET defaults to $KEEL_SOCKET, else " DEFAULT_SOCKET ".\n"
 		   "Exit status: 0 success, 1 error answer or drain timeout, 2 usage or connection "
 		   "problem.\n");
@@ -303,11 +303,6 @@ int main(int argc, char **argv)
 	if (i >= argc) {
 		usage(stderr);
 		return 2;
-	}
-	if (!strcmp(argv[i], "reload")) {
-		fprintf(stderr, "keelctl: reload is not implemented yet (hitless reload is a later "
-				"step); restart keel instead\n");
-		return 1;
 	}
 	if (!strcmp(argv[i], "drain"))
 		return drain(argc - i, argv + i);
