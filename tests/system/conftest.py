@@ -415,3 +415,24 @@ def stats_rows(port, backend="be"):
     assert r.status == 200, r.status
     rows = list(csv.reader(io.StringIO(r.body.decode().lstrip("# "))))
     return {row[1]: dict(zip(rows[0], row)) for row in rows[1:] if row and row[0] == backend}
+
+
+def admin_raw(sock_path, data, timeout=5.0):
+    """Sends raw bytes (or a str) to keel's admin socket; returns all it answers until it closes."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    s.sendall(data.encode() if isinstance(data, str) else data)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    return out.decode()
+
+
+def admin_cmd(sock_path, line, timeout=10.0):
+    """One command line on keel's admin socket; returns the answer ("" for a silent success)."""
+    return admin_raw(sock_path, line + "\n", timeout)

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from conftest import Conn, ROOT, basic_config, free_port, stats_rows, wait_for
+from conftest import Conn, ROOT, basic_config, free_port, stats_rows, wait_for, admin_raw
 
 KEEL = os.environ.get("KEEL", os.path.join(ROOT, "keel"))
 KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
@@ -34,20 +34,9 @@ def start(env, level=None, extra_be="", servers=None, mode=None):
     return k, port, sock, origins
 
 
-def ask(sock, data, timeout=5):
-    """Sends raw bytes, returns everything until the server closes."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock)
-    s.sendall(data.encode() if isinstance(data, str) else data)
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    return out.decode()
+
+
+ask = admin_raw
 
 
 def ctl(sock, *args, timeout=30):

@@ -3,9 +3,8 @@ the sticky user moved off a down or maintenance server (re-set cookie, log line,
 X-Keel-Moved-From), drain keeping its sticky users, and "option persist"."""
 import os
 import re
-import socket
 
-from conftest import Conn, basic_config, free_port, origin_of, stats_rows, wait_for
+from conftest import Conn, basic_config, free_port, origin_of, stats_rows, wait_for, admin_cmd
 
 
 def get(port, path="/", cookie=None, method="GET", body=None):
@@ -136,17 +135,7 @@ def test_drain_keeps_sticky_users_maint_moves_them(env):
     wait_for(lambda: os.path.exists(sock), 5)
 
     def ask(cmd):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(sock)
-        s.sendall(cmd.encode() + b"\n")
-        out = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            out += d
-        s.close()
-        return out.decode()
+        return admin_cmd(sock, cmd)
 
     assert ask("set server be/s1 state drain") == ""
     for _ in range(5):

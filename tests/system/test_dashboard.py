@@ -14,7 +14,7 @@ import time
 import pytest
 
 import cdp
-from conftest import Conn, basic_config, free_port, wait_for
+from conftest import Conn, basic_config, free_port, wait_for, admin_cmd
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin:s3cret").decode()}
 FORM = "application/x-www-form-urlencoded"
@@ -25,13 +25,14 @@ def dead_port():
     return free_port()
 
 
-def dash_config(port, servers, admin="if LOCALHOST", extra_fe=""):
+def dash_config(port, servers, admin="if LOCALHOST", extra_fe="", extra_global=""):
     fe = "    stats uri /stats\n    stats auth admin:s3cret\n    stats realm keel-test"
     if admin:
         fe += "\n    stats admin " + admin
     if extra_fe:
         fe += "\n" + extra_fe
-    return basic_config(port, servers, extra_fe=fe, extra_be="    option httpchk GET /")
+    return basic_config(port, servers, extra_fe=fe, extra_be="    option httpchk GET /",
+                        extra_global=extra_global)
 
 
 def checked(addr):
@@ -283,7 +284,9 @@ def test_chromium_screenshot_and_dom(env, tmp_path):
 def test_chromium_click_drain_live_refresh_and_phone(env, tmp_path):
     need_chromium()
     port = free_port()
-    k = env.keel(dash_config(port, servers3(env), extra_fe="    stats refresh 1s"), [port])
+    sock = os.path.join(env.dir, "admin.sock")
+    k = env.keel(dash_config(port, servers3(env), extra_fe="    stats refresh 1s",
+                             extra_global="    stats socket %s level user" % sock), [port])
     with cdp.Browser(1280, 900, log_path=str(tmp_path / "chromium.log")) as b:
         b.set_headers(AUTH)
         b.navigate("http://127.0.0.1:%d/stats" % port)
@@ -302,6 +305,9 @@ def test_chromium_click_drain_live_refresh_and_phone(env, tmp_path):
         assert wait_status(port, "web2", "DRAIN")
         assert dict(b.eval(states))["web2"] == "DRAIN"
         assert "(by stats page, user admin)" in k.output()
+        # and keel itself says so on its admin socket
+        row = [l for l in admin_cmd(sock, "show stat").splitlines() if l.startswith("be,web2,")]
+        assert row and row[0].split(",")[17] == "DRAIN", row
         # the page refreshes in place: a change made elsewhere shows up without a reload
         b.eval("window.keelMarker = 42")
         r, _ = post(port, "action=maint&b=be&s=web3&token=" + b.eval(

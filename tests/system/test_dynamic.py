@@ -7,26 +7,15 @@ import time
 
 import pytest
 
-from conftest import Conn, ROOT, basic_config, free_port, origin_of, wait_for
+from conftest import Conn, ROOT, basic_config, free_port, origin_of, wait_for, admin_cmd
 
 OLOAD = os.path.join(ROOT, "build", "bench", "oload")
 BENCH = os.path.join(ROOT, "bench")
 
 
-def ask(sock, line, timeout=10):
-    import socket
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock)
-    s.sendall((line + "\n").encode())
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    return out.decode()
+
+
+ask = admin_cmd
 
 
 def start(env, servers=None, extra_global="", balance="roundrobin", extra_be=""):

@@ -91,6 +91,43 @@ def test_syslog_udp(env):
     assert "GET /sys HTTP/1.1" in data
 
 
+def test_one_syslog_line_per_server_state_change(env):
+    """A server that fails its check, then recovers, produces exactly one DOWN and one UP line on
+    the global syslog target, each with its reason (the checks keep running meanwhile)."""
+    o1, o2 = env.origin("o1"), env.origin("o2")
+    port = free_port()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.2)
+    cfg = basic_config(port, [("s1", o1.addr, "check inter 100ms fall 2 rise 2"),
+                              ("s2", o2.addr, "check inter 100ms")],
+                       extra_global="    log 127.0.0.1:%d local0" % udp.getsockname()[1],
+                       extra_be="    option httpchk GET /health", logs=False)
+    env.keel(cfg, [port])
+    got = []
+
+    def drain(seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            try:
+                got.append(udp.recv(4096).decode(errors="replace"))
+            except socket.timeout:
+                pass
+
+    drain(0.5)
+    o1.control("status=500")
+    drain(1.5)  # 15 checks at 100 ms: one state change, whatever the number of failures
+    o1.control("")
+    drain(1.5)
+    down = [l for l in got if "Server be/s1 is DOWN" in l]
+    up = [l for l in got if "Server be/s1 is UP" in l]
+    assert len(down) == 1, got
+    assert "reason: check failed: status 500" in down[0], down
+    assert len(up) == 1, got
+    assert "reason: check passed" in up[0], up
+    assert not [l for l in got if "be/s2 is" in l], got
+
+
 def test_stats_page_auth_and_csv(env):
     o = env.origin()
     port = free_port()

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import KEEL, basic_config, free_port, stats_rows, wait_for
+from conftest import KEEL, basic_config, free_port, stats_rows, wait_for, admin_cmd
 
 
 def config(env, port, servers, extra_be=""):
@@ -21,20 +21,9 @@ def config(env, port, servers, extra_be=""):
                         extra_be=extra_be), sock, state
 
 
-def cli(sock_path, line):
-    """One command on the admin socket (a plain unix-socket client)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(sock_path)
-    s.sendall(line.encode() + b"\n")
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    return out.decode()
+
+
+cli = admin_cmd
 
 
 def read(path):
