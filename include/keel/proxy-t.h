@@ -16,6 +16,7 @@
 #include <keel/list.h>
 #include <keel/log-t.h>
 #include <keel/sample-t.h>
+#include <keel/stick-t.h>
 
 #define KEEL_MAX_THREADS 64
 
@@ -282,6 +283,7 @@ struct proxy {
 	uint8_t fwdfor_except_prefix;
 	struct chk_proxy_conf chk; /* health checks, per-try timeout, retry budget */
 	struct cookie_conf ck;   /* "cookie": persistence (src/sticky/cookie.c) */
+	struct stick_conf stk;   /* "stick-table", "stick": stick tables (src/sticky/stick.c) */
 	/* runtime */
 	atomic_int feconn;       /* frontend: current client connections */
 	atomic_int beconn;       /* backend: requests being served */

@@ -25,6 +25,7 @@ enum sample_fetch {
 	SMP_ALWAYS_FALSE,
 	SMP_URL_PARAM,  /* value of a query parameter (arg: name) */
 	SMP_COOKIE,     /* value of a request cookie (arg: name) */
+	SMP_RES_COOKIE, /* value of a cookie the response sets (arg: name): first Set-Cookie */
 };
 
 /* A fetch plus its argument, e.g. hdr(host). */

@@ -83,6 +83,7 @@ enum txn_flags {
 	TX_PERTRY_DONE = 1u << 17,  /* the per-try retry was used (or refused): no other */
 	TX_CK_PINNED = 1u << 18,    /* a persistence cookie chose s->srv: retries stay there */
 	TX_CK_SEEN = 1u << 19,      /* the request carried the persistence cookie (any value) */
+	TX_STK_PINNED = 1u << 20,   /* a stick table chose s->srv (TX_CK_PINNED is set too) */
 };
 
 struct session;
@@ -132,6 +133,7 @@ struct txn {
 	uint64_t lb_hash;           /* balancing key for hash-based algorithms */
 	struct server *ck_srv;      /* the server named by the request's persistence cookie */
 	uint32_t ck_last, ck_first; /* the cookie's dates (maxidle/maxlife), s since the epoch */
+	struct stick_txn stk;       /* stick tables: matched server, pending stores */
 	/* timestamps, monotonic us: request start, head received, out of queue, connected,
 	 * response head received, end */
 	uint64_t t_start, t_head, t_queue, t_conn, t_rsp, t_end;
@@ -150,6 +152,7 @@ struct txn {
 	char cap_rsp[KEEL_CAP_LEN];
 	struct http_head *req_head; /* valid only during request analysis */
 	struct http_head *rsp_head; /* valid only during response analysis */
+	uint8_t stk_keys[STICK_TXN_KEYS]; /* keys of stk's pending stores (not zeroed) */
 };
 
 struct listener {

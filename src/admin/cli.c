@@ -43,6 +43,7 @@
 #include <keel/process.h>
 #include <keel/server.h>
 #include <keel/session.h>
+#include <keel/stick.h>
 
 extern atomic_int keel_actconn;
 extern int keel_nloops;
@@ -602,10 +603,51 @@ static int cmd_reload(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 	return OK;
 }
 
-/* A placeholder: run_cmd() answers "not implemented yet: <the command's words>". */
-static int cmd_unimpl(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+/* "show table [NAME]": every table's summary line, or one table with its entries (stick.c). */
+static int cmd_show_table(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 {
-	return cli_err(o, "not implemented yet");
+	struct stktable *t;
+	struct list *l;
+
+	if (argc > 1)
+		return cli_err(o, "'show table' expects at most a table (backend) name");
+	if (argc == 1) {
+		t = stick_table_by_name(argv[0]);
+		if (!t)
+			return cli_err(o, "no stick-table '%s'", argv[0]);
+		stick_dump(t, true, o);
+		return OK;
+	}
+	list_for_each(l, &keel_proxies)
+	{
+		struct proxy *p = list_entry(l, struct proxy, list);
+
+		if ((p->cap & PR_CAP_BE) && (t = stick_table_by_name(p->name)) && t->be == p)
+			stick_dump(t, false, o);
+	}
+	return OK;
+}
+
+/* "clear table NAME [key KEY]": removes every entry, or one. */
+static int cmd_clear_table(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	uint8_t key[STICK_STR_MAX];
+	struct stktable *t;
+	uint16_t klen;
+
+	if (argc != 1 && !(argc == 3 && !strcmp(argv[1], "key")))
+		return cli_err(o, "'clear table' expects a table (backend) name [key KEY]");
+	t = stick_table_by_name(argv[0]);
+	if (!t)
+		return cli_err(o, "no stick-table '%s'", argv[0]);
+	if (argc == 1) {
+		stick_clear(t);
+		return OK;
+	}
+	if (!stick_key_text(t, argv[2], key, &klen))
+		return cli_err(o, "invalid key '%s' for this table's type", argv[2]);
+	stick_remove(t, key, klen);
+	return OK;
 }
 
 struct cli_cmd {
@@ -656,8 +698,14 @@ static const struct cli_cmd cmds[] = {
      CLI_LVL_ADMIN,
      cmd_del_server,
      "del server B/S: remove a server in maintenance with nothing in flight"},
-    {{"show", "table"}, CLI_LVL_USER, cmd_unimpl, NULL},
-    {{"clear", "table"}, CLI_LVL_ADMIN, cmd_unimpl, NULL},
+    {{"show", "table"},
+     CLI_LVL_USER,
+     cmd_show_table,
+     "show table [NAME]: stick tables (with NAME: its entries)"},
+    {{"clear", "table"},
+     CLI_LVL_ADMIN,
+     cmd_clear_table,
+     "clear table NAME [key KEY]: remove a stick table's entries (or one)"},
     {{"reload"},
      CLI_LVL_ADMIN,
      cmd_reload,
@@ -676,7 +724,6 @@ static int cmd_help(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 		if (cmds[i].usage)
 			sbuf_printf(o, "  %s%s\n", cmds[i].usage,
 				    cmds[i].level > c->level ? " (needs a higher level)" : "");
-	sbuf_printf(o, "  not implemented yet: show table, clear table\n");
 	return OK;
 }
 
@@ -695,8 +742,6 @@ static int run_cmd(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 			continue;
 		if (!level_ok(c, k->level, o))
 			return ERR;
-		if (k->fn == cmd_unimpl)
-			return cli_err(o, "not implemented yet: %s %s", k->words[0], k->words[1]);
 		return k->fn(c, argc - n, argv + n, o);
 	}
 	if (argc >= 2)

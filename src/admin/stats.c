@@ -16,6 +16,7 @@
 #include <keel/history.h>
 #include <keel/http.h>
 #include <keel/server.h>
+#include <keel/stick.h>
 #include <keel/session.h>
 #include <keel/stats-admin.h>
 
@@ -150,7 +151,7 @@ static int be_state_up(const struct proxy *p)
 
 static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, int smax,
 		    int slim, const struct sums *c, const char *status, int weight, int type,
-		    int qcur, int act, int bck, const struct health_view *v)
+		    int qcur, int act, int bck, const struct health_view *v, const struct server *srv)
 {
 	char code[16] = "", dur[16] = "";
 
@@ -182,11 +183,11 @@ static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, in
 	/* keel's own columns, after HAProxy's: why the server is in its state, its latency. */
 	if (v) {
 		sb_csv(b, v->why);
-		sb_printf(b, ",%u,%u,%d,%llu,%llu\n", v->p50_us / 1000, v->p99_us / 1000,
+		sb_printf(b, ",%u,%u,%d,%llu,%llu,%d\n", v->p50_us / 1000, v->p99_us / 1000,
 			  v->consec_err, (unsigned long long)v->ejections_tot,
-			  (unsigned long long)c->sticky_moves);
+			  (unsigned long long)c->sticky_moves, srv ? stick_count_for(srv) : 0);
 	} else {
-		sb_printf(b, ",,,,,\n");
+		sb_printf(b, ",,,,,,\n");
 	}
 }
 
@@ -203,14 +204,15 @@ static void render_csv(struct sbuf *b)
 		     "check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,"
 		     "hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,"
 		     "keel_reason,keel_ttfb_p50_ms,keel_ttfb_p99_ms,keel_consec_err,keel_ejections,"
-		     "keel_sticky_moves\n");
+		     "keel_sticky_moves,keel_sticky_users\n");
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
 		if (p->cap & PR_CAP_FE) {
 			sum(p->ctr, &c);
 			csv_row(b, p->name, "FRONTEND", atomic_load(&p->feconn), 0,
-				p->maxconn ? p->maxconn : global.maxconn, &c, "OPEN", 0, 0, 0, 0, 0, NULL);
+				p->maxconn ? p->maxconn : global.maxconn, &c, "OPEN", 0, 0, 0, 0, 0, NULL,
+				NULL);
 		}
 		if (!(p->cap & PR_CAP_BE))
 			continue;
@@ -224,12 +226,12 @@ static void render_csv(struct sbuf *b)
 			csv_row(b, p->name, s->name, atomic_load(&s->cur_sess),
 				atomic_load(&s->max_sess), s->maxconn, &c, v.state,
 				atomic_load(&s->eweight), 2, atomic_load(&s->nbpend), !s->backup,
-				s->backup, &v);
+				s->backup, &v, s);
 		}
 		sum(p->ctr, &c);
 		csv_row(b, p->name, "BACKEND", atomic_load(&p->beconn), 0, 0, &c,
 			be_state_up(p) ? "UP" : "DOWN", 0, 1, atomic_load(&p->nbpend), be_state_up(p), 0,
-			NULL);
+			NULL, NULL);
 	}
 }
 

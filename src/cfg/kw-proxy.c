@@ -10,6 +10,7 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/stick.h>
 #include <keel/errors.h>
 #include <keel/sample.h>
 
@@ -1177,8 +1178,8 @@ const struct cfg_kw cfg_kw_proxy[] = {
 	{"rspidel", CFG_S_PROXY, kw_removed, 0, NULL},
 	{"block", CFG_S_PROXY, kw_removed, 0, NULL},
 	{"cookie", CFG_S_BE, cookie_kw, 0, NULL},
-	UNIMPL("stick-table", CFG_S_NODEF, "stick tables are planned in the sessions issue"),
-	UNIMPL("stick", CFG_S_BE_ONLY, "stick tables are planned in the sessions issue"),
+	{"stick-table", CFG_S_NODEF, stick_table_kw, 0, NULL},
+	{"stick", CFG_S_BE_ONLY, stick_kw, 0, NULL},
 	UNIMPL("persist", CFG_S_BE, NULL),
 	UNIMPL("force-persist", CFG_S_NODEF, NULL),
 	UNIMPL("ignore-persist", CFG_S_NODEF, NULL),

@@ -5,6 +5,7 @@
 
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/stick.h>
 
 /* keel's defaults, in milliseconds (docs/configuration.md, "Timeouts"). */
 #define DEF_CONNECT 5000
@@ -106,6 +107,7 @@ int cfg_validate(void)
 			p->srv_cap = n + global.spare_servers;
 			p->srv = arena_grow(&cfg_arena, p->srv, (size_t)n, (size_t)p->srv_cap,
 					    sizeof(*p->srv));
+			stick_validate(&c, p);
 		}
 		if (p->stats.enabled && (p->cap & PR_CAP_FE) && p->stats.nusers == 0)
 			cfg_warn(&c, "'%s': stats page at '%s' has no 'stats auth': it is open to anyone who can reach it", p->name, p->stats.uri);

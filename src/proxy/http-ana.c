@@ -9,6 +9,7 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/stick.h>
 #include <keel/http.h>
 #include <keel/loop.h>
 #include <keel/sample.h>
@@ -714,6 +715,17 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	}
 	if (s->be->ck.name)
 		ck_request(s, ed);
+	if (s->be->stk.nrules) {
+		/* Stick tables pin like the cookie (which goes first) and announce a move the same
+		 * way; only keel says where a user came from. */
+		if (!s->be->ck.name)
+			edit_del(ed, "X-Keel-Moved-From", 17);
+		stick_request(s);
+		if (t->stk.srv && !(t->flags & TX_STK_PINNED) && t->stk.srv != t->ck_srv &&
+		    !(s->be->ck.opts & CKO_NO_MOVED_HDR))
+			edit_add(ed, "X-Keel-Moved-From", 17, t->stk.srv->name,
+				 (uint32_t)strlen(t->stk.srv->name));
+	}
 	if ((s->fe->opts | s->be->opts) & PO_FORWARDFOR)
 		add_forwarded(s, ed, (s->be->opts & PO_FORWARDFOR) ? s->be : s->fe);
 	/* Hash-based balancing reads the head, which is rewritten below: take the key now. */
@@ -801,7 +813,7 @@ int http_ana_request(struct session *s, uint32_t hlen)
 		t->flags |= TX_RETAIN;
 	/* A persistence cookie pins the request: srv_process() then takes backend_assign_pinned(). */
 	if (t->flags & TX_CK_PINNED)
-		s->srv = t->ck_srv;
+		s->srv = (t->flags & TX_STK_PINNED) ? t->stk.srv : t->ck_srv;
 	t->req_head = NULL;
 	return OK;
 
@@ -852,6 +864,8 @@ int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
 		apply_rules(s, ed, &s->fe->rsp_rules, &deny, &final);
 	if (s->be->ck.name && !final)
 		ck_response(s, ed);
+	if (s->be->stk.nrules && !final)
+		stick_response(s, tc->id);
 	t->rsp_head = NULL;
 	if (final && final->action == HRA_DENY) {
 		t->err_why = "denied by http-response rule";

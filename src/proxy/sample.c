@@ -11,6 +11,7 @@
 #include <keel/cfg.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/cookie.h>
 #include <keel/http.h>
 #include <keel/sample.h>
 #include <keel/server.h>
@@ -53,6 +54,8 @@ static const struct {
 	{"urlp", SMP_URL_PARAM, true},
 	{"req.cook", SMP_COOKIE, true},
 	{"cook", SMP_COOKIE, true},
+	{"res.cook", SMP_RES_COOKIE, true},
+	{"scook", SMP_RES_COOKIE, true},
 };
 
 int sample_expr_parse(const char *s, struct sample_expr *e, const char **rest, char **err)
@@ -254,6 +257,20 @@ bool sample_fetch(struct session *s, const struct sample_expr *e, struct sample 
 	}
 	case SMP_COOKIE:
 		return rq && find_cookie(rq, e->arg, e->arglen, out);
+	case SMP_RES_COOKIE: {
+		uint32_t off, len;
+
+		/* The first Set-Cookie that sets the name (Set-Cookie is never a list). */
+		i = -1;
+		while (rs && (i = http_hdr_find(rs, "set-cookie", 10, i + 1)) >= 0) {
+			const char *v = http_ptr(rs, rs->hdr[i].value);
+
+			if (cookie_setcookie_match(v, rs->hdr[i].value.len, e->arg, e->arglen, &off,
+						   &len))
+				return set_str(out, v + off, len);
+		}
+		return false;
+	}
 	case SMP_HDR:
 	case SMP_RES_HDR: {
 		const struct http_head *h = e->fetch == SMP_HDR ? rq : rs;

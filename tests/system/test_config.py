@@ -43,10 +43,10 @@ def test_unknown_option_suggests(tmp_path):
 
 
 def test_unimplemented_keyword_warns_with_line(tmp_path):
-    rc, out = check("listen l\n  bind 127.0.0.1:%d\n  stick-table type ip size 1m\n"
+    rc, out = check("listen l\n  bind 127.0.0.1:%d\n  unique-id-format %%{+X}o\n"
                     "  server s 127.0.0.1:1 cookie a\n" % free_port(), tmp_path)
     assert rc == 0, out
-    assert "k.cfg:3" in out and "stick-table" in out and "not implemented" in out
+    assert "k.cfg:3" in out and "unique-id-format" in out and "not implemented" in out
 
 
 def test_indentation_optional_and_comments(tmp_path):

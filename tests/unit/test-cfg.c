@@ -819,11 +819,11 @@ TEST(messages_name_file_line_and_suggest)
 	CHECK(strstr(msg, "'bnd'") != NULL);
 	CHECK(strstr(msg, "did you mean 'bind'") != NULL);
 	CHECK_EQ_INT(
-	    load_msgs("backend b\n server s 127.0.0.1:1\n stick-table type ip size 1m\n", msg,
+	    load_msgs("backend b\n server s 127.0.0.1:1\n use-server s if TRUE\n", msg,
 		      sizeof(msg)),
 	    OK);
 	CHECK(strstr(msg, "[WARNING] test.cfg:3:") != NULL);
-	CHECK(strstr(msg, "stick-table") != NULL);
+	CHECK(strstr(msg, "use-server") != NULL);
 	CHECK(strstr(msg, "ALERT") == NULL);
 	CHECK_EQ_INT(load_msgs("backend b\n server s 127.0.0.1:1\n", msg, sizeof(msg)), OK);
 	CHECK(strstr(msg, "ALERT") == NULL);
