@@ -29,6 +29,10 @@ int stats_usable_servers(const struct proxy *p);
  * "maint". */
 const char *stats_state_word(const char *state);
 
+/* Answers s with a 200 carrying body (no body for HEAD), or a 500 when rendering ran out of
+ * memory; takes body's storage. */
+void stats_reply(struct session *s, struct sbuf *body, const char *ctype);
+
 /* The ";json" stats page: one JSON document (see docs/metrics.md). fe: the frontend serving it
  * (for "stats hide-version"). */
 void stats_json_render(struct sbuf *b, const struct proxy *fe);

@@ -463,24 +463,8 @@ void prom_render(struct sbuf *b, const struct proxy *fe)
 
 void prom_serve(struct session *s)
 {
-	struct sbuf body = {0}, out = {0};
+	struct sbuf body = {0};
 
 	prom_render(&body, s->fe);
-	if (body.oom) {
-		free(body.p);
-		session_error(s, 500, "out of memory rendering the metrics page", "PR");
-		return;
-	}
-	sbuf_printf(&out, "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n"
-			  "content-length: %zu\r\ncache-control: no-cache\r\n\r\n",
-		    body.len);
-	if ((s->txn->flags & TX_HEAD_REQ) == 0)
-		sbuf_put(&out, body.p ? body.p : "", body.len);
-	free(body.p);
-	if (out.oom) {
-		free(out.p);
-		session_error(s, 500, "out of memory rendering the metrics page", "PR");
-		return;
-	}
-	session_reply_heap(s, out.p, (uint32_t)out.len, 200, false);
+	stats_reply(s, &body, "text/plain; version=0.0.4; charset=utf-8");
 }

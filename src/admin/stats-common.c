@@ -1,8 +1,10 @@
 /* What the machine-readable stats pages (stats-json.c, prom.c) share. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <keel/backend.h>
 #include <keel/common.h>
+#include <keel/session.h>
 #include <keel/stats.h>
 
 extern int keel_nloops;
@@ -62,4 +64,26 @@ const char *stats_state_word(const char *state)
 		if (!strncmp(state, words[i][0], strlen(words[i][0])))
 			return words[i][1];
 	return "up";
+}
+
+void stats_reply(struct session *s, struct sbuf *body, const char *ctype)
+{
+	struct sbuf out = {0};
+	bool oom = body->oom;
+
+	if (!oom) {
+		sbuf_printf(&out, "HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+				  "cache-control: no-cache\r\n\r\n",
+			    ctype, body->len);
+		if ((s->txn->flags & TX_HEAD_REQ) == 0)
+			sbuf_put(&out, body->p ? body->p : "", body->len);
+	}
+	free(body->p);
+	*body = (struct sbuf){0};
+	if (oom || out.oom || !out.p) {
+		free(out.p);
+		session_error(s, 500, "out of memory rendering a statistics page", "PR");
+		return;
+	}
+	session_reply_heap(s, out.p, (uint32_t)out.len, 200, false);
 }

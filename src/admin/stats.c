@@ -17,64 +17,25 @@
 #include <keel/http.h>
 #include <keel/server.h>
 #include <keel/stick.h>
+#include <keel/sbuf.h>
 #include <keel/session.h>
+#include <keel/stats.h>
 #include <keel/stats-admin.h>
 
 extern atomic_int keel_actconn;
 extern int keel_nloops;
 extern uint64_t keel_start_wall;
 
-/* A growable output string (the stats page is not on the hot path). */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = (b->cap + (size_t)n + 1) * 2;
-			char *p = realloc(b->p, cap);
-
-			if (!p) {
-				b->oom = true;
-				return;
-			}
-			b->p = p;
-			b->cap = cap;
-		}
-	}
-}
-
 /* HTML-escapes names (they come from the config, but a page must never trust its input). */
 static void sb_html(struct sbuf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': sb_printf(b, "&lt;"); break;
-		case '>': sb_printf(b, "&gt;"); break;
-		case '&': sb_printf(b, "&amp;"); break;
-		case '"': sb_printf(b, "&quot;"); break;
-		default: sb_printf(b, "%c", *s);
+		case '<': sbuf_printf(b, "&lt;"); break;
+		case '>': sbuf_printf(b, "&gt;"); break;
+		case '&': sbuf_printf(b, "&amp;"); break;
+		case '"': sbuf_printf(b, "&quot;"); break;
+		default: sbuf_printf(b, "%c", *s);
 		}
 	}
 }
@@ -82,51 +43,12 @@ static void sb_html(struct sbuf *b, const char *s)
 /* A CSV field: quoted, with quotes doubled (reasons may hold commas). */
 static void sb_csv(struct sbuf *b, const char *s)
 {
-	sb_printf(b, "\"");
+	sbuf_printf(b, "\"");
 	for (; *s; s++)
-		sb_printf(b, *s == '"' ? "\"\"" : "%c", *s);
-	sb_printf(b, "\"");
+		sbuf_printf(b, *s == '"' ? "\"\"" : "%c", *s);
+	sbuf_printf(b, "\"");
 }
 
-struct sums {
-	uint64_t conn_tot, req_tot, rsp[6], bytes_in, bytes_out, denied_req, failed_req;
-	uint64_t failed_conn, failed_rsp, retries, redispatches, timeouts, queued_tot;
-	uint64_t queue_timeouts, cli_aborts, srv_aborts, sticky_moves;
-};
-
-static uint64_t rd(const _Atomic uint64_t *v)
-{
-	return atomic_load_explicit(v, memory_order_relaxed);
-}
-
-static void sum(const struct counters *c, struct sums *s)
-{
-	int t, k;
-
-	memset(s, 0, sizeof(*s));
-	if (!c)
-		return;
-	for (t = 0; t < keel_nloops; t++) {
-		s->conn_tot += rd(&c[t].conn_tot);
-		s->req_tot += rd(&c[t].req_tot);
-		for (k = 0; k < 6; k++)
-			s->rsp[k] += rd(&c[t].rsp[k]);
-		s->bytes_in += rd(&c[t].bytes_in);
-		s->bytes_out += rd(&c[t].bytes_out);
-		s->denied_req += rd(&c[t].denied_req);
-		s->failed_req += rd(&c[t].failed_req);
-		s->failed_conn += rd(&c[t].failed_conn);
-		s->failed_rsp += rd(&c[t].failed_rsp);
-		s->retries += rd(&c[t].retries);
-		s->redispatches += rd(&c[t].redispatches);
-		s->timeouts += rd(&c[t].timeouts);
-		s->queued_tot += rd(&c[t].queued_tot);
-		s->queue_timeouts += rd(&c[t].queue_timeouts);
-		s->cli_aborts += rd(&c[t].cli_aborts);
-		s->srv_aborts += rd(&c[t].srv_aborts);
-		s->sticky_moves += rd(&c[t].sticky_moves);
-	}
-}
 
 /* The CSS class of a state: its first word. */
 static const char *state_class(const char *st)
@@ -140,17 +62,8 @@ static const char *state_class(const char *st)
 	return "UP";
 }
 
-static int be_state_up(const struct proxy *p)
-{
-	int i, up = 0;
-
-	for (i = 0; i < p->nsrv; i++)
-		up += srv_usable(p->srv[i]);
-	return up;
-}
-
 static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, int smax,
-		    int slim, const struct sums *c, const char *status, int weight, int type,
+		    int slim, const struct stats_sums *c, const char *status, int weight, int type,
 		    int qcur, int act, int bck, const struct health_view *v, const struct server *srv)
 {
 	char code[16] = "", dur[16] = "";
@@ -165,7 +78,7 @@ static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, in
 	 * throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,
 	 * check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,
 	 * req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt */
-	sb_printf(b,
+	sbuf_printf(b,
 		  "%s,%s,%d,,%d,%d,%s%d,%llu,%llu,%llu,%llu,,%llu,%llu,%llu,%llu,%llu,%s,%d,%d,%d,"
 		  ",,,,,,1,,,,,%d,,,,%s,%s,%s,%llu,%llu,%llu,%llu,%llu,%llu,,,,%llu,%llu,%llu,",
 		  px, sv, qcur, scur, smax, slim ? "" : "", slim,
@@ -183,22 +96,22 @@ static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, in
 	/* keel's own columns, after HAProxy's: why the server is in its state, its latency. */
 	if (v) {
 		sb_csv(b, v->why);
-		sb_printf(b, ",%u,%u,%d,%llu,%llu,%d\n", v->p50_us / 1000, v->p99_us / 1000,
+		sbuf_printf(b, ",%u,%u,%d,%llu,%llu,%d\n", v->p50_us / 1000, v->p99_us / 1000,
 			  v->consec_err, (unsigned long long)v->ejections_tot,
 			  (unsigned long long)c->sticky_moves, srv ? stick_count_for(srv) : 0);
 	} else {
-		sb_printf(b, ",,,,,,\n");
+		sbuf_printf(b, ",,,,,,\n");
 	}
 }
 
 static void render_csv(struct sbuf *b)
 {
 	struct list *l;
-	struct sums c;
+	struct stats_sums c;
 	struct health_view v;
 	int i;
 
-	sb_printf(b, "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,"
+	sbuf_printf(b, "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,"
 		     "eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,"
 		     "qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,"
 		     "check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,"
@@ -209,7 +122,7 @@ static void render_csv(struct sbuf *b)
 		struct proxy *p = list_entry(l, struct proxy, list);
 
 		if (p->cap & PR_CAP_FE) {
-			sum(p->ctr, &c);
+			stats_sum(p->ctr, &c);
 			csv_row(b, p->name, "FRONTEND", atomic_load(&p->feconn), 0,
 				p->maxconn ? p->maxconn : global.maxconn, &c, "OPEN", 0, 0, 0, 0, 0, NULL,
 				NULL);
@@ -221,23 +134,23 @@ static void render_csv(struct sbuf *b)
 
 			if (server_deleted(s)) /* "del server" */
 				continue;
-			sum(s->ctr, &c);
+			stats_sum(s->ctr, &c);
 			health_view(s, &v);
 			csv_row(b, p->name, s->name, atomic_load(&s->cur_sess),
 				atomic_load(&s->max_sess), s->maxconn, &c, v.state,
 				atomic_load(&s->eweight), 2, atomic_load(&s->nbpend), !s->backup,
 				s->backup, &v, s);
 		}
-		sum(p->ctr, &c);
+		stats_sum(p->ctr, &c);
 		csv_row(b, p->name, "BACKEND", atomic_load(&p->beconn), 0, 0, &c,
-			be_state_up(p) ? "UP" : "DOWN", 0, 1, atomic_load(&p->nbpend), be_state_up(p), 0,
+			stats_usable_servers(p) ? "UP" : "DOWN", 0, 1, atomic_load(&p->nbpend), stats_usable_servers(p), 0,
 			NULL, NULL);
 	}
 }
 
 char *stats_csv(size_t *len)
 {
-	/* Starts with room: sb_printf() must not compute an offset from a NULL pointer. */
+	/* Starts with room: sbuf_printf() must not compute an offset from a NULL pointer. */
 	struct sbuf b = {.p = malloc(16384), .cap = 16384};
 
 	if (!b.p)
@@ -303,11 +216,11 @@ static void fmt_age(char *buf, size_t n, uint64_t s)
 static void sb_ms(struct sbuf *b, uint32_t us)
 {
 	if (!us)
-		sb_printf(b, "&ndash;");
+		sbuf_printf(b, "&ndash;");
 	else if (us < 10000)
-		sb_printf(b, "%.1f", us / 1000.0);
+		sbuf_printf(b, "%.1f", us / 1000.0);
 	else
-		sb_printf(b, "%u", (us + 500) / 1000);
+		sbuf_printf(b, "%u", (us + 500) / 1000);
 }
 
 /* Requests/s and error % of the newest sample, or dashes before the first one. */
@@ -319,33 +232,33 @@ static void html_rates(struct sbuf *b, const struct hist_view *hv, uint64_t req_
 		const struct hist_sample *s = &hv->s[hv->n - 1];
 		double pct = s->req ? 100.0 * s->err / s->req : (s->err ? 100.0 : 0.0);
 
-		sb_printf(b, "<td data-l=\"req/s\">%.1f<br><small>%llu total</small></td>",
+		sbuf_printf(b, "<td data-l=\"req/s\">%.1f<br><small>%llu total</small></td>",
 			  s->req / secs, (unsigned long long)req_tot);
-		sb_printf(b, "<td data-l=\"errors\"%s>%.1f%%", pct >= 1.0 ? " class=bad" : "",
+		sbuf_printf(b, "<td data-l=\"errors\"%s>%.1f%%", pct >= 1.0 ? " class=bad" : "",
 			  pct > 100 ? 100.0 : pct);
 	} else {
-		sb_printf(b, "<td data-l=\"req/s\">&ndash;<br><small>%llu total</small></td>",
+		sbuf_printf(b, "<td data-l=\"req/s\">&ndash;<br><small>%llu total</small></td>",
 			  (unsigned long long)req_tot);
-		sb_printf(b, "<td data-l=\"errors\">&ndash;");
+		sbuf_printf(b, "<td data-l=\"errors\">&ndash;");
 	}
 }
 
 /* The detail line under the error rate: cumulative counts (the zero ones left out but in the
  * tooltip). */
-static void html_errs(struct sbuf *b, const struct sums *c)
+static void html_errs(struct sbuf *b, const struct stats_sums *c)
 {
-	sb_printf(b, "<br><small title=\"since start: %llu 5xx, %llu 4xx, %llu connection errors, %llu "
+	sbuf_printf(b, "<br><small title=\"since start: %llu 5xx, %llu 4xx, %llu connection errors, %llu "
 		     "response errors, %llu retries\">5xx %llu",
 		  (unsigned long long)c->rsp[5], (unsigned long long)c->rsp[4],
 		  (unsigned long long)c->failed_conn, (unsigned long long)c->failed_rsp,
 		  (unsigned long long)c->retries, (unsigned long long)c->rsp[5]);
 	if (c->failed_conn)
-		sb_printf(b, " &middot; conn %llu", (unsigned long long)c->failed_conn);
+		sbuf_printf(b, " &middot; conn %llu", (unsigned long long)c->failed_conn);
 	if (c->failed_rsp)
-		sb_printf(b, " &middot; resp %llu", (unsigned long long)c->failed_rsp);
+		sbuf_printf(b, " &middot; resp %llu", (unsigned long long)c->failed_rsp);
 	if (c->retries)
-		sb_printf(b, " &middot; retr %llu", (unsigned long long)c->retries);
-	sb_printf(b, "</small></td>");
+		sbuf_printf(b, " &middot; retr %llu", (unsigned long long)c->retries);
+	sbuf_printf(b, "</small></td>");
 }
 
 /* A sparkline of the history: requests/s (line), TTFB p99 (dashed line, own scale) and errors
@@ -361,9 +274,9 @@ static void html_spark(struct sbuf *b, const struct hist_view *hv)
 	double secs = hv->interval_ms / 1000.0, step = W / (MAX(hv->n, SPARK_MIN_SAMPLES) - 1);
 	int i;
 
-	sb_printf(b, "<td data-l=\"last 10 min\" class=sp>");
+	sbuf_printf(b, "<td data-l=\"last 10 min\" class=sp>");
 	if (hv->n < 2) {
-		sb_printf(b, "<small>collecting&hellip;</small></td>");
+		sbuf_printf(b, "<small>collecting&hellip;</small></td>");
 		return;
 	}
 	for (i = 0; i < hv->n; i++) {
@@ -372,7 +285,7 @@ static void html_spark(struct sbuf *b, const struct hist_view *hv)
 		maxe = MAX(maxe, hv->s[i].err);
 		errs += hv->s[i].err;
 	}
-	sb_printf(b, "<svg class=spark viewBox=\"0 0 120 30\" width=120 height=30 "
+	sbuf_printf(b, "<svg class=spark viewBox=\"0 0 120 30\" width=120 height=30 "
 		     "preserveAspectRatio=none role=img "
 		     "aria-label=\"last %d min: up to %.1f req/s, p99 up to %.1f ms, %llu errors\">"
 		     "<title>last %.0f s: requests/s up to %.1f (blue), TTFB p99 up to %.1f ms "
@@ -388,32 +301,32 @@ static void html_spark(struct sbuf *b, const struct hist_view *hv)
 				continue;
 			h = (H - 3) * hv->s[i].err / MAX(maxr, maxe);
 			h = MAX(h, 2);
-			sb_printf(b, "<rect class=e x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>",
+			sbuf_printf(b, "<rect class=e x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>",
 				  W - (hv->n - 1 - i) * step - MAX(step, 1.5), H - h, MAX(step, 1.5), h);
 		}
 	}
-	sb_printf(b, "<polyline class=r points=\"");
+	sbuf_printf(b, "<polyline class=r points=\"");
 	for (i = 0; i < hv->n; i++)
-		sb_printf(b, "%.1f,%.1f ", W - (hv->n - 1 - i) * step,
+		sbuf_printf(b, "%.1f,%.1f ", W - (hv->n - 1 - i) * step,
 			  H - 1.5 - (maxr ? (H - 3) * hv->s[i].req / maxr : 0));
-	sb_printf(b, "\"/>");
+	sbuf_printf(b, "\"/>");
 	if (maxp) {
-		sb_printf(b, "<polyline class=p points=\"");
+		sbuf_printf(b, "<polyline class=p points=\"");
 		for (i = 0; i < hv->n; i++)
-			sb_printf(b, "%.1f,%.1f ", W - (hv->n - 1 - i) * step,
+			sbuf_printf(b, "%.1f,%.1f ", W - (hv->n - 1 - i) * step,
 				  H - 1.5 - (H - 3) * hv->s[i].p99_us / maxp);
-		sb_printf(b, "\"/>");
+		sbuf_printf(b, "\"/>");
 	}
-	sb_printf(b, "</svg></td>");
+	sbuf_printf(b, "</svg></td>");
 }
 
-static void html_bytes(struct sbuf *b, const struct sums *c)
+static void html_bytes(struct sbuf *b, const struct stats_sums *c)
 {
 	char in[32], out[32];
 
 	fmt_bytes(in, sizeof(in), c->bytes_in);
 	fmt_bytes(out, sizeof(out), c->bytes_out);
-	sb_printf(b, "<td data-l=\"bytes in/out\">%s<br><small>%s</small></td>", in, out);
+	sbuf_printf(b, "<td data-l=\"bytes in/out\">%s<br><small>%s</small></td>", in, out);
 }
 
 /* The state cell and the why cell of a server. */
@@ -427,31 +340,31 @@ static void html_srv_state(struct sbuf *b, struct page *pg, const struct server 
 	for (i = 0; i < ARRAY_SIZE(state_cls); i++)
 		if (!strcmp(cls, state_cls[i]))
 			pg->n_state[i]++;
-	sb_printf(b, "<td data-l=\"state\" class=l><span class=\"st %s\">%s</span>", cls, v->state);
+	sbuf_printf(b, "<td data-l=\"state\" class=l><span class=\"st %s\">%s</span>", cls, v->state);
 	if (v->slowstart_pct >= 0)
-		sb_printf(b, "<br><small>slowstart %d%%</small>", v->slowstart_pct);
+		sbuf_printf(b, "<br><small>slowstart %d%%</small>", v->slowstart_pct);
 	if (v->since_wall && wall_us / 1000 >= v->since_wall) {
 		fmt_age(age, sizeof(age), (wall_us / 1000 - v->since_wall) / 1000);
-		sb_printf(b, "<br><small>for %s</small>", age);
+		sbuf_printf(b, "<br><small>for %s</small>", age);
 	}
-	sb_printf(b, "</td><td data-l=\"why\" class=\"l why\">");
+	sbuf_printf(b, "</td><td data-l=\"why\" class=\"l why\">");
 	sb_html(b, v->why);
 	if (v->ev_reason[0]) {
-		sb_printf(b, "; ");
+		sbuf_printf(b, "; ");
 		sb_html(b, v->ev_reason);
 	}
-	sb_printf(b, "<br><small>check: ");
+	sbuf_printf(b, "<br><small>check: ");
 	if (v->has_chk) {
-		sb_printf(b, "%s, ", chk_code_str(v->last_chk.code));
+		sbuf_printf(b, "%s, ", chk_code_str(v->last_chk.code));
 		sb_html(b, v->last_chk.reason);
-		sb_printf(b, ", %u ms", v->last_chk.dur_ms);
+		sbuf_printf(b, ", %u ms", v->last_chk.dur_ms);
 	} else {
-		sb_printf(b, "%s", s->chk.enabled ? "pending" : "none");
+		sbuf_printf(b, "%s", s->chk.enabled ? "pending" : "none");
 	}
 	if (v->consec_err || v->ejections_tot)
-		sb_printf(b, " &middot; error streak %d &middot; ejected %llu&times;", v->consec_err,
+		sbuf_printf(b, " &middot; error streak %d &middot; ejected %llu&times;", v->consec_err,
 			  (unsigned long long)v->ejections_tot);
-	sb_printf(b, "</small></td>");
+	sbuf_printf(b, "</small></td>");
 }
 
 static void html_actions(struct sbuf *b, const struct page *pg, const struct server *s)
@@ -460,98 +373,98 @@ static void html_actions(struct sbuf *b, const struct page *pg, const struct ser
 	static const char *const label[] = {"Ready", "Drain", "Maint"};
 	int cur = atomic_load(&s->admin), i;
 
-	sb_printf(b, "<td data-l=\"admin\" class=\"l adm\"><form method=post action=\"");
+	sbuf_printf(b, "<td data-l=\"admin\" class=\"l adm\"><form method=post action=\"");
 	sb_html(b, pg->fe->stats.uri);
-	sb_printf(b, "\"><input type=hidden name=b value=\"");
+	sbuf_printf(b, "\"><input type=hidden name=b value=\"");
 	sb_html(b, s->be->name);
-	sb_printf(b, "\"><input type=hidden name=s value=\"");
+	sbuf_printf(b, "\"><input type=hidden name=s value=\"");
 	sb_html(b, s->name);
-	sb_printf(b, "\"><input type=hidden name=token value=\"%s\">", pg->token);
+	sbuf_printf(b, "\"><input type=hidden name=token value=\"%s\">", pg->token);
 	for (i = 0; i < 3; i++) {
 		bool on = (cur == SRV_ADMIN_READY && i == 0) || (cur == SRV_ADMIN_DRAIN && i == 1) ||
 			  (cur == SRV_ADMIN_MAINT && i == 2);
 
-		sb_printf(b, "<button name=action value=%s class=\"%s%s\" aria-pressed=%s>%s</button>",
+		sbuf_printf(b, "<button name=action value=%s class=\"%s%s\" aria-pressed=%s>%s</button>",
 			  act[i], act[i], on ? " on" : "", on ? "true" : "false", label[i]);
 	}
-	sb_printf(b, "</form></td>");
+	sbuf_printf(b, "</form></td>");
 }
 
 static void html_srv_row(struct sbuf *b, struct page *pg, struct server *s)
 {
 	struct health_view v;
 	struct hist_view *hv = malloc(sizeof(*hv));
-	struct sums c;
+	struct stats_sums c;
 	int ew = atomic_load(&s->eweight);
 
 	if (!hv) {
 		b->oom = true;
 		return;
 	}
-	sum(s->ctr, &c);
+	stats_sum(s->ctr, &c);
 	health_view(s, &v);
 	history_read(s, HIST_SRV, hv);
-	sb_printf(b, "<tr><td class=\"l name\">");
+	sbuf_printf(b, "<tr><td class=\"l name\">");
 	sb_html(b, s->name);
-	sb_printf(b, "%s</td>", s->backup ? " <small>backup</small>" : "");
+	sbuf_printf(b, "%s</td>", s->backup ? " <small>backup</small>" : "");
 	html_srv_state(b, pg, s, &v);
-	sb_printf(b, "<td data-l=\"weight\" title=\"effective / configured\">%d<small>/%d</small></td>",
+	sbuf_printf(b, "<td data-l=\"weight\" title=\"effective / configured\">%d<small>/%d</small></td>",
 		  ew, v.uweight);
 	html_rates(b, hv, c.req_tot);
 	html_errs(b, &c);
-	sb_printf(b, "<td data-l=\"TTFB p50/p95/p99 ms\">");
+	sbuf_printf(b, "<td data-l=\"TTFB p50/p95/p99 ms\">");
 	sb_ms(b, v.p50_us);
-	sb_printf(b, " / ");
+	sbuf_printf(b, " / ");
 	sb_ms(b, v.p95_us);
-	sb_printf(b, " / <b>");
+	sbuf_printf(b, " / <b>");
 	sb_ms(b, v.p99_us);
-	sb_printf(b, "</b></td><td data-l=\"conns cur/max\">%d / %d<br><small>",
+	sbuf_printf(b, "</b></td><td data-l=\"conns cur/max\">%d / %d<br><small>",
 		  atomic_load(&s->cur_sess), atomic_load(&s->max_sess));
 	if (s->maxconn)
-		sb_printf(b, "maxconn %d", s->maxconn);
+		sbuf_printf(b, "maxconn %d", s->maxconn);
 	else
-		sb_printf(b, "no maxconn");
-	sb_printf(b, "</small></td><td data-l=\"queue\">%d</td>", atomic_load(&s->nbpend));
+		sbuf_printf(b, "no maxconn");
+	sbuf_printf(b, "</small></td><td data-l=\"queue\">%d</td>", atomic_load(&s->nbpend));
 	html_bytes(b, &c);
 	html_spark(b, hv);
 	if (pg->admin)
 		html_actions(b, pg, s);
-	sb_printf(b, "</tr>");
+	sbuf_printf(b, "</tr>");
 	free(hv);
 }
 
 static void html_fe_row(struct sbuf *b, const struct page *pg, struct proxy *p)
 {
 	struct hist_view *hv = malloc(sizeof(*hv));
-	struct sums c;
+	struct stats_sums c;
 
 	if (!hv) {
 		b->oom = true;
 		return;
 	}
-	sum(p->ctr, &c);
+	stats_sum(p->ctr, &c);
 	history_read(p, HIST_FE, hv);
-	sb_printf(b, "<tr class=tot><td class=\"l name\">Frontend</td><td data-l=\"state\" class=l>"
+	sbuf_printf(b, "<tr class=tot><td class=\"l name\">Frontend</td><td data-l=\"state\" class=l>"
 		     "<span class=\"st UP\">OPEN</span></td><td data-l=\"why\" class=\"l why\"></td>"
 		     "<td data-l=\"weight\"></td>");
 	html_rates(b, hv, c.req_tot);
 	html_errs(b, &c);
-	sb_printf(b, "<td data-l=\"TTFB\"></td><td data-l=\"conns cur\">%d<br><small>maxconn %d</small>"
+	sbuf_printf(b, "<td data-l=\"TTFB\"></td><td data-l=\"conns cur\">%d<br><small>maxconn %d</small>"
 		     "</td><td data-l=\"queue\"></td>",
 		  atomic_load(&p->feconn), p->maxconn ? p->maxconn : global.maxconn);
 	html_bytes(b, &c);
 	html_spark(b, hv);
 	if (pg->admin && (p->cap & PR_CAP_BE))
-		sb_printf(b, "<td class=noa></td>");
-	sb_printf(b, "</tr>");
+		sbuf_printf(b, "<td class=noa></td>");
+	sbuf_printf(b, "</tr>");
 	free(hv);
 }
 
 static void html_be_row(struct sbuf *b, const struct page *pg, struct proxy *p)
 {
 	struct hist_view *hv = malloc(sizeof(*hv));
-	struct sums c;
-	int up = be_state_up(p), ew = 0, i;
+	struct stats_sums c;
+	int up = stats_usable_servers(p), ew = 0, i;
 	const char *why = "";
 
 	if (!hv) {
@@ -564,24 +477,24 @@ static void html_be_row(struct sbuf *b, const struct page *pg, struct proxy *p)
 		why = p->hl && health_fail_open(p)
 			      ? "no server up: failing open (servers not in maintenance take traffic)"
 			      : "no server usable";
-	sum(p->ctr, &c);
+	stats_sum(p->ctr, &c);
 	history_read(p, HIST_BE, hv);
-	sb_printf(b, "<tr class=tot><td class=\"l name\">Backend</td><td data-l=\"state\" class=l>"
+	sbuf_printf(b, "<tr class=tot><td class=\"l name\">Backend</td><td data-l=\"state\" class=l>"
 		     "<span class=\"st %s\">%s</span><br><small>%d/%d usable</small></td>"
 		     "<td data-l=\"why\" class=\"l why\">%s</td>"
 		     "<td data-l=\"weight\">%d</td>",
 		  up ? "UP" : "DOWN", up ? "UP" : "DOWN", up, p->nsrv, why, ew);
 	html_rates(b, hv, c.rsp[0] + c.rsp[1] + c.rsp[2] + c.rsp[3] + c.rsp[4] + c.rsp[5]);
 	html_errs(b, &c);
-	sb_printf(b, "<td data-l=\"TTFB p99 ms\" title=\"the typical server's p99\">");
+	sbuf_printf(b, "<td data-l=\"TTFB p99 ms\" title=\"the typical server's p99\">");
 	sb_ms(b, p->hl ? atomic_load(&p->hl->p99_us) : 0);
-	sb_printf(b, "</td><td data-l=\"conns cur\">%d</td><td data-l=\"queue\">%d</td>",
+	sbuf_printf(b, "</td><td data-l=\"conns cur\">%d</td><td data-l=\"queue\">%d</td>",
 		  atomic_load(&p->beconn), atomic_load(&p->nbpend));
 	html_bytes(b, &c);
 	html_spark(b, hv);
 	if (pg->admin)
-		sb_printf(b, "<td class=noa></td>");
-	sb_printf(b, "</tr>");
+		sbuf_printf(b, "<td class=noa></td>");
+	sbuf_printf(b, "</tr>");
 	free(hv);
 }
 
@@ -668,39 +581,39 @@ static void render_html(struct sbuf *b, struct page *pg)
 	time_t now = time(NULL);
 	unsigned i;
 
-	sb_printf(b, "<!DOCTYPE html><html lang=en><head><meta charset=\"utf-8\">"
+	sbuf_printf(b, "<!DOCTYPE html><html lang=en><head><meta charset=\"utf-8\">"
 		     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
 	/* Without JavaScript the meta refresh reloads the page; with it, the script refreshes the
 	 * tables in place (a meta refresh cannot be cancelled once parsed, hence <noscript>). */
 	if (fe->stats.refresh_s)
-		sb_printf(b, "<noscript><meta http-equiv=\"refresh\" content=\"%u\"></noscript>",
+		sbuf_printf(b, "<noscript><meta http-equiv=\"refresh\" content=\"%u\"></noscript>",
 			  fe->stats.refresh_s);
-	sb_printf(b, "<title>keel statistics</title><style>%s</style></head><body><header>"
+	sbuf_printf(b, "<title>keel statistics</title><style>%s</style></head><body><header>"
 		     "<h1>keel statistics</h1><span class=mut>",
 		  html_css);
 	if (!fe->stats.hide_version)
-		sb_printf(b, "keel %s &middot; ", KEEL_VERSION);
+		sbuf_printf(b, "keel %s &middot; ", KEEL_VERSION);
 	fmt_age(upt, sizeof(upt),
 		keel_start_wall && (uint64_t)now > keel_start_wall ? (uint64_t)now - keel_start_wall : 0);
-	sb_printf(b, "pid %d &middot; %d threads &middot; up %s</span>"
+	sbuf_printf(b, "pid %d &middot; %d threads &middot; up %s</span>"
 		     "<span class=mut id=live>%s</span></header>",
 		  (int)getpid(), keel_nloops, upt,
 		  fe->stats.refresh_s ? "" : "static page: reload to update");
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
-	sb_printf(b, "<main id=dash data-refresh=\"%u\"><div class=sum>",
+	sbuf_printf(b, "<main id=dash data-refresh=\"%u\"><div class=sum>",
 		  fe->stats.refresh_s ? fe->stats.refresh_s : 5);
 	/* The summary counts the states while the tables render: it is written afterwards into
 	 * this room (spaces, harmless in HTML). */
 	mark = b->len;
-	sb_printf(b, "%*s</div>", SUMMARY_ROOM, "");
+	sbuf_printf(b, "%*s</div>", SUMMARY_ROOM, "");
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 		int k;
 
-		sb_printf(b, "<section><h2>");
+		sbuf_printf(b, "<section><h2>");
 		sb_html(b, p->name);
-		sb_printf(b, " <small>%s</small></h2><table><thead><tr><th class=l>name</th>"
+		sbuf_printf(b, " <small>%s</small></h2><table><thead><tr><th class=l>name</th>"
 			     "<th class=l>state</th><th class=l>why &middot; last check</th>"
 			     "<th>weight</th><th>req/s</th><th>errors</th>"
 			     "<th>TTFB ms p50/95/99</th><th>conns</th><th>queue</th>"
@@ -717,9 +630,9 @@ static void render_html(struct sbuf *b, struct page *pg)
 					html_srv_row(b, pg, p->srv[k]);
 			html_be_row(b, pg, p);
 		}
-		sb_printf(b, "</tbody></table></section>");
+		sbuf_printf(b, "</tbody></table></section>");
 	}
-	sb_printf(b, "<p class=mut>maxconn %d &middot; %d active connections &middot; rendered %s "
+	sbuf_printf(b, "<p class=mut>maxconn %d &middot; %d active connections &middot; rendered %s "
 		     "&middot; rates over the last 5 s, history over 10 min (blue: requests/s, "
 		     "purple: TTFB p99, red: errors)</p></main><script>%s</script></body></html>\n",
 		  global.maxconn, atomic_load(&keel_actconn), when, html_js);
@@ -749,7 +662,7 @@ static bool admin_allowed(struct session *s)
 
 void stats_serve(struct session *s, const struct http_head *h)
 {
-	struct sbuf body = {0}, out = {0};
+	struct sbuf body = {0};
 	const char *u = http_ptr(h, h->uri);
 	bool csv = h->uri.len >= 4 && !memcmp(u + h->uri.len - 4, ";csv", 4);
 
@@ -777,23 +690,7 @@ void stats_serve(struct session *s, const struct http_head *h)
 		}
 		render_html(&body, &pg);
 	}
-	if (body.oom) {
-		free(body.p);
-		session_error(s, 500, "out of memory rendering the stats page", "PR");
-		return;
-	}
-	sb_printf(&out, "HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-			"cache-control: no-cache\r\n\r\n",
-		  csv ? "text/plain" : "text/html; charset=utf-8", body.len);
-	if (!out.oom && (s->txn->flags & TX_HEAD_REQ) == 0)
-		sb_printf(&out, "%.*s", (int)body.len, body.p);
-	free(body.p);
-	if (out.oom) {
-		free(out.p);
-		session_error(s, 500, "out of memory rendering the stats page", "PR");
-		return;
-	}
-	session_reply_heap(s, out.p, (uint32_t)out.len, 200, false);
+	stats_reply(s, &body, csv ? "text/plain" : "text/html; charset=utf-8");
 }
 
 static int b64val(int c)

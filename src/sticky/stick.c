@@ -50,20 +50,10 @@ struct stick_shard {
 
 /* ---- the table ---- */
 
+/* The balancer's hash (FNV-1a with a 64-bit finaliser): the shard takes its high bits. */
 static uint64_t hash_key(const uint8_t *k, uint16_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	uint16_t i;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ k[i]) * 0x100000001b3ull;
-	/* fmix64: FNV's low bits are weak, and the shard takes the high ones */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	return lb_hash(k, n);
 }
 
 static struct stick_shard *shard_of(struct stktable *t, uint64_t h)

@@ -11,49 +11,21 @@
 #include <keel/loop.h>
 #include <keel/process.h>
 
+#include "rt.h"
 #include "unit.h"
 
-static struct thread_ctx thr;
-static struct loop lp;
-static bool lp_ready, thr_ready;
 static struct proxy *be;
 
 static void teardown(void)
 {
-	if (thr_ready)
-		thread_ctx_destroy(&thr);
-	thr_ready = false;
-	health_deinit();
-	tc = NULL;
+	rt_teardown();
 	be = NULL;
-	cfg_reset();
 }
 
 /* Loads "backend be" with body, then the runtime and health state of one worker. */
 static bool setup(const char *body)
 {
-	char text[4096];
-	char *err = NULL;
-
-	teardown();
-	snprintf(text, sizeof(text), "global\n nbthread 1\nbackend be\n%s\n", body);
-	cfg_silent = true;
-	if (cfg_load_string("health.cfg", text, strlen(text)) != OK)
-		return FAIL("configuration rejected:\n%s", text);
-	keel_runtime_init(1);
-	if (health_init(1, &err) != OK)
-		return FAIL("health_init: %s", err);
-	if (!lp_ready) {
-		if (loop_init(&lp, 0, global.bufsize, &err) != OK)
-			return FAIL("loop_init: %s", err);
-		lp_ready = true;
-	}
-	loop_bind(&lp);
-	tc = &thr;
-	if (thread_ctx_init(&thr, &lp, &err) != OK)
-		return FAIL("thread_ctx_init: %s", err);
-	thr_ready = true;
-	be = proxy_by_name("be", PR_CAP_BE);
+	be = rt_setup(body, true);
 	clock_update();
 	return be != NULL;
 }

@@ -11,12 +11,9 @@
 #include <keel/loop.h>
 #include <keel/process.h>
 
+#include "rt.h"
 #include "unit.h"
 
-static struct loop lp;
-static bool lp_ready;
-static struct thread_ctx thr;
-static bool thr_ready;
 static struct proxy *be;
 static struct be_tctx *bt;
 static struct session sess;
@@ -24,42 +21,18 @@ static struct txn txn;
 
 static void teardown(void)
 {
-	if (thr_ready)
-		thread_ctx_destroy(&thr);
-	thr_ready = false;
-	tc = NULL;
+	rt_teardown();
 	be = NULL;
 	bt = NULL;
-	cfg_reset();
 }
 
 /* Loads "backend be" with the given body and prepares one worker's runtime. */
 static bool setup(const char *body)
 {
-	char text[4096];
-	char *err = NULL;
-
-	teardown();
-	snprintf(text, sizeof(text), "global\n nbthread 1\nbackend be\n%s\n", body);
-	cfg_silent = true;
-	if (cfg_load_string("lb.cfg", text, strlen(text)) != OK)
-		return FAIL("configuration rejected:\n%s", text);
-	keel_runtime_init(1);
-	if (!lp_ready) {
-		if (loop_init(&lp, 0, global.bufsize, &err) != OK)
-			return FAIL("loop_init: %s", err);
-		lp_ready = true;
-	}
-	loop_bind(&lp);
-	tc = &thr;
-	if (thread_ctx_init(&thr, &lp, &err) != OK)
-		return FAIL("thread_ctx_init: %s", err);
-	thr_ready = true;
-	lp.ctx = &thr;
-	be = proxy_by_name("be", PR_CAP_BE);
+	be = rt_setup(body, true);
 	if (!be)
-		return FAIL("no backend");
-	bt = &thr.be[be->id];
+		return false;
+	bt = &rt_thr.be[be->id];
 	memset(&sess, 0, sizeof(sess));
 	memset(&txn, 0, sizeof(txn));
 	sess.be = be;

@@ -12,32 +12,21 @@
 #include <keel/process.h>
 #include <keel/state.h>
 
+#include "rt.h"
 #include "unit.h"
 
 static struct proxy *be;
 
 static void teardown(void)
 {
-	health_deinit();
+	rt_teardown();
 	be = NULL;
-	cfg_reset();
 }
 
 /* Loads "backend be" with body and the health state (no worker thread is needed). */
 static bool setup(const char *body)
 {
-	char text[4096];
-	char *err = NULL;
-
-	teardown();
-	snprintf(text, sizeof(text), "global\n nbthread 1\nbackend be\n%s\n", body);
-	cfg_silent = true;
-	if (cfg_load_string("state.cfg", text, strlen(text)) != OK)
-		return FAIL("configuration rejected:\n%s", text);
-	keel_runtime_init(1);
-	if (health_init(1, &err) != OK)
-		return FAIL("health_init: %s", err);
-	be = proxy_by_name("be", PR_CAP_BE);
+	be = rt_setup(body, false);
 	return be != NULL;
 }
 
