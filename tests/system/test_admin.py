@@ -144,8 +144,8 @@ def test_set_server_state_weight(env):
     assert state_rows(sock)["s1"]["srv_uweight"] == "0"
     assert ask(sock, "set weight be/s1 256\n") == ""
     assert state_rows(sock)["s1"]["srv_uweight"] == "256"
-    assert "admin state ready -> drain (by admin socket)" in k.output()
-    assert "weight 1 -> 10 (by admin socket)" in k.output()
+    assert wait_for(lambda: "admin state ready -> drain (by admin socket)" in k.output(), 5)
+    assert wait_for(lambda: "weight 1 -> 10 (by admin socket)" in k.output(), 5)
 
 
 def test_enable_disable_health(env):
@@ -153,7 +153,7 @@ def test_enable_disable_health(env):
     wait_for(lambda: state_rows(sock)["s1"]["keel_state"].startswith("DOWN"), 5)
     assert ask(sock, "disable health be/s1\n") == ""
     assert wait_for(lambda: state_rows(sock)["s1"]["keel_state"] == "UP", 5)
-    assert "health checks disabled (by admin socket)" in k.output()
+    assert wait_for(lambda: "health checks disabled (by admin socket)" in k.output(), 5)
     assert ask(sock, "enable health be/s1\n") == ""
     assert wait_for(lambda: state_rows(sock)["s1"]["keel_state"].startswith("DOWN"), 5)
 

@@ -184,7 +184,7 @@ def test_admin_buttons_and_csrf(env):
     r, closed = post(port, "action=drain&b=be&s=web2&token=" + tok, origin)
     assert r.status == 303 and r.header("location") == "/stats" and closed
     assert statuses(port)["web2"] == "DRAIN"
-    assert "Server be/web2 admin state ready -> drain (by stats page, user admin)" in k.output()
+    assert wait_for(lambda: "Server be/web2 admin state ready -> drain (by stats page, user admin)" in k.output(), 5)
     rows = server_rows(page(port))
     assert rows["web2"][0] == "DRAIN" and "set to drain by stats page" in rows["web2"][1]
     assert 'value=drain class="drain on" aria-pressed=true' in rows["web2"][1]
@@ -304,7 +304,7 @@ def test_chromium_click_drain_live_refresh_and_phone(env, tmp_path):
         b.wait_event("Page.loadEventFired")
         assert wait_status(port, "web2", "DRAIN")
         assert dict(b.eval(states))["web2"] == "DRAIN"
-        assert "(by stats page, user admin)" in k.output()
+        assert wait_for(lambda: "(by stats page, user admin)" in k.output(), 5)
         # and keel itself says so on its admin socket
         row = [l for l in admin_cmd(sock, "show stat").splitlines() if l.startswith("be,web2,")]
         assert row and row[0].split(",")[17] == "DRAIN", row

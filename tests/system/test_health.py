@@ -48,7 +48,7 @@ def test_hanging_server_is_retried_then_ejected(env):
     assert rows["o1"]["status"] == "EJECTED", rows["o1"]
     assert "response timeout" in rows["o1"]["keel_reason"], rows["o1"]
     assert rows["o2"]["status"] == "UP"
-    assert "Server be/o1 is EJECTED" in keel.output()
+    assert wait_for(lambda: "Server be/o1 is EJECTED" in keel.output(), 5)
     # The retry budget was not exceeded by 3 retries: nothing waited for timeout server.
     assert int(rows["o1"]["wretr"]) >= 3
 
@@ -87,7 +87,7 @@ def test_refused_server_is_ejected_and_probed_back(env):
     assert wait_for(lambda: stats_rows(port)["o1"]["status"] == "EJECTED", 3)
     o1b = env.origin("o1", port=o1_port)
     assert wait_for(lambda: stats_rows(port)["o1"]["status"] == "UP", 5), stats_rows(port)["o1"]
-    assert "probe passed" in keel.output()
+    assert wait_for(lambda: "probe passed" in keel.output(), 5)
     seen = {origin_of(get(port)[0]) for _ in range(6)}
     assert seen == {"o1", "o2"}
     assert o1b.alive()
@@ -100,7 +100,7 @@ def test_fail_open_when_every_check_fails(env):
     assert wait_for(lambda: all(stats_rows(port)[n]["status"].startswith("DOWN") for n in ("o1", "o2")))
     r, _ = get(port)
     assert r.status == 200
-    assert "failing open" in keel.output()
+    assert wait_for(lambda: "failing open" in keel.output(), 5)
 
 
 def test_maintenance_page_when_every_check_fails(env):
@@ -131,5 +131,5 @@ def test_slow_server_loses_weight(env):
     for t in threads:
         t.join()
     assert ok, stats_rows(port)["o1"]
-    assert "is slow: p90" in keel.output()
+    assert wait_for(lambda: "is slow: p90" in keel.output(), 5)
     assert stats_rows(port)["o2"]["status"] == "UP"

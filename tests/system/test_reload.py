@@ -204,7 +204,7 @@ def test_bad_config_signal_keeps_serving(env):
     assert wait_for(lambda: "reload failed" in k.output(), 10)
     assert k.alive() and read_pid(pidfile) == k.p.pid
     assert get_gen(port) == "g0"
-    assert "this process goes on serving" in k.output()
+    assert wait_for(lambda: "this process goes on serving" in k.output(), 5)
 
 
 def test_systemd_notifications(env):

@@ -46,7 +46,7 @@ def test_state_survives_sigterm_and_sigkill(env):
     cfg, sock, state = config(env, port, [("s1", o1.addr, "weight 10"),
                                           ("s2", o2.addr, "weight 10")])
     keel = start(env, cfg, port, sock, "keel1")
-    assert "does not exist yet" in keel.output()
+    assert wait_for(lambda: "does not exist yet" in keel.output(), 5)
     assert cli(sock, "set server be/s1 state drain") == ""
     assert cli(sock, "set server be/s1 weight 5") == ""
     assert wait_for(lambda: "server be s1 addr=%s admin=drain weight=5 " % o1.addr in read(state))
@@ -59,7 +59,7 @@ def test_state_survives_sigterm_and_sigkill(env):
     assert rows["s1"]["status"] == "DRAIN", rows["s1"]
     assert rows["s1"]["weight"] == "5"
     assert rows["s2"]["status"] == "UP" and rows["s2"]["weight"] == "10"
-    assert "Server be/s1 admin state ready -> drain (by state file)" in keel.output()
+    assert wait_for(lambda: "Server be/s1 admin state ready -> drain (by state file)" in keel.output(), 5)
     # A change then kill -9: the file written after the change is what the next start reads.
     assert cli(sock, "set server be/s2 state maint") == ""
     assert wait_for(lambda: "server be s2 addr=%s admin=maint" % o2.addr in read(state))
@@ -115,6 +115,8 @@ def test_state_disagreements_are_logged(env):
                 "server be s2 admin=sleepy\n"
                 "server be s2 addr=127.0.0.1:1 admin=maint\n" % o1.addr)
     keel = start(env, cfg, port, sock, "keel1")
+    # Messages go through the logger thread: wait for the last one before reading them all.
+    assert wait_for(lambda: "address changed in the configuration" in keel.output(), 5)
     out = keel.output()
     assert "server www/webC in the state file is not in the configuration: ignored" in out
     assert "weight changed in the configuration since the save (10 -> 20)" in out
@@ -128,7 +130,7 @@ def test_state_disagreements_are_logged(env):
     with open(state, "w") as f:
         f.write("keel-state 7\nserver be s1 admin=maint\n")
     keel = start(env, cfg, port, sock, "keel2")
-    assert "format version 7 is newer than this keel reads" in keel.output()
+    assert wait_for(lambda: "format version 7 is newer than this keel reads" in keel.output(), 5)
     assert stats_rows(port)["s1"]["status"] == "UP"
     assert read(state).startswith("keel-state 7")  # not overwritten without a change
 
@@ -178,7 +180,7 @@ def test_state_full_disk(env):
         os.close(fd)
         assert cli(sock, "set server be/s1 state maint") == ""
         assert wait_for(lambda: "cannot save the state file" in keel.output())
-        assert "No space left on device" in keel.output()
+        assert wait_for(lambda: "No space left on device" in keel.output(), 5)
         assert read(state) == old
         assert not os.path.exists(state + ".tmp")
         assert keel.alive() and stats_rows(port)["s1"]["status"] == "MAINT"
