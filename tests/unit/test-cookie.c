@@ -6,14 +6,8 @@
 #include <keel/common.h>
 #include <keel/cookie.h>
 
+#include "cfgload.h"
 #include "unit.h"
-
-static int load(const char *text)
-{
-	cfg_reset();
-	cfg_silent = true;
-	return cfg_load_string("test.cfg", text, strlen(text));
-}
 
 static struct proxy *be(const char *name)
 {

@@ -8,41 +8,8 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 
+#include "cfgload.h"
 #include "unit.h"
-
-static int load(const char *text)
-{
-	cfg_reset();
-	cfg_silent = true;
-	return cfg_load_string("test.cfg", text, strlen(text));
-}
-
-/* Loads with messages on; what was printed on stderr goes to out. */
-static int load_msgs(const char *text, char *out, size_t cap)
-{
-	FILE *tmp = tmpfile();
-	int saved, rc;
-	size_t n;
-
-	out[0] = '\0';
-	if (!tmp)
-		return load(text);
-	fflush(stderr);
-	saved = dup(2);
-	dup2(fileno(tmp), 2);
-	cfg_reset();
-	cfg_silent = false;
-	rc = cfg_load_string("test.cfg", text, strlen(text));
-	cfg_silent = true;
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	n = fread(out, 1, cap - 1, tmp);
-	out[n] = '\0';
-	fclose(tmp);
-	return rc;
-}
 
 /* Loads "backend be" with the given lines (and an optional defaults section before it). */
 static struct proxy *be_with(const char *defaults, const char *body)
