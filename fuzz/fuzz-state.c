@@ -20,6 +20,8 @@ static const char cfg[] = "global\n nbthread 1\n"
 			  " server s1 127.0.0.1:8001 weight 10\n"
 			  " server s2 127.0.0.1:8002 disabled\n"
 			  " server s3 127.0.0.1:8003 check\n"
+			  " stick-table type string len 16 size 64 expire 10m\n"
+			  " stick on req.cook(SID)\n"
 			  "backend www\n"
 			  " server webA 10.0.0.1:80\n";
 

@@ -7,7 +7,8 @@ what=${1:-all}
 build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev libsystemd-dev"
 # php-cli: tests/system/test_cookies.py (PHP file sessions behind cookie persistence).
 # prometheus: tests/system/test_metrics.py scrapes keel with the real server and runs promtool.
-test_pkgs="python3 python3-pytest nginx curl clang llvm libclang-rt-14-dev prometheus chromium php-cli"
+# memcached, php-memcached: tests/system/test_sessions_memcached.py (PHP sessions in memcached).
+test_pkgs="python3 python3-pytest nginx curl clang llvm libclang-rt-14-dev prometheus chromium php-cli memcached php-memcached"
 # chromium: the headless browser of tests/system/test_dashboard.py (stats dashboard).
 # bench/run; perf (linux-perf) is optional: without it the untraced syscall count is left out.
 bench_pkgs="gcc make python3 nginx haproxy wrk strace"

@@ -56,6 +56,10 @@ void health_thread_stop(void);
  * its weight and its checks change at runtime. who names the origin of the change for the log
  * line. health_set_weight() returns ERR when w is out of 0..256. */
 void health_set_admin(struct server *srv, enum srv_admin st, const char *who);
+/* Puts srv in drain with its own limits (an unset one keeps the configured value); a server in
+ * drain already keeps its start and gets the new limits. The drain's start, which drain-idle and
+ * drain-deadline count from, is recorded by both (and cleared when the state leaves drain). */
+void health_set_drain(struct server *srv, const struct drain_limits *lim, const char *who);
 int health_set_weight(struct server *srv, int w, const char *who);
 void health_set_checks(struct server *srv, bool on, const char *who);
 const char *srv_admin_name(enum srv_admin st);

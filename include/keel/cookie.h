@@ -16,6 +16,8 @@ enum ck_verdict {
 	CKV_GO = 0, /* send the request there (usable, draining, or down with "option persist") */
 	CKV_DOWN,   /* down or ejected: the user moves to another server */
 	CKV_MAINT,  /* in maintenance (or deleted): the user moves, even with "option persist" */
+	CKV_GONE,   /* in drain, and the user was idle for drain-idle or the drain-deadline passed:
+		     * it moves as from maintenance */
 };
 
 /* "cookie NAME [insert|rewrite|prefix] [options]" in defaults, backend or listen. */
@@ -44,8 +46,15 @@ bool cookie_dates_ok(const struct cookie_conf *ck, uint32_t last, uint32_t first
 /* The server of be whose "cookie" value is v[0..len), or NULL. */
 struct server *cookie_server(const struct proxy *be, const char *v, uint32_t len);
 
-/* Where a request whose cookie names srv goes (see enum ck_verdict). */
-enum ck_verdict cookie_verdict(const struct server *srv, bool persist);
+/* Where a request pinned to srv goes (see enum ck_verdict): the one decision for the persistence
+ * cookie and the stick tables. seen_us: the user's last request to srv (monotonic us; a stick
+ * entry's last use, or when a cookie user was last seen during the drain), 0 when not known (a
+ * cookie user not seen since the drain began). Only a draining server looks at it, with now_us. */
+enum ck_verdict cookie_verdict(const struct server *srv, bool persist, uint64_t seen_us);
+/* The part of a Cookie header value v[0..len) that tells users apart while a server drains: a
+ * hash of its cookies other than name (the persistence cookie, whose dates change), whatever
+ * their order. Sums of several headers combine. */
+uint64_t cookie_user_hash(const char *v, uint32_t len, const char *name, uint32_t nlen);
 
 /* Whether a Set-Cookie header value v[0..len) sets the cookie name: true with the value span
  * (up to the first ';', trimmed). */
@@ -60,7 +69,8 @@ uint32_t cookie_format(const struct cookie_conf *ck, const char *value, uint32_t
 		       uint32_t first, char *out, uint32_t cap);
 
 /* Reports a sticky user moved from one server to another: counts it on from (per thread tid) and
- * logs one line, at most one per second per backend (the others are counted in the next line). */
-void cookie_report_moved(struct server *from, const struct server *to, int tid);
+ * logs one line, at most one per second per backend (the others are counted in the next line).
+ * drained: the verdict was CKV_GONE (the reason logged is the drain's). */
+void cookie_report_moved(struct server *from, const struct server *to, bool drained, int tid);
 
 #endif

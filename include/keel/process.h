@@ -39,6 +39,13 @@ int keel_reload_take_cli(const char *path);
  * sockets nobody took (after listeners_bind() and cli_bind()); the inherited state (a memfd in
  * the state file's format, -1: none); "ready" to the old process, READY=1 (and MAINPID) to
  * systemd, the watchdog armed (any start, reload or not). */
+/* The new process's environment (KEEL_RELOAD naming ready, state, cli and the listening
+ * sockets), malloc'd, then the exec itself, which never returns: for keel_reload() and the
+ * chroot spawner (src/core/spawner.c). Between fork and exec in a multithreaded process, only
+ * keel_reload_exec() may be called: it makes async-signal-safe calls only. */
+char **keel_reload_envp(int ready, int state, int cli, const int *fds, int n);
+void keel_reload_exec(char **envp, int ready, int state, int cli, const int *fds, int n)
+    __attribute__((noreturn));
 bool keel_reloaded(void);
 void keel_reload_close_unused(void);
 int keel_reload_state_fd(void);

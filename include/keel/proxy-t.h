@@ -13,6 +13,7 @@
 #include <keel/acl-t.h>
 #include <keel/check-t.h>
 #include <keel/cookie-t.h>
+#include <keel/drain-t.h>
 #include <keel/list.h>
 #include <keel/log-t.h>
 #include <keel/sample-t.h>
@@ -110,6 +111,8 @@ struct server {
 	struct chk_srv_conf chk; /* checks, agent, passive detection */
 	char *cookie;
 	uint32_t pool_purge_ms;  /* idle server connections are closed after this */
+	uint32_t drain_idle_ms;  /* "drain-idle": in drain, a sticky user idle this long is gone (0: kept) */
+	uint32_t drain_deadline_ms; /* "drain-deadline": in drain this long, all sticky users move */
 	const char *file;
 	int line;
 	/* runtime */
@@ -121,10 +124,13 @@ struct server {
 	atomic_int eweight;      /* effective weight used by the balancers (health.c sets it) */
 	struct srv_health *hl;   /* health state, see check-t.h */
 	struct counters *ctr;    /* one per thread */
+	struct srv_drain drain;  /* admin drain: its start, limits and cookie users (drain-t.h) */
 	/* dynamic servers (src/proxy/server.c) */
 	_Atomic(struct srv_addr *) paddr; /* NULL: the configured addr/addrlen (gen 0) */
 	atomic_bool deleted;     /* "del server": hidden, never picked, checks stopped; slot not reused */
 	bool dynamic;            /* added by "add server" */
+	char **dyn_argv;         /* its address and options as given, for the state file */
+	int dyn_argc;
 };
 
 enum proxy_cap {

@@ -57,12 +57,13 @@ static inline unsigned server_addr_gen(const struct server *s)
 
 /* "add server B/S ADDR [options]": args[0] is "B/S", args[1] the address, then server options
  * as in the configuration. The new server starts in maintenance (as in HAProxy). OK, or ERR
- * with a one-line reason in err (err_len bytes). */
-int server_add(int argc, char **argv, char *err, size_t err_len);
+ * with a one-line reason in err (err_len bytes). who ("admin socket", "state file") is logged. */
+int server_add(int argc, char **argv, const char *who, char *err, size_t err_len);
 /* "del server": s must be in maintenance with nothing in flight or queued. */
-int server_del(struct server *s, char *err, size_t err_len);
+int server_del(struct server *s, const char *who, char *err, size_t err_len);
 /* "set server B/S addr IP [port P]": port 0 keeps the current port. */
-int server_set_addr(struct server *s, const char *ip, int port, char *err, size_t err_len);
+int server_set_addr(struct server *s, const char *ip, int port, const char *who, char *err,
+		    size_t err_len);
 /* The address a server uses now, as "IP" or "IP:PORT" text for the admin socket and the state file. */
 void server_addr_str(const struct server *s, char *buf, size_t len);
 

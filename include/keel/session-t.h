@@ -84,6 +84,8 @@ enum txn_flags {
 	TX_CK_PINNED = 1u << 18,    /* a persistence cookie chose s->srv: retries stay there */
 	TX_CK_SEEN = 1u << 19,      /* the request carried the persistence cookie (any value) */
 	TX_STK_PINNED = 1u << 20,   /* a stick table chose s->srv (TX_CK_PINNED is set too) */
+	TX_CK_DRAINED = 1u << 21,   /* the cookie's server drains and its user was gone: moved */
+	TX_STK_DRAINED = 1u << 22,  /* same for the stick table's server */
 };
 
 struct session;

@@ -15,7 +15,7 @@
 #define STATE_VERSION 1
 
 /* Largest state file read at start, and longest line. */
-#define STATE_MAX_FILE (16u << 20)
+#define STATE_MAX_FILE (256u << 20) /* stick tables can be large */
 #define STATE_MAX_LINE 4096
 
 /* Seconds between retries after a failed write (a change retries at once). */
@@ -24,6 +24,10 @@
 /* What a restore did, for the logs and the tests. */
 struct state_report {
 	int applied;   /* server records applied (at least partly) */
+	int added;     /* servers added at runtime, added again */
+	int deleted;   /* configured servers deleted at runtime, deleted again */
+	int sticks;    /* stick table entries restored */
+	int stick_dropped; /* entries whose table, server or key type is gone, or expired */
 	int unknown;   /* records of servers not in the configuration */
 	int malformed; /* lines skipped as malformed (each logged with its line number) */
 	int conflicts; /* fields where the configuration changed since the save: config wins */

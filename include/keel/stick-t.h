@@ -42,6 +42,9 @@ struct stktable {
 	int srv_cap;
 	atomic_uint used;
 	_Atomic uint64_t evictions;
+	/* for the state file's writer, which clears them: an entry added, re-pointed or removed
+	 * (saved within a second), or only an expiry refreshed (saved less often) */
+	atomic_bool changed, touched;
 };
 
 enum stick_rule_kind {

@@ -35,6 +35,10 @@ bool stick_key_text(const struct stktable *t, const char *s, uint8_t *key, uint1
 /* The server id stored for key, or -1 (absent or expired). A hit refreshes the entry's expiry
  * and its LRU position. now_ms: monotonic. */
 int stick_lookup(struct stktable *t, const uint8_t *key, uint16_t klen, uint64_t now_ms);
+/* Same, and *seen_ms gets the time of the entry's last lookup or store before this one (set only
+ * on a hit): a draining server's sticky user idle for drain-idle is gone (cookie_verdict()). */
+int stick_lookup_seen(struct stktable *t, const uint8_t *key, uint16_t klen, uint64_t now_ms,
+		      uint64_t *seen_ms);
 /* Stores key → srv_id (insert or update), evicting the least recently used entry of the shard
  * when it is full. OK, or ERR (out of memory). */
 int stick_store(struct stktable *t, const uint8_t *key, uint16_t klen, int srv_id, uint64_t now_ms);
@@ -48,9 +52,22 @@ unsigned stick_used(const struct stktable *t);
 void stick_purge(struct stktable *t, uint64_t now_ms);
 /* Entries of srv's backend's table naming srv (expired ones purged first): "sticky users". */
 int stick_count_for(const struct server *srv);
+/* The entries naming srv used (looked up or stored) within idle_ms of now_ms (monotonic), exact up
+ * to the workers' clock skew; idle_ms 0: stick_count_for(). Walks each shard's most recent
+ * entries under its lock: the admin socket and the stats page, for a draining server. */
+int stick_count_recent(const struct server *srv, uint64_t now_ms, uint64_t idle_ms);
 /* Writes "# table: NAME, type: T, size:N, used:M" and, with entries, one line per entry
  * "key=K server_id=N server_name=S exp=MS" (exp 0: never). */
 void stick_dump(struct stktable *t, bool entries, struct sbuf *o);
+/* The state file (src/admin/state.c). stick_foreach() calls fn for every live entry, least
+ * recently used first, under each shard's lock in turn: fn must be quick and must not call into
+ * the table. left_ms: until it expires, 0 never. stick_restore() stores an entry read back,
+ * keeping its remaining lifetime left_ms when shorter than the table's "expire". */
+typedef void (*stick_entry_fn)(void *arg, const uint8_t *key, uint16_t klen, int srv_id,
+			       uint64_t left_ms);
+void stick_foreach(struct stktable *t, stick_entry_fn fn, void *arg);
+int stick_restore(struct stktable *t, const uint8_t *key, uint16_t klen, int srv_id,
+		  uint64_t left_ms);
 /* The stick table of backend name, or NULL. */
 struct stktable *stick_table_by_name(const char *name);
 

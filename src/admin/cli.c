@@ -39,6 +39,7 @@
 #include <keel/cli.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/drain.h>
 #include <keel/log.h>
 #include <keel/process.h>
 #include <keel/server.h>
@@ -275,6 +276,7 @@ static void servers_state(struct proxy *p, bool json, bool *first, struct sbuf *
 	for (i = 0; i < server_count(p); i++) {
 		struct server *s = p->srv[i];
 		struct health_view v;
+		struct sticky_count sc;
 		struct sockaddr_storage sa;
 		char ip[INET6_ADDRSTRLEN] = "-", state[sizeof(v.state)];
 		int admin = atomic_load(&s->admin), port, k;
@@ -287,6 +289,7 @@ static void servers_state(struct proxy *p, bool json, bool *first, struct sbuf *
 		server_addr(s, &sa, NULL, NULL); /* the published one ("set server addr") */
 		port = sockaddr_port(&sa);
 		health_view(s, &v);
+		drain_sticky_count(s, drain_clock_us(), &sc);
 		since = v.since_wall && now_wall > v.since_wall ? (now_wall - v.since_wall) / 1000
 								: uptime_s();
 		if (sa.ss_family == AF_INET)
@@ -312,18 +315,21 @@ static void servers_state(struct proxy *p, bool json, bool *first, struct sbuf *
 				    atomic_load(&s->eweight), atomic_load(&s->cur_sess),
 				    atomic_load(&s->nbpend), s->backup);
 			sbuf_json_str(o, v.why);
-			sbuf_printf(o, "}");
+			sbuf_printf(o, ",\"keel_sticky_users\":%d,\"keel_sticky_pending_ms\":%lld}",
+				    sc.users, (long long)sc.pending_ms);
 		} else {
 			/* Fields are space-separated: a state like "UP 2/3" becomes "UP_2/3". */
 			snprintf(state, sizeof(state), "%s", v.state);
 			for (k = 0; state[k]; k++)
 				if (state[k] == ' ')
 					state[k] = '_';
-			sbuf_printf(o, "%d %s %d %s %s %d %d %d %d %llu %d %s %d %d %d %d\n", p->id,
-				    p->name, s->id + 1, s->name, ip, op, adm, v.uweight, s->weight,
-				    (unsigned long long)since, port, state,
+			sbuf_printf(o,
+				    "%d %s %d %s %s %d %d %d %d %llu %d %s %d %d %d %d %d %lld\n",
+				    p->id, p->name, s->id + 1, s->name, ip, op, adm, v.uweight,
+				    s->weight, (unsigned long long)since, port, state,
 				    atomic_load(&s->eweight), atomic_load(&s->cur_sess),
-				    atomic_load(&s->nbpend), s->backup);
+				    atomic_load(&s->nbpend), s->backup, sc.users,
+				    (long long)sc.pending_ms);
 		}
 		*first = false;
 	}
@@ -348,7 +354,7 @@ static int cmd_show_servers_state(struct cli_ctx *c, int argc, char **argv, stru
 		sbuf_printf(o, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state "
 			       "srv_admin_state srv_uweight srv_iweight srv_time_since_last_change "
 			       "keel_port keel_state keel_eweight keel_cur_sess keel_queue "
-			       "keel_backup\n");
+			       "keel_backup keel_sticky_users keel_sticky_pending_ms\n");
 	list_for_each(l, &keel_proxies)
 	{
 		struct proxy *p = list_entry(l, struct proxy, list);
@@ -455,7 +461,7 @@ static int set_addr(struct cli_ctx *c, struct server *s, int argc, char **argv, 
 		return cli_err(o, "invalid address '%s': expects an IPv4 or IPv6 address", argv[0]);
 	if (argc == 3 && cfg_parse_int(argv[2], 1, 65535, &port))
 		return cli_err(o, "invalid port '%s': expects 1 to 65535", argv[2]);
-	if (server_set_addr(s, argv[0], (int)port, err, sizeof(err)) != OK)
+	if (server_set_addr(s, argv[0], (int)port, "admin socket", err, sizeof(err)) != OK)
 		return cli_err(o, "%s", err);
 	return OK;
 }
@@ -465,7 +471,7 @@ static int cmd_add_server(struct cli_ctx *c, int argc, char **argv, struct sbuf 
 {
 	char err[512];
 
-	if (server_add(argc, argv, err, sizeof(err)) != OK)
+	if (server_add(argc, argv, "admin socket", err, sizeof(err)) != OK)
 		return cli_err(o, "%s", err);
 	return OK;
 }
@@ -481,8 +487,20 @@ static int cmd_del_server(struct cli_ctx *c, int argc, char **argv, struct sbuf 
 	s = find_server(argv[0], o);
 	if (!s)
 		return ERR;
-	if (server_del(s, err, sizeof(err)) != OK)
+	if (server_del(s, "admin socket", err, sizeof(err)) != OK)
 		return cli_err(o, "%s", err);
+	return OK;
+}
+
+/* "set server B/S state drain [idle T] [deadline T|off]": this drain's own limits. */
+static int set_drain(struct server *s, int argc, char **argv, struct sbuf *o)
+{
+	struct drain_limits lim;
+	char err[256];
+
+	if (drain_parse_limits(argc, argv, &lim, err, sizeof(err)) != OK)
+		return cli_err(o, "%s", err);
+	health_set_drain(s, &lim, CLI_WHO);
 	return OK;
 }
 
@@ -500,6 +518,8 @@ static int cmd_set_server(struct cli_ctx *c, int argc, char **argv, struct sbuf 
 	if (!strcmp(argv[1], "state")) {
 		enum srv_admin st;
 
+		if (argc > 3 && !strcmp(argv[2], "drain"))
+			return set_drain(s, argc - 3, argv + 3, o);
 		if (argc != 3)
 			return cli_err(o, "'set server B/S state' expects ready, drain or maint");
 		if (!strcmp(argv[2], "ready"))
@@ -675,7 +695,8 @@ static const struct cli_cmd cmds[] = {
     {{"set", "server"},
      CLI_LVL_OPER,
      cmd_set_server,
-     "set server B/S state ready|drain|maint | weight N[%] | addr IP [port P]"},
+     "set server B/S state ready|drain [idle T] [deadline T]|maint | weight N[%] | "
+     "addr IP [port P]"},
     {{"set", "weight"},
      CLI_LVL_OPER,
      cmd_set_weight,

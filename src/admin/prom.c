@@ -13,6 +13,7 @@
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/drain.h>
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats.h>
@@ -25,6 +26,7 @@ struct prom_srv {
 	struct server *srv;
 	struct health_view v;
 	struct stats_sums c;
+	struct sticky_count sticky; /* drain_sticky_count() */
 	const char *state;   /* stats_state_word() */
 };
 
@@ -204,7 +206,7 @@ static void srv_counter(struct sbuf *b, const struct prom_srv *ps, int n, const 
 }
 
 /* The server gauges that are plain integers. */
-enum srv_gauge { SG_UP, SG_WEIGHT, SG_CUR, SG_MAX, SG_QUEUE, SG_CONSEC, SG_EJECT };
+enum srv_gauge { SG_UP, SG_WEIGHT, SG_CUR, SG_MAX, SG_QUEUE, SG_CONSEC, SG_EJECT, SG_STICKY };
 
 static long long srv_gauge_val(const struct prom_srv *ps, enum srv_gauge g)
 {
@@ -216,6 +218,7 @@ static long long srv_gauge_val(const struct prom_srv *ps, enum srv_gauge g)
 	case SG_QUEUE: return atomic_load(&ps->srv->nbpend);
 	case SG_CONSEC: return ps->v.consec_err;
 	case SG_EJECT: return (long long)ps->v.ejections_tot;
+	case SG_STICKY: return ps->sticky.users;
 	}
 	return 0;
 }
@@ -379,6 +382,22 @@ static void render_servers(struct sbuf *b, const struct prom_srv *ps, int n)
 	srv_counter(b, ps, n, "keel_server_sticky_moves_total",
 		    "Users whose persistence cookie named this server, sent to another one.",
 		    get_sticky_moves);
+	srv_gauge(b, ps, n, "keel_server_sticky_users", "gauge",
+		  "Users still bound to the server (stick table entries; for a draining server, "
+		  "those and the cookie users seen, within drain-idle).", SG_STICKY);
+	family(b, "keel_server_sticky_users_pending_seconds", "gauge",
+	       "Draining server with cookie persistence: for how long cookie users not seen since "
+	       "the drain began may still come back and stay (+Inf: kept for ever).");
+	for (i = 0; i < n; i++) {
+		int64_t p = ps[i].sticky.pending_ms;
+
+		sbuf_printf(b, "keel_server_sticky_users_pending_seconds{");
+		srv_labels(b, ps[i].srv);
+		if (p < 0)
+			sbuf_printf(b, "} +Inf\n");
+		else
+			sbuf_printf(b, "} %.3f\n", p / 1000.0);
+	}
 	srv_gauge(b, ps, n, "keel_server_ejections_total", "counter",
 		  "Times passive detection ejected the server.", SG_EJECT);
 	srv_gauge(b, ps, n, "keel_server_consecutive_errors", "gauge",
@@ -452,6 +471,7 @@ void prom_render(struct sbuf *b, const struct proxy *fe)
 			ps[n].srv = p->srv[i];
 			health_view(p->srv[i], &ps[n].v);
 			stats_sum(p->srv[i]->ctr, &ps[n].c);
+			drain_sticky_count(p->srv[i], drain_clock_us(), &ps[n].sticky);
 			ps[n].state = stats_state_word(ps[n].v.state);
 		}
 	}

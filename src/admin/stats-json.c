@@ -7,6 +7,7 @@
 #include <keel/check.h>
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/drain.h>
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats.h>
@@ -42,9 +43,11 @@ static void json_server(struct sbuf *b, struct server *s)
 {
 	struct health_view v;
 	struct stats_sums c;
+	struct sticky_count sc;
 
 	health_view(s, &v);
 	stats_sum(s->ctr, &c);
+	drain_sticky_count(s, drain_clock_us(), &sc);
 	sbuf_printf(b, "{\"name\":");
 	sbuf_json_str(b, s->name);
 	sbuf_printf(b, ",\"backup\":%s,\"state\":", s->backup ? "true" : "false");
@@ -72,9 +75,11 @@ static void json_server(struct sbuf *b, struct server *s)
 	}
 	sbuf_printf(b,
 		    ",\"checks_enabled\":%s,\"ttfb_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f},"
-		    "\"consecutive_errors\":%d,\"ejections\":%llu}",
+		    "\"consecutive_errors\":%d,\"ejections\":%llu,\"sticky_users\":%d,"
+		    "\"sticky_users_pending_ms\":%lld}",
 		    s->chk.enabled ? "true" : "false", v.p50_us / 1000.0, v.p90_us / 1000.0,
-		    v.p99_us / 1000.0, v.consec_err, (unsigned long long)v.ejections_tot);
+		    v.p99_us / 1000.0, v.consec_err, (unsigned long long)v.ejections_tot, sc.users,
+		    (long long)sc.pending_ms);
 }
 
 void stats_json_render(struct sbuf *b, const struct proxy *fe)

@@ -13,6 +13,7 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/drain.h>
 #include <keel/history.h>
 #include <keel/http.h>
 #include <keel/server.h>
@@ -64,7 +65,7 @@ static const char *state_class(const char *st)
 
 static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, int smax,
 		    int slim, const struct stats_sums *c, const char *status, int weight, int type,
-		    int qcur, int act, int bck, const struct health_view *v, const struct server *srv)
+		    int qcur, int act, int bck, const struct health_view *v, struct server *srv)
 {
 	char code[16] = "", dur[16] = "";
 
@@ -93,14 +94,19 @@ static void csv_row(struct sbuf *b, const char *px, const char *sv, int scur, in
 		  (unsigned long long)c->rsp[4], (unsigned long long)c->rsp[5],
 		  (unsigned long long)c->rsp[0], (unsigned long long)c->req_tot,
 		  (unsigned long long)c->cli_aborts, (unsigned long long)c->srv_aborts);
-	/* keel's own columns, after HAProxy's: why the server is in its state, its latency. */
+	/* keel's own columns, after HAProxy's: why the server is in its state, its latency, its
+	 * sticky users (drain.c counts them). */
 	if (v) {
+		struct sticky_count sc = {0};
+
+		if (srv)
+			drain_sticky_count(srv, drain_clock_us(), &sc);
 		sb_csv(b, v->why);
-		sbuf_printf(b, ",%u,%u,%d,%llu,%llu,%d\n", v->p50_us / 1000, v->p99_us / 1000,
+		sbuf_printf(b, ",%u,%u,%d,%llu,%llu,%d,%lld\n", v->p50_us / 1000, v->p99_us / 1000,
 			  v->consec_err, (unsigned long long)v->ejections_tot,
-			  (unsigned long long)c->sticky_moves, srv ? stick_count_for(srv) : 0);
+			  (unsigned long long)c->sticky_moves, sc.users, (long long)sc.pending_ms);
 	} else {
-		sbuf_printf(b, ",,,,,,\n");
+		sbuf_printf(b, ",,,,,,,\n");
 	}
 }
 
@@ -117,7 +123,7 @@ static void render_csv(struct sbuf *b)
 		     "check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,"
 		     "hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,"
 		     "keel_reason,keel_ttfb_p50_ms,keel_ttfb_p99_ms,keel_consec_err,keel_ejections,"
-		     "keel_sticky_moves,keel_sticky_users\n");
+		     "keel_sticky_moves,keel_sticky_users,keel_sticky_pending_ms\n");
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
@@ -329,9 +335,26 @@ static void html_bytes(struct sbuf *b, const struct stats_sums *c)
 	sbuf_printf(b, "<td data-l=\"bytes in/out\">%s<br><small>%s</small></td>", in, out);
 }
 
+/* A draining server's sticky users: "5 sticky users", "5+ ..." while cookie users not seen
+ * since the drain began may still come back. */
+static void html_sticky(struct sbuf *b, const struct sticky_count *sc)
+{
+	sbuf_printf(b, "<br><small title=\"users still bound to this server: stick table entries "
+		       "and cookie users seen within drain-idle");
+	if (sc->pending_ms > 0)
+		sbuf_printf(b,
+			    "; cookie users not seen since the drain began may come back for %lld "
+			    "s more",
+			    (long long)(sc->pending_ms + 999) / 1000);
+	else if (sc->pending_ms < 0)
+		sbuf_printf(b, "; cookie users are kept for ever (drain-idle 0)");
+	sbuf_printf(b, "\">%d%s sticky user%s</small>", sc->users, sc->pending_ms ? "+" : "",
+		    sc->users == 1 && !sc->pending_ms ? "" : "s");
+}
+
 /* The state cell and the why cell of a server. */
 static void html_srv_state(struct sbuf *b, struct page *pg, const struct server *s,
-			   const struct health_view *v)
+			   const struct health_view *v, const struct sticky_count *sc)
 {
 	const char *cls = state_class(v->state);
 	char age[32];
@@ -343,6 +366,8 @@ static void html_srv_state(struct sbuf *b, struct page *pg, const struct server 
 	sbuf_printf(b, "<td data-l=\"state\" class=l><span class=\"st %s\">%s</span>", cls, v->state);
 	if (v->slowstart_pct >= 0)
 		sbuf_printf(b, "<br><small>slowstart %d%%</small>", v->slowstart_pct);
+	if (atomic_load(&s->admin) == SRV_ADMIN_DRAIN)
+		html_sticky(b, sc);
 	if (v->since_wall && wall_us / 1000 >= v->since_wall) {
 		fmt_age(age, sizeof(age), (wall_us / 1000 - v->since_wall) / 1000);
 		sbuf_printf(b, "<br><small>for %s</small>", age);
@@ -395,6 +420,7 @@ static void html_srv_row(struct sbuf *b, struct page *pg, struct server *s)
 	struct health_view v;
 	struct hist_view *hv = malloc(sizeof(*hv));
 	struct stats_sums c;
+	struct sticky_count sc = {0};
 	int ew = atomic_load(&s->eweight);
 
 	if (!hv) {
@@ -403,11 +429,13 @@ static void html_srv_row(struct sbuf *b, struct page *pg, struct server *s)
 	}
 	stats_sum(s->ctr, &c);
 	health_view(s, &v);
+	if (atomic_load(&s->admin) == SRV_ADMIN_DRAIN) /* shown for a draining server only */
+		drain_sticky_count(s, drain_clock_us(), &sc);
 	history_read(s, HIST_SRV, hv);
 	sbuf_printf(b, "<tr><td class=\"l name\">");
 	sb_html(b, s->name);
 	sbuf_printf(b, "%s</td>", s->backup ? " <small>backup</small>" : "");
-	html_srv_state(b, pg, s, &v);
+	html_srv_state(b, pg, s, &v, &sc);
 	sbuf_printf(b, "<td data-l=\"weight\" title=\"effective / configured\">%d<small>/%d</small></td>",
 		  ew, v.uweight);
 	html_rates(b, hv, c.req_tot);

@@ -10,6 +10,7 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/drain.h>
 #include <keel/stick.h>
 #include <keel/errors.h>
 #include <keel/sample.h>
@@ -24,6 +25,7 @@ void cfg_init_defaults(struct proxy *p)
 	p->hash_type = HASH_MAP;
 	p->defsrv.weight = 1;
 	p->defsrv.pool_purge_ms = 4000;
+	p->defsrv.drain_idle_ms = DRAIN_IDLE_DEF_MS;
 	kw_check_defaults(p);
 	kw_health_defaults(p);
 	list_init(&p->binds);
@@ -198,7 +200,7 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 		"pool-max-conn", "pool-purge-delay", "tfo", "redir", "non-stick", "check-send-proxy",
 		"no-ssl", "ca-file", "crt", "alpn", "proto", "resolve-opts", "resolve-net",
 		"pool-low-conn", "max-reuse", "namespace", "source", "usesrc", "ws", "log-proto",
-		"check-proto", "health-check-interval",
+		"check-proto", "health-check-interval", "drain-idle", "drain-deadline",
 	};
 	const char *why;
 
@@ -210,7 +212,8 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 		int r;
 
 		if ((r = kw_check_server_param(c, s, argc, argv, &i)) != 0 ||
-		    (r = kw_health_server_param(c, s, argc, argv, &i)) != 0) {
+		    (r = kw_health_server_param(c, s, argc, argv, &i)) != 0 ||
+		    (r = drain_server_param(c, s, argc, argv, &i)) != 0) {
 			if (r < 0)
 				return ERR;
 		} else if (!strcmp(kw, "backup")) {

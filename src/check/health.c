@@ -17,6 +17,7 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/drain.h>
 #include <keel/history.h>
 #include <keel/log.h>
 #include <keel/state.h>
@@ -255,18 +256,65 @@ const char *srv_admin_name(enum srv_admin st)
 	return st == SRV_ADMIN_MAINT ? "maint" : st == SRV_ADMIN_DRAIN ? "drain" : "ready";
 }
 
-/* Lock held. */
-static void set_admin(struct server *srv, enum srv_admin st, const char *who)
+/* A drain's limits: lim's where set, else the running drain's own (running) or the server's
+ * configuration. Written before the admin state DRAIN is published, or while it is, and read by
+ * cookie_verdict() on any thread. */
+static void drain_limits(struct server *srv, const struct drain_limits *lim, bool running)
 {
+	struct srv_drain *d = &srv->drain;
+	uint32_t idle = running ? atomic_load(&d->idle_ms) : srv->drain_idle_ms;
+	uint32_t dl = running ? atomic_load(&d->deadline_ms) : srv->drain_deadline_ms;
+
+	atomic_store(&d->idle_ms, lim && lim->has_idle ? lim->idle_ms : idle);
+	atomic_store(&d->deadline_ms, lim && lim->has_deadline ? lim->deadline_ms : dl);
+}
+
+/* The drain begins now: a fresh clock (now_us is stale on the admin and main threads), the
+ * limits, and no cookie user seen yet. Before the state DRAIN is published, so that a request
+ * which sees DRAIN finds the drain's start (docs/internals/health.md). Lock held. */
+static void drain_begin(struct server *srv, const struct drain_limits *lim)
+{
+	struct srv_drain *d = &srv->drain;
+
+	drain_users_clear(&d->users);
+	drain_limits(srv, lim, false);
+	atomic_store(&d->deadline_logged, false);
+	atomic_store_explicit(&d->start_us, MAX(drain_clock_us(), 1), memory_order_release);
+}
+
+/* Lock held. lim: the limits of a drain asked for at runtime ("set server B/S state drain idle T
+ * deadline T"), NULL for the configured ones. Setting DRAIN again only changes the limits. */
+static void set_admin(struct server *srv, enum srv_admin st, const char *who,
+		      const struct drain_limits *lim)
+{
+	char limits[96] = "";
 	int was;
 
 	if (atomic_load(&srv->deleted))
 		return; /* "del server": stays in maintenance (an agent's late answer cannot revive it) */
-	was = atomic_exchange(&srv->admin, (int)st);
-	if (was == (int)st)
+	was = atomic_load(&srv->admin);
+	if (was == (int)st) {
+		if (st == SRV_ADMIN_DRAIN && lim && (lim->has_idle || lim->has_deadline)) {
+			drain_limits(srv, lim, true);
+			drain_limits_str(atomic_load(&srv->drain.idle_ms),
+					 atomic_load(&srv->drain.deadline_ms), limits,
+					 sizeof(limits));
+			keel_log(LOG_LVL_NOTICE, "Server %s/%s drain limits changed: %s (by %s)",
+				 srv->be->name, srv->name, limits, who);
+		}
 		return;
-	keel_log(LOG_LVL_NOTICE, "Server %s/%s admin state %s -> %s (by %s)", srv->be->name,
-		 srv->name, srv_admin_name((enum srv_admin)was), srv_admin_name(st), who);
+	}
+	if (st == SRV_ADMIN_DRAIN)
+		drain_begin(srv, lim);
+	atomic_store(&srv->admin, (int)st);
+	if (was == SRV_ADMIN_DRAIN)
+		atomic_store_explicit(&srv->drain.start_us, 0, memory_order_release);
+	if (st == SRV_ADMIN_DRAIN)
+		drain_limits_str(atomic_load(&srv->drain.idle_ms),
+				 atomic_load(&srv->drain.deadline_ms), limits, sizeof(limits));
+	keel_log(LOG_LVL_NOTICE, "Server %s/%s admin state %s -> %s (by %s)%s%s", srv->be->name,
+		 srv->name, srv_admin_name((enum srv_admin)was), srv_admin_name(st), who,
+		 limits[0] ? "; sticky users: " : "", limits);
 	fmt(srv->hl->why, sizeof(srv->hl->why), "set to %s by %s", srv_admin_name(st), who);
 	srv->hl->since_wall = wall_ms();
 	if (st == SRV_ADMIN_READY && was == SRV_ADMIN_MAINT)
@@ -279,7 +327,15 @@ static void set_admin(struct server *srv, enum srv_admin st, const char *who)
 void health_set_admin(struct server *srv, enum srv_admin st, const char *who)
 {
 	pthread_mutex_lock(&srv->hl->lock);
-	set_admin(srv, st, who);
+	set_admin(srv, st, who, NULL);
+	recompute(srv, srv->hl->why);
+	pthread_mutex_unlock(&srv->hl->lock);
+}
+
+void health_set_drain(struct server *srv, const struct drain_limits *lim, const char *who)
+{
+	pthread_mutex_lock(&srv->hl->lock);
+	set_admin(srv, SRV_ADMIN_DRAIN, who, lim);
 	recompute(srv, srv->hl->why);
 	pthread_mutex_unlock(&srv->hl->lock);
 }
@@ -337,13 +393,13 @@ void health_agent_result(struct server *srv, const struct agent_result *r)
 			break;
 		case AGENT_READY:
 			h->agent_down = false;
-			set_admin(srv, SRV_ADMIN_READY, "agent");
+			set_admin(srv, SRV_ADMIN_READY, "agent", NULL);
 			break;
 		case AGENT_DRAIN:
-			set_admin(srv, SRV_ADMIN_DRAIN, "agent");
+			set_admin(srv, SRV_ADMIN_DRAIN, "agent", NULL);
 			break;
 		case AGENT_MAINT:
-			set_admin(srv, SRV_ADMIN_MAINT, "agent");
+			set_admin(srv, SRV_ADMIN_MAINT, "agent", NULL);
 			break;
 		case AGENT_NONE:
 			break;
@@ -779,6 +835,7 @@ void health_tick(void)
 			error_rate_verdict(srv);
 			storm_verdict(srv);
 			latency_verdict(srv);
+			drain_tick(srv, now_us);
 			/* Slowstart ramps: recompute the weight while one is running. */
 			if (srv->chk.slowstart && srv->hl->up_since &&
 			    now_us - srv->hl->up_since <= (uint64_t)srv->chk.slowstart * 1000 + 1000000) {
@@ -826,6 +883,7 @@ int health_srv_init(struct server *srv)
 		return ERR;
 	}
 	pthread_mutex_init(&h->lock, NULL);
+	drain_users_init(&srv->drain.users, DRAIN_USERS_MAX);
 	h->agent_weight_pct = 100;
 	h->uweight = srv->weight;
 	h->rate5 = -1;
@@ -876,6 +934,7 @@ void health_deinit(void)
 			if (!be->srv[i]->hl)
 				continue;
 			pthread_mutex_destroy(&be->srv[i]->hl->lock);
+			drain_users_destroy(&be->srv[i]->drain.users);
 			free(be->srv[i]->hl->th_hist);
 			free(be->srv[i]->hl);
 			be->srv[i]->hl = NULL;

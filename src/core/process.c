@@ -26,6 +26,7 @@
 #include <keel/process.h>
 #include <keel/session.h>
 #include <keel/state.h>
+#include <keel/spawner.h>
 
 struct loop *keel_loops;
 int keel_nloops;
@@ -324,7 +325,12 @@ int keel_run(const struct keel_opts *o)
 		err = NULL;
 	}
 	/* The state file's directory is opened outside the chroot (docs/admin.md). */
-	if (state_open(&err) != OK || drop_privileges(&err) != OK)
+	if (state_open(&err) != OK)
+		goto fail;
+	/* Jailed, keel could not exec itself for a reload: a spawner stays outside (spawner.c). */
+	if (global.chroot && geteuid() == 0 && spawner_start(&err) != OK)
+		goto fail;
+	if (drop_privileges(&err) != OK)
 		goto fail;
 
 	/* Workers inherit a mask with every signal blocked: only this thread takes them. */

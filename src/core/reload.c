@@ -33,6 +33,7 @@
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/process.h>
+#include <keel/spawner.h>
 #include <keel/state.h>
 
 #define RELOAD_ENV "KEEL_RELOAD"
@@ -121,8 +122,9 @@ void keel_reload_init(char **argv)
 		return;
 	parse_env(env);
 	unsetenv(RELOAD_ENV);
-	/* systemd's watchdog variables name the process they were given to: the old one. */
-	if (getenv("WATCHDOG_PID") && atoi(getenv("WATCHDOG_PID")) == (int)getppid()) {
+	/* systemd's watchdog variables name the process they were given to, a previous keel (our
+	 * parent, or with chroot our spawner's): now this one. */
+	if (getenv("WATCHDOG_PID")) {
 		char pid[16];
 
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
@@ -237,7 +239,7 @@ int keel_reload_state_fd(void)
 
 /* ---- the old process ---- */
 
-/* "KEEL_RELOAD=..." and the list of descriptors to keep open across exec. */
+/* "KEEL_RELOAD=..." naming the descriptors the new process inherits. */
 static char *child_env(int ready, int state, int cli, const int *fds, int n)
 {
 	size_t cap = 64 + (size_t)n * 12, len;
@@ -251,6 +253,8 @@ static char *child_env(int ready, int state, int cli, const int *fds, int n)
 	return s;
 }
 
+/* The environment of the new process: "ours" (KEEL_RELOAD, first: keel_reload_envp_free()
+ * frees it) then our own variables. */
 static char **child_environ(char *ours)
 {
 	size_t n = 0, i, k = 0;
@@ -259,16 +263,50 @@ static char **child_environ(char *ours)
 	while (environ[n])
 		n++;
 	envp = xcalloc(n + 2, sizeof(*envp));
+	envp[k++] = ours;
 	for (i = 0; i < n; i++)
 		if (strncmp(environ[i], RELOAD_ENV "=", sizeof(RELOAD_ENV)))
 			envp[k++] = environ[i];
-	envp[k++] = ours;
 	envp[k] = NULL;
 	return envp;
 }
 
-/* Reads the child's one-line verdict. Returns OK ("ready"), or ERR with *err. */
-static int wait_verdict(int fd, pid_t pid, char **err)
+char **keel_reload_envp(int ready, int state, int cli, const int *fds, int n)
+{
+	return child_environ(child_env(ready, state, cli, fds, n));
+}
+
+void keel_reload_exec(char **envp, int ready, int state, int cli, const int *fds, int n)
+{
+	sigset_t none;
+	int i;
+
+	fcntl(ready, F_SETFD, 0);
+	fcntl(state, F_SETFD, 0);
+	if (cli >= 0)
+		fcntl(cli, F_SETFD, 0);
+	for (i = 0; i < n; i++)
+		fcntl(fds[i], F_SETFD, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(exe_path, saved_argv, envp);
+	_exit(127);
+}
+
+/* Kills a new process that is not ready in time; ours, or the spawner's child. */
+static void kill_new(pid_t pid, bool ours)
+{
+	if (!ours) {
+		spawner_kill(pid);
+		return;
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* Reads the new process's one-line verdict. Returns OK ("ready"), or ERR with *err. ours: it is
+ * our child (not the spawner's), whose exit status can be read. */
+static int wait_verdict(int fd, pid_t pid, bool ours, char **err)
 {
 	char buf[1024];
 	size_t n = 0;
@@ -286,8 +324,7 @@ static int wait_verdict(int fd, pid_t pid, char **err)
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 		if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) == 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
+			kill_new(pid, ours);
 			*err = strfmt("the new process (pid %d) was not ready after %d s: killed",
 				      (int)pid, RELOAD_TIMEOUT_MS / 1000);
 			return ERR;
@@ -302,11 +339,13 @@ static int wait_verdict(int fd, pid_t pid, char **err)
 	buf[n] = 0;
 	if (!strcmp(buf, "ready\n"))
 		return OK;
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+	while (ours && waitpid(pid, &status, 0) == -1 && errno == EINTR)
 		;
 	if (!strncmp(buf, "error: ", 7)) {
 		buf[strcspn(buf, "\n")] = 0;
 		*err = strfmt("%s", buf + 7);
+	} else if (!ours) {
+		*err = strfmt("the new process (pid %d) exited before it was ready", (int)pid);
 	} else if (WIFEXITED(status)) {
 		*err = strfmt("the new process exited with status %d before it was ready",
 			      WEXITSTATUS(status));
@@ -321,8 +360,7 @@ int keel_reload(int *newpid, char **err)
 {
 	int rp[2] = {-1, -1}, state_fd = -1, cli = cli_listen_fd(), n, i, rc = ERR;
 	int *fds = NULL;
-	char *env = NULL, **envp = NULL;
-	sigset_t none;
+	char **envp = NULL;
 	pid_t pid;
 
 	if (atomic_exchange(&reloading, true)) {
@@ -331,11 +369,6 @@ int keel_reload(int *newpid, char **err)
 	}
 	if (atomic_load(&keel_stopping)) {
 		*err = strfmt("keel is stopping");
-		goto out;
-	}
-	if (global.chroot) {
-		/* The binary and the configuration are paths of the host: out of reach. */
-		*err = strfmt("reload is not supported with 'chroot': restart keel instead");
 		goto out;
 	}
 	keel_log(LOG_LVL_NOTICE, "reload: starting a new process (%s)", exe_path);
@@ -357,28 +390,24 @@ int keel_reload(int *newpid, char **err)
 		*err = strfmt("pipe: %s", strerror(errno));
 		goto out;
 	}
-	env = child_env(rp[1], state_fd, cli, fds, n);
-	envp = child_environ(env);
-	sigemptyset(&none);
-	pid = fork();
-	if (pid == 0) {
-		fcntl(rp[1], F_SETFD, 0);
-		fcntl(state_fd, F_SETFD, 0);
-		if (cli >= 0)
-			fcntl(cli, F_SETFD, 0);
-		for (i = 0; i < n; i++)
-			fcntl(fds[i], F_SETFD, 0);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		execve(exe_path, saved_argv, envp);
-		_exit(127);
-	}
-	if (pid < 0) {
-		*err = strfmt("fork: %s", strerror(errno));
-		goto out;
+	if (spawner_active()) {
+		/* chroot: the spawner, outside the jail, starts the new process */
+		if (spawner_spawn(rp[1], state_fd, cli, fds, n, &pid, err) != OK)
+			goto out;
+	} else {
+		/* built before fork: the child of a multithreaded process only execs */
+		envp = keel_reload_envp(rp[1], state_fd, cli, fds, n);
+		pid = fork();
+		if (pid == 0)
+			keel_reload_exec(envp, rp[1], state_fd, cli, fds, n);
+		if (pid < 0) {
+			*err = strfmt("fork: %s", strerror(errno));
+			goto out;
+		}
 	}
 	close(rp[1]);
 	rp[1] = -1;
-	if (wait_verdict(rp[0], pid, err) != OK)
+	if (wait_verdict(rp[0], pid, !spawner_active(), err) != OK)
 		goto out;
 	*newpid = (int)pid;
 	rc = OK;
@@ -399,7 +428,8 @@ out:
 	if (state_fd >= 0)
 		close(state_fd);
 	free(fds);
-	free(env);
+	if (envp)
+		free(envp[0]);
 	free(envp);
 	if (rc != OK)
 		atomic_store(&reloading, false);

@@ -9,6 +9,7 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/drain.h>
 #include <keel/stick.h>
 #include <keel/http.h>
 #include <keel/loop.h>
@@ -468,6 +469,43 @@ static void add_forwarded(struct session *s, struct head_edit *ed, const struct 
 	}
 }
 
+/* The user behind a request whose persistence cookie names a draining server: its client address
+ * and its Cookie headers without the persistence cookie, so that each browser with its own
+ * application session counts once (docs/internals/health.md, "Drain and sticky users"). Never 0. */
+static uint64_t ck_user_fp(const struct session *s, const struct http_head *h,
+			   const struct cookie_conf *ck)
+{
+	const void *a = s->addr.sa.sa_family == AF_INET ? (const void *)&s->addr.in.sin_addr
+							 : (const void *)&s->addr.in6.sin6_addr;
+	uint64_t fp = lb_hash(a, s->addr.sa.sa_family == AF_INET ? 4 : 16), c = 0;
+	int i;
+
+	/* the original values: a rewrite only flags them deleted */
+	for (i = 0; i < h->nhdr; i++)
+		if (name_eq(http_ptr(h, h->hdr[i].name), h->hdr[i].name.len, "cookie", 6))
+			c += cookie_user_hash(http_ptr(h, h->hdr[i].value), h->hdr[i].value.len,
+					      ck->name, ck->namelen);
+	fp ^= lb_hash(&c, sizeof(c));
+	return fp ? fp : 1;
+}
+
+/* Where the user of a request whose cookie names srv goes (cookie_verdict()); a user that stays
+ * on a draining server is recorded there, so that it counts and keeps its place. */
+static enum ck_verdict ck_verdict(struct session *s, const struct http_head *h, struct server *srv)
+{
+	bool persist = (s->be->opts & PO_PERSIST) != 0;
+	enum ck_verdict v;
+	uint64_t fp;
+
+	if (atomic_load_explicit(&srv->admin, memory_order_relaxed) != SRV_ADMIN_DRAIN)
+		return cookie_verdict(srv, persist, 0);
+	fp = ck_user_fp(s, h, &s->be->ck);
+	v = cookie_verdict(srv, persist, drain_cookie_seen(srv, fp));
+	if (v == CKV_GO)
+		drain_cookie_stay(srv, fp, now_us);
+	return v;
+}
+
 /* Cookie persistence, request side (docs/configuration.md, "cookie"): reads the persistence
  * cookie, decides whether it pins the request (TX_CK_PINNED, t->ck_srv; s->srv is set once the
  * analysis succeeded), removes it (insert indirect) or strips its "SRV~" prefix (prefix) in the
@@ -479,6 +517,7 @@ static void ck_request(struct session *s, struct head_edit *ed)
 	struct http_head *h = ed->h;
 	struct server *srv = NULL;
 	bool rewrite = ck->mode == CK_PREFIX || (ck->mode == CK_INSERT && (ck->opts & CKO_INDIRECT));
+	enum ck_verdict verdict;
 	int i, n = h->nhdr;
 
 	for (i = 0; i < n; i++) {
@@ -516,9 +555,14 @@ static void ck_request(struct session *s, struct head_edit *ed)
 	if (!srv)
 		return;
 	t->ck_srv = srv;
-	if (cookie_verdict(srv, (s->be->opts & PO_PERSIST) != 0) == CKV_GO)
+	verdict = ck_verdict(s, h, srv);
+	if (verdict == CKV_GO) {
 		t->flags |= TX_CK_PINNED;
-	else if (!(ck->opts & CKO_NO_MOVED_HDR))
+		return;
+	}
+	if (verdict == CKV_GONE)
+		t->flags |= TX_CK_DRAINED;
+	if (!(ck->opts & CKO_NO_MOVED_HDR))
 		edit_add(ed, "X-Keel-Moved-From", 17, srv->name, (uint32_t)strlen(srv->name));
 }
 
@@ -560,7 +604,7 @@ static void ck_response(struct session *s, struct head_edit *ed)
 	if (!srv)
 		return;
 	if (t->ck_srv && t->ck_srv != srv)
-		cookie_report_moved(t->ck_srv, srv, tc->id);
+		cookie_report_moved(t->ck_srv, srv, (t->flags & TX_CK_DRAINED) != 0, tc->id);
 	for (i = 0; i < n; i++) {
 		struct http_hdr *hd = &h->hdr[i];
 		const char *v = http_ptr(h, hd->value);

@@ -34,7 +34,6 @@
 #include <keel/server.h>
 #include <keel/state.h>
 
-#define DYN_WHO "admin socket"
 #define DYN_MAX_ARGS 64
 
 atomic_uint server_changes;
@@ -100,7 +99,7 @@ static void changed(struct proxy *be)
 	atomic_fetch_add_explicit(&server_changes, 1, memory_order_release);
 }
 
-int server_add(int argc, char **argv, char *err, size_t err_len)
+int server_add(int argc, char **argv, const char *who, char *err, size_t err_len)
 {
 	char sname[256], msg[512] = "";
 	char *av[DYN_MAX_ARGS + 2];
@@ -122,7 +121,7 @@ int server_add(int argc, char **argv, char *err, size_t err_len)
 	for (i = 1; i < argc; i++)
 		av[i + 1] = argv[i];
 	av[argc + 1] = NULL;
-	c.file = DYN_WHO;
+	c.file = who;
 	c.sect = CFG_S_BACKEND;
 	c.cur = be;
 	c.msg = msg;
@@ -146,6 +145,11 @@ int server_add(int argc, char **argv, char *err, size_t err_len)
 	}
 	s->dynamic = true;
 	s->line = 0;
+	/* Kept for the state file, which replays them at the next start. */
+	s->dyn_argc = argc - 1;
+	s->dyn_argv = arena_alloc(&cfg_arena, sizeof(char *) * (size_t)argc);
+	for (i = 1; i < argc; i++)
+		s->dyn_argv[i - 1] = arena_strdup(&cfg_arena, argv[i]);
 	s->ctr = arena_alloc_aligned(&cfg_arena, sizeof(*s->ctr) * (size_t)keel_nloops, 64);
 	memset(s->ctr, 0, sizeof(*s->ctr) * (size_t)keel_nloops);
 	/* As in HAProxy, a dynamic server starts in maintenance: "enable server" puts it in. */
@@ -160,7 +164,7 @@ int server_add(int argc, char **argv, char *err, size_t err_len)
 		fail(err, err_len, "out of memory");
 		goto out;
 	}
-	snprintf(s->hl->why, sizeof(s->hl->why), "added by %s, in maintenance", DYN_WHO);
+	snprintf(s->hl->why, sizeof(s->hl->why), "added by %s, in maintenance", who);
 	be->srv[n] = s;
 	/* Publish: everything above happens before any reader that sees the new count. */
 	atomic_store_explicit(&be->nsrv, n + 1, memory_order_release);
@@ -168,14 +172,14 @@ int server_add(int argc, char **argv, char *err, size_t err_len)
 	changed(be);
 	state_note_change(s);
 	keel_log(LOG_LVL_NOTICE, "Server %s/%s added at %s (in maintenance, by %s)", be->name,
-		 s->name, s->addr_str, DYN_WHO);
+		 s->name, s->addr_str, who);
 	ret = OK;
 out:
 	pthread_mutex_unlock(&dyn_lock);
 	return ret;
 }
 
-int server_del(struct server *s, char *err, size_t err_len)
+int server_del(struct server *s, const char *who, char *err, size_t err_len)
 {
 	struct proxy *be = s->be;
 	int ret = ERR, cur, q;
@@ -204,19 +208,20 @@ int server_del(struct server *s, char *err, size_t err_len)
 	/* Under the health lock: set_admin() then refuses to move it out of maintenance. */
 	pthread_mutex_lock(&s->hl->lock);
 	atomic_store(&s->deleted, true);
-	snprintf(s->hl->why, sizeof(s->hl->why), "deleted by %s", DYN_WHO);
+	snprintf(s->hl->why, sizeof(s->hl->why), "deleted by %s", who);
 	pthread_mutex_unlock(&s->hl->lock);
 	lb_build_ring(be);
 	changed(be);
 	state_note_change(s);
-	keel_log(LOG_LVL_NOTICE, "Server %s/%s deleted (by %s)", be->name, s->name, DYN_WHO);
+	keel_log(LOG_LVL_NOTICE, "Server %s/%s deleted (by %s)", be->name, s->name, who);
 	ret = OK;
 out:
 	pthread_mutex_unlock(&dyn_lock);
 	return ret;
 }
 
-int server_set_addr(struct server *s, const char *ip, int port, char *err, size_t err_len)
+int server_set_addr(struct server *s, const char *ip, int port, const char *who, char *err,
+		    size_t err_len)
 {
 	struct sockaddr_storage cur, ss;
 	struct srv_addr *a;
@@ -252,7 +257,7 @@ int server_set_addr(struct server *s, const char *ip, int port, char *err, size_
 	atomic_fetch_add_explicit(&server_changes, 1, memory_order_release);
 	state_note_change(s);
 	keel_log(LOG_LVL_NOTICE, "Server %s/%s address changed from %s to %s (by %s)", s->be->name,
-		 s->name, was, a->str, DYN_WHO);
+		 s->name, was, a->str, who);
 	pthread_mutex_unlock(&dyn_lock);
 	return OK;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <keel/backend.h>
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
@@ -188,6 +189,20 @@ bool cookie_find(const char *v, uint32_t len, const char *name, uint32_t nlen, u
 	return false;
 }
 
+uint64_t cookie_user_hash(const char *v, uint32_t len, const char *name, uint32_t nlen)
+{
+	uint64_t sum = 0;
+	uint32_t pos = 0;
+	struct pair p;
+
+	/* a sum of the pairs' hashes: the same cookies in another order are the same user */
+	while (next_pair(v, len, &pos, &p))
+		if (!pair_is(v, &p, name, nlen))
+			sum += lb_hash(v + p.n_off,
+				       (size_t)(p.eq ? p.v_off + p.v_len - p.n_off : p.n_len));
+	return sum;
+}
+
 uint32_t cookie_req_rewrite(const char *v, uint32_t len, const char *name, uint32_t nlen, bool strip,
 			    char *out)
 {
@@ -308,17 +323,41 @@ struct server *cookie_server(const struct proxy *be, const char *v, uint32_t len
 	return NULL;
 }
 
-enum ck_verdict cookie_verdict(const struct server *srv, bool persist)
+/* Whether a sticky user of srv, in admin drain, is gone: the drain's deadline passed, or the user
+ * has been idle for drain-idle. seen_us: its last request (0: not seen since the drain began, so
+ * idle since its start at least). A drain without a start (it is ending) keeps everyone. */
+static bool drain_gone(const struct server *srv, uint64_t seen_us)
 {
-	if (server_deleted(srv) ||
-	    atomic_load_explicit(&srv->admin, memory_order_relaxed) == SRV_ADMIN_MAINT)
+	const struct srv_drain *d = &srv->drain;
+	uint64_t start = atomic_load_explicit(&d->start_us, memory_order_acquire);
+	uint64_t idle = (uint64_t)atomic_load_explicit(&d->idle_ms, memory_order_relaxed) * 1000;
+	uint64_t dl = (uint64_t)atomic_load_explicit(&d->deadline_ms, memory_order_relaxed) * 1000;
+	uint64_t last = seen_us ? seen_us : start;
+
+	if (!start)
+		return false;
+	/* this thread's cached clock may be a little behind the one that stamped start or seen */
+	if (dl && now_us > start && now_us - start >= dl)
+		return true;
+	return idle && now_us > last && now_us - last >= idle;
+}
+
+enum ck_verdict cookie_verdict(const struct server *srv, bool persist, uint64_t seen_us)
+{
+	int admin = atomic_load_explicit(&srv->admin, memory_order_relaxed);
+
+	if (server_deleted(srv) || admin == SRV_ADMIN_MAINT)
 		return CKV_MAINT;
-	/* Drain and weight 0 keep their sticky users: only new users are refused. */
-	if (persist || atomic_load_explicit(&srv->oper, memory_order_relaxed) == SRV_OPER_UP)
-		return CKV_GO;
-	if (srv->be->hl && srv->hl && health_fail_open(srv->be) && !atomic_load(&srv->hl->ejected))
-		return CKV_GO;
-	return CKV_DOWN;
+	/* down: kept by "option persist", or when the backend fails open (and it is not ejected) */
+	if (!persist && atomic_load_explicit(&srv->oper, memory_order_relaxed) != SRV_OPER_UP &&
+	    !(srv->be->hl && srv->hl && health_fail_open(srv->be) &&
+	      !atomic_load(&srv->hl->ejected)))
+		return CKV_DOWN;
+	/* Drain refuses new users and keeps its sticky users until they go idle (or its deadline);
+	 * weight 0 keeps them for ever. */
+	if (admin == SRV_ADMIN_DRAIN && drain_gone(srv, seen_us))
+		return CKV_GONE;
+	return CKV_GO;
 }
 
 bool cookie_setcookie_match(const char *v, uint32_t len, const char *name, uint32_t nlen,
@@ -363,7 +402,21 @@ uint32_t cookie_format(const struct cookie_conf *ck, const char *value, uint32_t
 
 /* ---- the report ---- */
 
-void cookie_report_moved(struct server *from, const struct server *to, int tid)
+/* Why a user left a draining server: its deadline passed, or the user was idle (cookie_verdict()
+ * decided it; the deadline is checked again here, a few microseconds later at most). */
+static void drain_why(const struct server *from, char *why, size_t len)
+{
+	uint64_t start = atomic_load(&from->drain.start_us);
+	uint32_t dl = atomic_load(&from->drain.deadline_ms);
+
+	if (dl && start && now_us > start && now_us - start >= (uint64_t)dl * 1000)
+		snprintf(why, len, "server in DRAIN for drain-deadline (%u ms)", dl);
+	else
+		snprintf(why, len, "server in DRAIN, user idle for drain-idle (%u ms) or more",
+			 atomic_load(&from->drain.idle_ms));
+}
+
+void cookie_report_moved(struct server *from, const struct server *to, bool drained, int tid)
 {
 	struct cookie_conf *ck = &from->be->ck;
 	uint64_t next = atomic_load_explicit(&ck->log_next_us, memory_order_relaxed);
@@ -378,7 +431,9 @@ void cookie_report_moved(struct server *from, const struct server *to, int tid)
 		return;
 	}
 	skipped = atomic_exchange_explicit(&ck->log_skipped, 0, memory_order_relaxed);
-	if (server_deleted(from)) {
+	if (drained) {
+		drain_why(from, why, sizeof(why));
+	} else if (server_deleted(from)) {
 		snprintf(why, sizeof(why), "server deleted");
 	} else if (atomic_load(&from->admin) == SRV_ADMIN_MAINT) {
 		snprintf(why, sizeof(why), "server in MAINT");

@@ -33,6 +33,7 @@ struct stick_entry {
 	struct list lru;	   /* in the shard's LRU list, or its free list */
 	uint64_t hash;
 	uint64_t exp_ms; /* monotonic; 0: never */
+	uint64_t seen_ms; /* monotonic: the last lookup or store (a draining server's drain-idle) */
 	int32_t srv_id;
 	uint16_t klen;
 	uint8_t key[];
@@ -175,6 +176,14 @@ static void drop(struct stktable *t, struct stick_shard *sh, struct stick_entry 
 	count_srv(t, e->srv_id, -1);
 }
 
+/* Raises a flag the state file's writer clears. Read first: a flag already up is not written
+ * again, so that the table's cache line is not bounced between the workers on every request. */
+static void mark(atomic_bool *flag)
+{
+	if (!atomic_load_explicit(flag, memory_order_relaxed))
+		atomic_store_explicit(flag, true, memory_order_relaxed);
+}
+
 static bool expired(const struct stick_entry *e, uint64_t now_ms)
 {
 	return e->exp_ms && e->exp_ms <= now_ms;
@@ -194,6 +203,12 @@ static void prune(struct stktable *t, struct stick_shard *sh, uint64_t now_ms)
 
 int stick_lookup(struct stktable *t, const uint8_t *key, uint16_t klen, uint64_t now_ms)
 {
+	return stick_lookup_seen(t, key, klen, now_ms, NULL);
+}
+
+int stick_lookup_seen(struct stktable *t, const uint8_t *key, uint16_t klen, uint64_t now_ms,
+		      uint64_t *seen_ms)
+{
 	uint64_t h = hash_key(key, klen);
 	struct stick_shard *sh = shard_of(t, h);
 	struct stick_entry *e;
@@ -205,8 +220,13 @@ int stick_lookup(struct stktable *t, const uint8_t *key, uint16_t klen, uint64_t
 			drop(t, sh, e);
 		} else {
 			id = e->srv_id;
-			if (t->expire_ms)
+			if (seen_ms)
+				*seen_ms = e->seen_ms;
+			e->seen_ms = MAX(e->seen_ms, now_ms);
+			if (t->expire_ms) {
 				e->exp_ms = now_ms + t->expire_ms;
+				mark(&t->touched);
+			}
 			list_del(&e->lru);
 			list_add_head(&sh->lru, &e->lru);
 		}
@@ -234,6 +254,9 @@ int stick_store(struct stktable *t, const uint8_t *key, uint16_t klen, int srv_i
 		if (e->srv_id != srv_id) {
 			count_srv(t, e->srv_id, -1);
 			count_srv(t, srv_id, 1);
+			mark(&t->changed);
+		} else {
+			mark(&t->touched);
 		}
 	} else {
 		prune(t, sh, now_ms);
@@ -252,9 +275,11 @@ int stick_store(struct stktable *t, const uint8_t *key, uint16_t klen, int srv_i
 		sh->n++;
 		atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
 		count_srv(t, srv_id, 1);
+		mark(&t->changed);
 	}
 	e->srv_id = srv_id;
 	e->exp_ms = t->expire_ms ? now_ms + t->expire_ms : 0;
+	e->seen_ms = now_ms;
 	list_add_head(&sh->lru, &e->lru);
 	pthread_mutex_unlock(&sh->lock);
 	return OK;
@@ -267,8 +292,10 @@ bool stick_remove(struct stktable *t, const uint8_t *key, uint16_t klen)
 	struct stick_entry *e = NULL;
 
 	pthread_mutex_lock(&sh->lock);
-	if (sh->slab && (e = find(sh, h, key, klen, NULL)))
+	if (sh->slab && (e = find(sh, h, key, klen, NULL))) {
 		drop(t, sh, e);
+		mark(&t->changed);
+	}
 	pthread_mutex_unlock(&sh->lock);
 	return e != NULL;
 }
@@ -285,6 +312,7 @@ void stick_clear(struct stktable *t)
 			drop(t, sh, list_first(&sh->lru, struct stick_entry, lru));
 		pthread_mutex_unlock(&sh->lock);
 	}
+	mark(&t->changed);
 }
 
 unsigned stick_used(const struct stktable *t)
@@ -322,6 +350,39 @@ int stick_count_for(const struct server *srv)
 		return 0;
 	stick_purge(t, mono_ms());
 	return atomic_load_explicit(&t->srv_count[srv->id], memory_order_relaxed);
+}
+
+/* How far behind the most recent use an entry may sit in a shard's LRU order: the workers stamp
+ * entries with their own cached clocks, which differ by a loop iteration at most. */
+#define STICK_LRU_SLACK_MS 1000
+
+int stick_count_recent(const struct server *srv, uint64_t now_ms, uint64_t idle_ms)
+{
+	struct stktable *t = srv->be->stk.table;
+	uint64_t from = now_ms > idle_ms ? now_ms - idle_ms : 0;
+	struct list *l;
+	int i, n = 0;
+
+	if (!idle_ms)
+		return stick_count_for(srv);
+	if (!t || !t->shards || srv->id >= t->srv_cap)
+		return 0;
+	for (i = 0; i < t->nshards; i++) {
+		struct stick_shard *sh = &t->shards[i];
+
+		pthread_mutex_lock(&sh->lock);
+		/* most recent first: the walk stops at the entries used before the window */
+		list_for_each(l, &sh->lru)
+		{
+			const struct stick_entry *e = list_entry(l, struct stick_entry, lru);
+
+			if (e->seen_ms + STICK_LRU_SLACK_MS <= from)
+				break;
+			n += e->srv_id == srv->id && e->seen_ms > from && !expired(e, now_ms);
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return n;
 }
 
 /* ---- keys ---- */
@@ -760,6 +821,7 @@ void stick_request(struct session *s)
 	for (i = 0; i < be->stk.nrules; i++) {
 		const struct stick_rule *r = &be->stk.rules[i];
 		struct sample smp;
+		uint64_t seen = 0;
 		uint16_t klen;
 		int id;
 
@@ -773,16 +835,26 @@ void stick_request(struct session *s)
 		if (!sample_fetch(s, &r->expr, &smp) || !stick_key(r->t, &smp, key, &klen))
 			continue;
 		if ((r->kind & STKR_MATCH) && !(txn->flags & TX_CK_PINNED) &&
-		    (id = stick_lookup(r->t, key, klen, req_now_ms())) >= 0 &&
+		    (id = stick_lookup_seen(r->t, key, klen, req_now_ms(), &seen)) >= 0 &&
 		    id < server_count(be)) {
 			struct server *srv = be->srv[id];
+			enum ck_verdict v = cookie_verdict(srv, (be->opts & PO_PERSIST) != 0,
+							   seen * 1000);
 
 			if (!txn->stk.srv)
 				txn->stk.srv = srv;
-			if (cookie_verdict(srv, (be->opts & PO_PERSIST) != 0) == CKV_GO) {
+			if (v == CKV_GO) {
 				txn->stk.srv = srv;
 				txn->flags |= TX_STK_PINNED | TX_CK_PINNED;
 			} else {
+				/* A user gone from a draining server no longer names it (the lookup
+				 * just refreshed the entry): if the request fails it is balanced
+				 * afresh, never brought back. */
+				if (v == CKV_GONE) {
+					stick_remove(r->t, key, klen);
+					if (txn->stk.srv == srv)
+						txn->flags |= TX_STK_DRAINED;
+				}
 				/* The user moves: the entry follows it to the server that answers.
 				 */
 				pending_add(txn, r->t, key, klen, true);
@@ -807,7 +879,7 @@ void stick_response(struct session *s, int tid)
 		return;
 	/* A user the cookie already reported is not counted twice. */
 	if (txn->stk.srv && txn->stk.srv != srv && txn->stk.srv != txn->ck_srv)
-		cookie_report_moved(txn->stk.srv, srv, tid);
+		cookie_report_moved(txn->stk.srv, srv, (txn->flags & TX_STK_DRAINED) != 0, tid);
 	for (i = 0; i < txn->stk.n; i++)
 		stick_store(txn->stk.st[i].t, txn->stk_keys + txn->stk.st[i].off,
 			    txn->stk.st[i].len, srv->id, now);
@@ -835,4 +907,47 @@ void stick_response(struct session *s, int tid)
 	}
 	txn->stk.n = 0;
 	txn->stk.used = 0;
+}
+
+/* ---- the state file (src/admin/state.c) ---- */
+
+void stick_foreach(struct stktable *t, stick_entry_fn fn, void *arg)
+{
+	uint64_t now = mono_ms();
+	struct list *l;
+	int i;
+
+	for (i = 0; i < t->nshards; i++) {
+		struct stick_shard *sh = &t->shards[i];
+
+		pthread_mutex_lock(&sh->lock);
+		prune(t, sh, now);
+		/* oldest first: stick_restore() then rebuilds the same LRU order */
+		for (l = sh->lru.prev; l != &sh->lru; l = l->prev) {
+			const struct stick_entry *e = list_entry(l, struct stick_entry, lru);
+
+			fn(arg, e->key, e->klen, e->srv_id, e->exp_ms ? e->exp_ms - now : 0);
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+}
+
+int stick_restore(struct stktable *t, const uint8_t *key, uint16_t klen, int srv_id,
+		  uint64_t left_ms)
+{
+	uint64_t now = mono_ms(), h = hash_key(key, klen);
+	struct stick_shard *sh = shard_of(t, h);
+	struct stick_entry *e;
+
+	if (stick_store(t, key, klen, srv_id, now) != OK)
+		return ERR;
+	/* a saved lifetime is kept, never lengthened to a full "expire" */
+	if (t->expire_ms && left_ms && left_ms < t->expire_ms) {
+		pthread_mutex_lock(&sh->lock);
+		e = find(sh, h, key, klen, NULL);
+		if (e)
+			e->exp_ms = now + left_ms;
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return OK;
 }

@@ -41,6 +41,15 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     raise RuntimeError("port %d not open after %.1fs" % (port, timeout))
 
 
+def gone(pid):
+    """The process exited (a zombie counts: its parent, an earlier keel, may be gone too)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 class Proc:
     """A child process whose output goes to a log file."""
 
@@ -404,6 +413,52 @@ def wait_for(pred, timeout=10.0, step=0.05):
             return v
         time.sleep(step)
     return pred()
+
+
+PHP_SESSION_APP = r"""<?php
+// A tiny session app: counts this user's requests in its session (?sleep=MS holds it that long);
+// /health answers without one.
+if (($_SERVER['REQUEST_URI'] ?? '') === '/health') { echo "ok\n"; return; }
+session_name('PHPSESSID');
+session_start();
+$_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
+if (isset($_GET['sleep'])) usleep((int)$_GET['sleep'] * 1000);
+header('Content-Type: text/plain');
+echo "n=" . $_SESSION['n'] . "\n";
+echo "server=" . getenv('APP_NAME') . "\n";
+echo "moved_from=" . ($_SERVER['HTTP_X_KEEL_MOVED_FROM'] ?? '') . "\n";
+"""
+
+
+def php_origin(env, name, ini=None, port=None):
+    """A real `php -S 127.0.0.1:PORT` (no php.ini: -n) running PHP_SESSION_APP with APP_NAME=name.
+    ini: extra -d settings, a dict or (name, value) pairs (to repeat `extension`); without a
+    session.save_handler the sessions are files in a directory of this origin. port: restart an
+    origin on the port of a dead one. Fails (not skips) when php-cli is missing, as the other tests
+    do for their Debian tools."""
+    php = shutil.which("php")
+    if not php:
+        pytest.fail("php-cli is not installed: run tools/deps.sh test (as root) first")
+    root = os.path.join(env.dir, "php-" + name)
+    sess = os.path.join(root, "sessions")
+    os.makedirs(sess, exist_ok=True)
+    with open(os.path.join(root, "router.php"), "w") as f:
+        f.write(PHP_SESSION_APP)
+    port = port or free_port()
+    settings = [("session.save_path", sess), ("session.use_strict_mode", "0"),
+                ("variables_order", "EGPCS"), ("display_errors", "0"), ("log_errors", "1")]
+    settings += list(ini.items() if isinstance(ini, dict) else ini or ())
+    args = ["env", "APP_NAME=" + name, php, "-n"]
+    # PHP's errors go to this origin's log (php -S writes them there), not into the responses;
+    # a later -d of the same name wins
+    for k, v in settings:
+        args += ["-d", "%s=%s" % (k, v)]
+    # a restarted origin gets its own log: the dead one's stays for the failure report
+    p = env.proc("php-%s-%d" % (name, len(env.procs)),
+                 args + ["-S", "127.0.0.1:%d" % port, "-t", root, os.path.join(root, "router.php")],
+                 wait_for_port=port)
+    p.port = port
+    return p
 
 
 def stats_rows(port, backend="be"):

@@ -4,7 +4,8 @@ X-Keel-Moved-From), drain keeping its sticky users, and "option persist"."""
 import os
 import re
 
-from conftest import Conn, basic_config, free_port, origin_of, stats_rows, wait_for, admin_cmd
+from conftest import (Conn, admin_cmd, basic_config, free_port, origin_of, php_origin, stats_rows,
+                      wait_for)
 
 
 def get(port, path="/", cookie=None, method="GET", body=None):
@@ -167,42 +168,6 @@ def test_pinned_request_not_moved_on_retry_without_redispatch(env):
     r = get(port2, cookie="SRV=a")
     assert r.status == 200 and origin_of(r) == "b" and r.header("set-cookie").startswith("SRV=b;")
     assert wait_for(lambda: "sticky user moved from be/s1 to be/s2" in k2.output(), 3)
-
-
-PHP_APP = r"""<?php
-// A tiny session app: counts this user's requests in a file session.
-session_name('PHPSESSID');
-session_start();
-$_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
-header('Content-Type: text/plain');
-echo "n=" . $_SESSION['n'] . "\n";
-echo "server=" . getenv('APP_NAME') . "\n";
-echo "moved_from=" . ($_SERVER['HTTP_X_KEEL_MOVED_FROM'] ?? '') . "\n";
-"""
-
-
-def php_origin(env, name):
-    """php -S with its own session.save_path: file sessions local to this origin."""
-    import shutil
-    import subprocess
-    php = shutil.which("php")
-    if not php:
-        import pytest
-        pytest.skip("php-cli is not installed (tools/deps.sh test)")
-    root = os.path.join(env.dir, "php-" + name)
-    sess = os.path.join(root, "sessions")
-    os.makedirs(sess)
-    with open(os.path.join(root, "router.php"), "w") as f:
-        f.write(PHP_APP)
-    port = free_port()
-    p = env.proc("php-" + name, ["env", "APP_NAME=" + name, php, "-n", "-d", "session.save_path=" + sess,
-                                 "-d", "session.use_strict_mode=0", "-d", "variables_order=EGPCS",
-                                 "-S", "127.0.0.1:%d" % port, "-t", root,
-                                 os.path.join(root, "router.php")],
-                 wait_for_port=port)
-    p.port = port
-    assert subprocess.call([php, "-n", "-m"], stdout=subprocess.DEVNULL) == 0
-    return p
 
 
 def test_php_file_sessions_stick_and_move(env):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Conn, basic_config, free_port, wait_for
+from conftest import ROOT, Conn, basic_config, free_port, gone, wait_for
 
 KEEL = os.environ.get("KEEL", os.path.join(ROOT, "keel"))
 KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
@@ -29,15 +29,6 @@ def ctl(sock, *args):
     p = subprocess.run([KEELCTL, "-s", sock] + list(args), capture_output=True, text=True,
                        timeout=40)
     return p.returncode, p.stdout, p.stderr
-
-
-def gone(pid):
-    """The process exited (a zombie counts: its parent, an earlier keel, may be gone too)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def read_pid(path):
@@ -240,3 +231,68 @@ def test_systemd_notifications(env):
     assert later[0].startswith("RELOADING=1\nMONOTONIC_USEC=")
     assert any(m.startswith("MAINPID=%d\nREADY=1" % read_pid(pidfile)) for m in later)
     s.close()
+
+
+def proc_info(pid):
+    """(uid, root directory, parent pid) of a process."""
+    st = open("/proc/%d/status" % pid).read()
+    uid = int([l for l in st.splitlines() if l.startswith("Uid:")][0].split()[1])
+    ppid = int([l for l in st.splitlines() if l.startswith("PPid:")][0].split()[1])
+    return uid, os.readlink("/proc/%d/root" % pid), ppid
+
+
+def children(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_reload_with_chroot_under_load(env, oload_built):
+    """With chroot and user (HAProxy's usual global section), reloads work as without: a spawner
+    left outside the jail starts each new process, which chroots and switches user itself; a
+    broken configuration is reported; no request fails; no spawner is left behind."""
+    assert os.geteuid() == 0, "this test needs root (chroot, user nobody)"
+    jail = os.path.join(env.dir, "jail")
+    k, port, sock, pidfile, origins = start(env, extra_global="    chroot %s\n    user nobody"
+                                            % jail)
+    assert get_gen(port) == "g0"  # serving: privileges dropped, jailed
+    uid, root, _ = proc_info(k.p.pid)
+    assert uid != 0 and root == jail
+    spawners = children(k.p.pid)
+    assert len(spawners) == 1 and proc_info(spawners[0])[:2] == (0, "/")
+    load = env.proc("oload", [OLOAD, "-u", "http://127.0.0.1:%d/" % port, "-r", "300",
+                              "-d", "7", "-t", "2000", "-s", "1000"])
+    time.sleep(1)
+    pids, gen = [k.p.pid], "g0"
+    for i in range(1, 5):
+        old = read_pid(pidfile)
+        if i == 2:
+            rewrite(k, env, port, origins, "bad", broken=True,
+                    extra_global="    chroot %s\n    user nobody" % jail)
+            rc, out, err = ctl(sock, "reload")
+            assert rc == 1 and "frobnicate" in err, (out, err)
+            assert read_pid(pidfile) == old and get_gen(port) == gen
+            continue
+        gen = "g%d" % i
+        rewrite(k, env, port, origins, gen, extra_global="    chroot %s\n    user nobody" % jail)
+        if i % 2:
+            os.kill(old, signal.SIGUSR2)
+        else:
+            rc, out, err = ctl(sock, "reload")
+            assert rc == 0, (out, err)
+        assert wait_for(lambda: read_pid(pidfile) not in (0, old), 10), k.output()
+        assert wait_for(lambda: get_gen(port) == gen, 10)
+        new = read_pid(pidfile)
+        pids.append(new)
+        uid, root, _ = proc_info(new)
+        assert uid != 0 and root == jail  # the new process jailed itself
+        time.sleep(0.8)
+    load.p.wait(30)
+    line = [x for x in load.output().splitlines() if x.startswith("sent=")][-1]
+    stats = dict(kv.split("=") for kv in line.split())
+    assert int(stats["sent"]) >= 1500 and stats["failed"] == "0", line
+    assert wait_for(lambda: all(gone(p) for p in pids[:-1]), 10), "an old process did not exit"
+    # one spawner, the current process's: the old ones exited with their process
+    assert wait_for(lambda: all(gone(s) for s in spawners), 5)
+    cur = children(pids[-1])
+    assert len(cur) == 1 and proc_info(cur[0])[:2] == (0, "/"), cur

@@ -3,14 +3,16 @@ keel: admin states and weights set at runtime (admin socket, agent) survive a re
 SIGTERM and after SIGKILL; the rules when the file and the configuration disagree; a full disk
 keeps keel running and the previous file intact."""
 import os
+import re
 import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
-from conftest import KEEL, basic_config, free_port, stats_rows, wait_for, admin_cmd
+from conftest import KEEL, Conn, admin_cmd, basic_config, free_port, gone, stats_rows, wait_for
 
 
 def config(env, port, servers, extra_be=""):
@@ -192,3 +194,96 @@ def test_state_full_disk(env):
         keel.stop(signal.SIGTERM)
     finally:
         subprocess.run(["umount", "-l", mnt])
+
+
+def src_get(port, src):
+    """One request from source address src; the origin's name (keel-origin's X-Origin)."""
+    c = Conn(port, timeout=5, source=src)
+    try:
+        r = c.request("GET", "/", headers={"Connection": "close"})
+        assert r.status == 200, r.status
+        return r.header("x-origin")
+    finally:
+        c.close()
+
+
+def table(sock):
+    """show table be → {key: server_name}."""
+    out = cli(sock, "show table be")
+    return dict(re.match(r"key=(\S+) server_id=\d+ server_name=(\S+) exp=\d+$", l).groups()
+                for l in out.splitlines()[1:] if l)
+
+
+def test_runtime_servers_and_stick_tables_survive_kill9_and_reload(env):
+    """add server, del server, set server addr and the stick table's entries are in the state
+    file: a kill -9 then a start, and a reload, give them back; sticky users stay where they
+    were."""
+    o = {n: env.origin(n) for n in ("o1", "o2", "o3", "o4")}
+    port = free_port()
+    cfg, sock, state = config(env, port, [("s1", o["o1"].addr, ""), ("s2", o["o2"].addr, "")],
+                              extra_be="    stick-table type ip size 100 expire 10m\n"
+                                       "    stick on src")
+    keel = start(env, cfg, port, sock, "keel1")
+    o3host, o3port = o["o3"].addr.rsplit(":", 1)
+    assert cli(sock, "add server be/s3 %s weight 5" % o["o3"].addr) == ""
+    assert cli(sock, "set server be/s3 state ready") == ""
+    assert cli(sock, "set server be/s2 state maint") == ""
+    assert cli(sock, "del server be/s2") == ""
+    o4host, o4port = o["o4"].addr.rsplit(":", 1)
+    assert cli(sock, "set server be/s1 addr %s port %s" % (o4host, o4port)) == ""
+    srcs = ["127.0.0.%d" % i for i in range(11, 19)]
+    where = {s: src_get(port, s) for s in srcs}
+    assert set(where.values()) == {"o3", "o4"}, where  # s2 is gone, s1 now reaches o4
+    before = table(sock)
+    assert set(before) == set(srcs), before
+    # within a second the entries are in the file, next to the runtime servers
+    assert wait_for(lambda: read(state).count("\nstick be ") == len(srcs), 5), read(state)
+    text = read(state)
+    assert "\ndeleted-server be s2 addr=%s\n" % o["o2"].addr in text
+    assert "\nadded-server be s3 arg=%s arg=weight arg=5 admin=ready weight=5" % o["o3"].addr \
+        in text
+    assert "rt-addr=%s:%s" % (o4host, o4port) in text
+    # a user who comes later, with no admin change to trigger a write: the tables' poll saves it
+    srcs.append("127.0.0.19")
+    where[srcs[-1]] = src_get(port, srcs[-1])
+    before = table(sock)
+    t0 = time.time()
+    assert wait_for(lambda: read(state).count("\nstick be ") == len(srcs), 5), read(state)
+    assert time.time() - t0 < 2.5
+    keel.stop(signal.SIGKILL)
+
+    keel = start(env, cfg, port, sock, "keel2")
+    assert wait_for(lambda: "2 server(s) applied (1 added at runtime, 1 deleted at runtime), "
+                            "%d stick table entries" % len(srcs) in keel.output(), 5), \
+        keel.output()
+    rows = stats_rows(port)
+    assert "s2" not in rows and rows["s3"]["status"] == "UP" and rows["s3"]["weight"] == "5", rows
+    assert table(sock) == before
+    assert {s: src_get(port, s) for s in srcs} == where  # every user on the same server
+
+    # a reload hands the same state over (new entries included), without the file's help
+    where["127.0.0.30"] = src_get(port, "127.0.0.30")
+    os.unlink(state)
+    old = keel.p.pid
+    keel.p.send_signal(signal.SIGUSR2)
+    assert wait_for(lambda: "runtime state of the previous process restored" in keel.output(), 10)
+    assert wait_for(lambda: gone(old), 10)
+    assert "(1 added at runtime, 1 deleted at runtime), %d stick table entries" % (len(srcs) + 1) \
+        in keel.output()
+    assert {s: src_get(port, s) for s in where} == where
+    assert wait_for(lambda: read(state).count("\nstick be ") == len(srcs) + 1, 5)
+
+
+def test_state_file_stick_entries_on_sigterm(env):
+    """A soft stop writes the bindings learnt less than a second before it."""
+    o1, o2 = env.origin("o1"), env.origin("o2")
+    port = free_port()
+    cfg, sock, state = config(env, port, [("s1", o1.addr, ""), ("s2", o2.addr, "")],
+                              extra_be="    stick-table type ip size 100 expire 10m\n"
+                                       "    stick on src")
+    keel = start(env, cfg, port, sock, "keel1")
+    where = {s: src_get(port, s) for s in ("127.0.0.41", "127.0.0.42")}
+    keel.stop(signal.SIGTERM)
+    assert read(state).count("\nstick be ") == 2
+    keel = start(env, cfg, port, sock, "keel2")
+    assert {s: src_get(port, s) for s in where} == where

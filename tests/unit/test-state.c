@@ -5,12 +5,15 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
 #include <keel/process.h>
+#include <keel/server.h>
 #include <keel/state.h>
+#include <keel/stick.h>
 
 #include "rt.h"
 #include "unit.h"
@@ -291,6 +294,162 @@ TEST(write_is_atomic_and_failures_keep_the_old_file)
 	CHECK(err != NULL);
 	free(err);
 	rm_tmp();
+}
+
+/* The dump of the current state, for a test (NULL after a FAIL). */
+static char *dump(void)
+{
+	size_t len;
+	char *img = state_dump(&len);
+
+	if (!img)
+		FAIL("state_dump failed");
+	return img;
+}
+
+static struct server *srv_named(const char *name)
+{
+	int i;
+
+	for (i = 0; i < server_count(be); i++)
+		if (!server_deleted(be->srv[i]) && !strcmp(be->srv[i]->name, name))
+			return be->srv[i];
+	return NULL;
+}
+
+#define DYN_SERVERS SERVERS " server s3 127.0.0.1:8003\n"
+
+TEST(runtime_servers_round_trip)
+{
+	char *args[] = {"be/web4", "127.0.0.5:8080", "weight", "7", "cookie", "w 4"};
+	struct state_report rep;
+	char err[512], *img = NULL, *img2 = NULL;
+	struct server *s;
+
+	if (!setup(DYN_SERVERS))
+		return;
+	CHECK_EQ_INT(server_add(6, args, "test", err, sizeof(err)), OK);
+	s = srv_named("web4");
+	if (!CHECK(s))
+		return;
+	health_set_admin(s, SRV_ADMIN_DRAIN, "test");
+	CHECK_EQ_INT(server_set_addr(s, "127.0.0.6", 0, "test", err, sizeof(err)), OK);
+	CHECK_EQ_INT(server_set_addr(be->srv[0], "::1", 9001, "test", err, sizeof(err)), OK);
+	health_set_admin(be->srv[1], SRV_ADMIN_MAINT, "test");
+	CHECK_EQ_INT(server_del(be->srv[1], "test", err, sizeof(err)), OK);
+	img = dump();
+	if (!img)
+		return;
+	CHECK(strstr(img, "\ndeleted-server be s2 addr=127.0.0.1:8002\n") != NULL);
+	CHECK(strstr(img, "\nadded-server be web4 arg=127.0.0.5:8080 arg=weight arg=7 arg=cookie "
+			  "arg=w%204 admin=drain weight=7 checks=on rt-addr=127.0.0.6:8080\n") !=
+	      NULL);
+	CHECK(strstr(img, "server be s1 addr=127.0.0.1:8001 admin=ready weight=10 checks=on "
+			  "rt-addr=[::1]:9001 ") != NULL);
+	/* a fresh process: the configuration, then the file */
+	if (!setup(DYN_SERVERS))
+		goto out;
+	apply(img, &rep);
+	CHECK_EQ_INT(rep.added, 1);
+	CHECK_EQ_INT(rep.deleted, 1);
+	CHECK_EQ_INT(rep.malformed + rep.unknown + rep.conflicts + rep.refused, 0);
+	CHECK(server_deleted(be->srv[1]));
+	s = srv_named("web4");
+	if (CHECK(s)) {
+		char a[96];
+
+		CHECK(s->dynamic);
+		CHECK_EQ_INT(atomic_load(&s->admin), SRV_ADMIN_DRAIN);
+		CHECK_EQ_INT(s->weight, 7);
+		CHECK_STR(s->cookie, "w 4");
+		server_addr_str(s, a, sizeof(a));
+		CHECK_STR(a, "127.0.0.6:8080");
+		server_addr_str(be->srv[0], a, sizeof(a));
+		CHECK_STR(a, "[::1]:9001");
+	}
+	/* the same image again is a no-op, and the dump is unchanged */
+	apply(img, &rep);
+	CHECK_EQ_INT(rep.malformed + rep.unknown + rep.conflicts + rep.added + rep.deleted, 0);
+	img2 = dump();
+	CHECK(img2 && !strcmp(img, img2));
+out:
+	free(img);
+	free(img2);
+}
+
+TEST(runtime_server_conflicts)
+{
+	struct state_report rep;
+
+	/* webC now in the configuration; s2's address changed since it was deleted */
+	if (!setup(SERVERS " server webC 127.0.0.1:8009\n"))
+		return;
+	apply("keel-state 1\n"
+	      "added-server be webC arg=127.0.0.3:80\n"
+	      "deleted-server be s2 addr=127.0.0.2:1\n"
+	      "added-server be bad arg=not-an-address\n"
+	      "added-server be noaddr weight=3\n"
+	      "server be s1 addr=127.0.0.1:8001 rt-addr=bogus\n",
+	      &rep);
+	CHECK_EQ_INT(rep.conflicts, 4);
+	CHECK_EQ_INT(rep.malformed, 1);
+	CHECK_EQ_INT(rep.added + rep.deleted, 0);
+	CHECK(!server_deleted(be->srv[1]));
+	CHECK(!srv_named("bad"));
+	CHECK(!be->srv[2]->dynamic);
+}
+
+TEST(stick_entries_round_trip)
+{
+	const char *body = SERVERS " stick-table type ip size 100 expire 10m\n stick on src\n";
+	struct stktable *t;
+	struct state_report rep;
+	uint8_t key[16];
+	uint16_t klen;
+	char *img = NULL, *img2 = NULL;
+	uint64_t now_mono;
+	struct timespec ts;
+
+	if (!setup(body))
+		return;
+	t = be->stk.table;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_mono = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	CHECK(stick_key_text(t, "10.1.2.3", key, &klen));
+	CHECK_EQ_INT(stick_store(t, key, klen, 1, now_mono), OK);
+	CHECK(stick_key_text(t, "2001:db8::1", key, &klen));
+	CHECK_EQ_INT(stick_store(t, key, klen, 0, now_mono), OK);
+	CHECK(atomic_load(&t->changed));
+	img = dump();
+	if (!img)
+		return;
+	CHECK(!atomic_load(&t->changed)); /* the dump took it */
+	CHECK(strstr(img, "\nstick be type=ip key=00000000000000000000ffff0a010203 server=s2 "
+			  "exp=") != NULL);
+	/* a fresh process gets both entries, on the same servers */
+	if (!setup(body))
+		goto out;
+	t = be->stk.table;
+	apply(img, &rep);
+	CHECK_EQ_INT(rep.sticks, 2);
+	CHECK_EQ_INT(rep.stick_dropped + rep.malformed, 0);
+	CHECK(stick_key_text(t, "10.1.2.3", key, &klen));
+	CHECK_EQ_INT(stick_lookup(t, key, klen, now_mono), 1);
+	img2 = dump();
+	CHECK(img2 && strstr(img2, "key=20010db8000000000000000000000001 server=s1") != NULL);
+	/* expired entries, a removed server, another key type and a table gone are dropped */
+	apply("keel-state 1\nstick be type=ip key=00000000000000000000ffff0a010204 server=s1 "
+		 "exp=1000\nstick be type=ip key=00000000000000000000ffff0a010205 server=s9 exp=0\n"
+		 "stick be type=integer key=0100000000000000 server=s1 exp=0\n"
+		 "stick www type=ip key=00000000000000000000ffff0a010206 server=s1 exp=0\n"
+		 "stick be type=ip key=0a0102 server=s1 exp=0\n"
+		 "stick be type=ip key=xyz server=s1 exp=0\n", &rep);
+	CHECK_EQ_INT(rep.sticks, 0);
+	CHECK_EQ_INT(rep.stick_dropped, 5);
+	CHECK_EQ_INT(rep.malformed, 1);
+out:
+	free(img);
+	free(img2);
 }
 
 TEST(check_path)

@@ -2,7 +2,7 @@
  * answer. See docs/admin.md.
  *
  *   keelctl [-s SOCKET] COMMAND...           e.g. keelctl show servers state be
- *   keelctl [-s SOCKET] drain B/S [--wait] [--timeout T]
+ *   keelctl [-s SOCKET] drain B/S [--idle T] [--deadline T] [--wait] [--timeout T]
  *   keelctl [-s SOCKET] reload               hitless reload: answers once the new process serves
  *
  * The socket is -s, else $KEEL_SOCKET, else /run/keel/admin.sock. Exit status: 0 success, 1 the
@@ -23,13 +23,15 @@
 #define DEFAULT_SOCKET "/run/keel/admin.sock"
 #define IO_TIMEOUT_MS 30000
 #define LINE_MAX_LEN 4095
+#define PRINT_EVERY_MS 2000 /* drain --wait: how often it says what it waits for */
 
 static const char *sock_path;
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: keelctl [-s SOCKET] COMMAND...        (try: keelctl help)\n"
-		   "       keelctl [-s SOCKET] drain BACKEND/SERVER [--wait] [--timeout T]\n"
+		   "       keelctl [-s SOCKET] drain BACKEND/SERVER [--idle T] [--deadline T]\n"
+		   "                                 [--wait] [--timeout T]\n"
 		   "       keelctl [-s SOCKET] reload\n"
 		   "SOCKET defaults to $KEEL_SOCKET, else " DEFAULT_SOCKET ".\n"
 		   "Exit status: 0 success, 1 error answer or drain timeout, 2 usage or connection "
@@ -161,12 +163,23 @@ static long parse_time_ms(const char *s)
 	return -1;
 }
 
-/* In-flight requests of B/S from "show servers state B": keel_cur_sess + keel_queue, -1 when the
- * row is missing, -2 on an error answer (printed). */
-static int inflight(const char *be, const char *srv, int *cur, int *queue, int *rc)
+/* What "drain --wait" waits for, from a row of "show servers state B". The sticky columns are
+ * absent from an older keel's answer: then only requests count. */
+struct drain_row {
+	int cur, queue, sticky;
+	long long pending_ms; /* cookie users not seen yet may come for this long; -1: for ever */
+	bool has_sticky;
+};
+
+/* Fills r from "show servers state be" for server srv: 1 found, 0 missing, -2 on an error answer
+ * (printed; *rc set). */
+static int server_row(const char *be, const char *srv, struct drain_row *r, int *rc)
 {
+	enum { C_CUR, C_QUEUE, C_STICKY, C_PENDING, C_N };
+	static const char *const names[C_N] = {"keel_cur_sess", "keel_queue", "keel_sticky_users",
+					       "keel_sticky_pending_ms"};
 	char line[600], *ans, *p, *save = NULL;
-	int col_cur = -1, col_q = -1, found = -1;
+	int col[C_N] = {-1, -1, -1, -1}, found = 0, k;
 	size_t alen;
 
 	snprintf(line, sizeof(line), "show servers state %s", be);
@@ -180,44 +193,68 @@ static int inflight(const char *be, const char *srv, int *cur, int *queue, int *
 	}
 	for (p = strtok_r(ans, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
 		char *tok, *s2 = NULL;
-		int i = 0, c = -1, q = -1;
+		long long v[C_N] = {-1, -1, -1, -1};
+		int i = 0;
 		bool hdr = p[0] == '#', match = false;
 
 		for (tok = strtok_r(hdr ? p + 1 : p, " ", &s2); tok;
 		     tok = strtok_r(NULL, " ", &s2), i++) {
-			if (hdr) {
-				if (!strcmp(tok, "keel_cur_sess"))
-					col_cur = i;
-				else if (!strcmp(tok, "keel_queue"))
-					col_q = i;
-			} else {
-				if (i == 3 && !strcmp(tok, srv))
-					match = true;
-				if (i == col_cur)
-					c = atoi(tok);
-				if (i == col_q)
-					q = atoi(tok);
+			for (k = 0; k < C_N; k++) {
+				if (hdr && !strcmp(tok, names[k]))
+					col[k] = i;
+				else if (!hdr && i == col[k])
+					v[k] = atoll(tok);
 			}
+			if (!hdr && i == 3 && !strcmp(tok, srv))
+				match = true;
 		}
-		if (match && c >= 0 && q >= 0) {
-			*cur = c;
-			*queue = q;
-			found = c + q;
+		if (match && v[C_CUR] >= 0 && v[C_QUEUE] >= 0) {
+			r->cur = (int)v[C_CUR];
+			r->queue = (int)v[C_QUEUE];
+			r->has_sticky = col[C_STICKY] >= 0 && col[C_PENDING] >= 0;
+			r->sticky = r->has_sticky ? (int)v[C_STICKY] : 0;
+			r->pending_ms = r->has_sticky ? v[C_PENDING] : 0;
+			found = 1;
 		}
 	}
 	free(ans);
 	return found;
 }
 
+static bool drained(const struct drain_row *r)
+{
+	return !r->cur && !r->queue && !r->sticky && !r->pending_ms;
+}
+
+/* "be/s1: 2 request(s) in flight (0 queued), 5 sticky user(s), cookie users not seen since the
+ * drain began count for 8 s more" on f. */
+static void print_row(FILE *f, const char *target, const struct drain_row *r)
+{
+	fprintf(f, "%s: %d request(s) in flight (%d queued)", target, r->cur, r->queue);
+	if (r->has_sticky) {
+		fprintf(f, ", %d sticky user(s)", r->sticky);
+		if (r->pending_ms > 0)
+			fprintf(f,
+				", cookie users not seen since the drain began count for %lld s "
+				"more",
+				(r->pending_ms + 999) / 1000);
+		else if (r->pending_ms < 0)
+			fprintf(f, ", cookie users are kept for ever (drain-idle 0, no "
+				   "drain-deadline)");
+	}
+	fputc('\n', f);
+}
+
 static int drain(int argc, char **argv)
 {
-	const char *target = NULL;
-	char be[512], line[600], *ans, *slash;
+	const char *target = NULL, *idle = NULL, *dl = NULL;
+	char be[512], line[700], *ans, *slash;
 	long timeout_ms = 60000;
 	bool wait = false;
-	uint64_t deadline;
+	uint64_t start, last_print = 0;
 	size_t alen;
-	int i, rc, cur = 0, queue = 0;
+	int i, rc, n;
+	struct drain_row r = {0};
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--wait")) {
@@ -230,6 +267,15 @@ static int drain(int argc, char **argv)
 					argv[i]);
 				return 2;
 			}
+		} else if ((!strcmp(argv[i], "--idle") || !strcmp(argv[i], "--deadline")) &&
+			   i + 1 < argc && argv[i + 1][0] &&
+			   strspn(argv[i + 1], "0123456789abcdefghijklmnopqrstuvwxyz") ==
+			       strlen(argv[i + 1]) &&
+			   strlen(argv[i + 1]) < 32) {
+			/* passed on as they are (one word: no ';' starting another command); keel
+			 * checks them */
+			*(argv[i][2] == 'i' ? &idle : &dl) = argv[i + 1];
+			i++;
 		} else if (!target && argv[i][0] != '-') {
 			target = argv[i];
 		} else {
@@ -245,7 +291,8 @@ static int drain(int argc, char **argv)
 	}
 	memcpy(be, target, (size_t)(slash - target));
 	be[slash - target] = 0;
-	snprintf(line, sizeof(line), "set server %s state drain", target);
+	snprintf(line, sizeof(line), "set server %s state drain%s%s%s%s", target,
+		 idle ? " idle " : "", idle ? idle : "", dl ? " deadline " : "", dl ? dl : "");
 	rc = ask(line, &ans, &alen);
 	if (rc)
 		return rc;
@@ -253,27 +300,46 @@ static int drain(int argc, char **argv)
 	free(ans);
 	if (rc || !wait)
 		return rc;
-	deadline = mono_ms() + (uint64_t)timeout_ms;
+	start = mono_ms();
 	for (;;) {
-		int n = inflight(be, slash + 1, &cur, &queue, &rc);
-
+		n = server_row(be, slash + 1, &r, &rc);
 		if (n == -2)
 			return rc;
-		if (n == -1) {
+		if (n == 0) {
 			fprintf(stderr, "keelctl: server %s not found in 'show servers state'\n",
 				target);
 			return 1;
 		}
-		if (n == 0) {
-			printf("%s drained: no request in flight\n", target);
+		if (drained(&r)) {
+			printf("%s drained: no request in flight%s\n", target,
+			       r.has_sticky ? ", no sticky user left" : "");
 			return 0;
 		}
-		if (mono_ms() >= deadline) {
+		if (mono_ms() - start >= (uint64_t)timeout_ms) {
 			fprintf(stderr,
-				"keelctl: %s still has %d request(s) in flight and %d queued "
-				"after %ld ms\n",
-				target, cur, queue, timeout_ms);
+				"keelctl: %s still has %d request(s) in flight and %d queued",
+				target, r.cur, r.queue);
+			if (r.has_sticky)
+				fprintf(stderr, ", %d sticky user(s)%s", r.sticky,
+					r.pending_ms ? " and cookie users not seen yet" : "");
+			fprintf(stderr, " after %ld ms\n", timeout_ms);
+			if (r.pending_ms < 0)
+				fprintf(stderr, "keelctl: its cookie users are kept for ever "
+						"(drain-idle 0): give the drain an idle time "
+						"(--idle T) or a deadline (--deadline T)\n");
+			else if (r.pending_ms > 0)
+				fprintf(stderr,
+					"keelctl: cookie users not seen since the drain "
+					"began count for %lld s more (drain-idle): raise "
+					"--timeout or lower the drain's idle time (--idle T)\n",
+					(r.pending_ms + 999) / 1000);
 			return 1;
+		}
+		/* what it waits for: at once, then every PRINT_EVERY_MS */
+		if (!last_print || mono_ms() - last_print >= PRINT_EVERY_MS) {
+			print_row(stdout, target, &r);
+			fflush(stdout);
+			last_print = mono_ms();
 		}
 		usleep(100 * 1000);
 	}
