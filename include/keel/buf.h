@@ -53,5 +53,9 @@ static inline void buf_compact(struct buf *b)
 bool buf_get(struct buf *b);
 /* Returns the storage to the pool when the buffer is empty (or unconditionally with force). */
 void buf_release(struct buf *b, bool force);
+/* Swaps the ordinary storage of an empty buffer for a stream buffer of size bytes (from the loop's
+ * second pool, which takes that size on first use: one size per process). Returns false, and
+ * leaves b as it was, when b is not empty, already larger, or memory is short. */
+bool buf_grow(struct buf *b, uint32_t size);
 
 #endif

@@ -11,6 +11,8 @@
 #include <keel/pool.h>
 #include <keel/timer-t.h>
 
+struct kpipe;
+
 /* Anything registered with epoll starts with an fdh: epoll's data pointer points at it. A handler
  * whose fd was closed during the current batch has fd == -1 and is skipped. */
 struct fdh {
@@ -41,6 +43,9 @@ struct loop {
 	struct timer_heap timers;
 	struct list tasklets;
 	struct pool buf_pool;
+	struct pool sbuf_pool; /* stream buffers (buf_grow()), set up on first use */
+	struct kpipe *pipes;   /* empty pipes for splice(2) (pipe.h) */
+	uint32_t npipes;
 	char *scratch; /* bufsize bytes of per-thread scratch, valid within one callback */
 	uint32_t bufsize;
 	bool quit;

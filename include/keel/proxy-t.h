@@ -157,6 +157,8 @@ enum proxy_opt {
 	PO_LOG_SEPARATE_ERRORS = 1u << 14,
 	PO_PREFER_LAST_SERVER = 1u << 15,
 	PO_TCPCHK = 1u << 16,
+	PO_SPLICE_RSP = 1u << 17,  /* option splice-response: splice(2) large response bodies */
+	PO_SPLICE_AUTO = 1u << 18, /* option splice-auto: the same in keel (responses only) */
 };
 
 struct bind_conf {
@@ -315,6 +317,9 @@ struct global {
 	int maxconn;             /* 0: derived from the file descriptor limit */
 	int ulimit_n;
 	uint32_t bufsize;
+	uint32_t bufsize_stream;  /* tune.bufsize.stream: buffer of a body in transit (0: off) */
+	bool nosplice;           /* "nosplice": no splice(2) whatever the proxies ask */
+	int maxpipes;            /* "maxpipes": pipes for splice(2) (0: maxconn / 4) */
 	uint32_t maxrewrite;
 	int maxhdr;
 	uint32_t hard_stop_after;/* ms */

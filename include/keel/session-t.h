@@ -90,6 +90,7 @@ enum txn_flags {
 
 struct session;
 struct server;
+struct kpipe;
 
 struct sconn {
 	struct fdh h;
@@ -142,6 +143,8 @@ struct txn {
 	uint64_t wall_start;
 	uint64_t bytes_in, bytes_out;
 	uint32_t rsp_head_left;     /* response head bytes not sent yet (decides TX_RSP_STARTED) */
+	struct kpipe *rsp_pipe;     /* the response body goes through this pipe (splice), or NULL */
+	bool rsp_nosplice;          /* decided: this response body is copied, not spliced */
 	const char *reply;          /* locally generated response */
 	uint32_t reply_len, reply_off;
 	char *reply_heap;           /* reply storage to free(), or NULL */

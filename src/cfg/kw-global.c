@@ -18,6 +18,7 @@ void cfg_global_defaults(void)
 	memset(&global, 0, sizeof(global));
 	global.uid = global.gid = -1;
 	global.bufsize = 16384;
+	global.bufsize_stream = 65536;
 	global.maxrewrite = 1024;
 	global.maxhdr = 101;
 	global.spare_servers = 16;
@@ -181,6 +182,13 @@ static int kw_quiet(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
+static int kw_nosplice(struct cfg_ctx *c, int argc, char **argv)
+{
+	(void)c, (void)argc, (void)argv;
+	global.nosplice = true;
+	return OK;
+}
+
 static int one_arg(struct cfg_ctx *c, int argc, char **argv)
 {
 	if (argc != 2) {
@@ -266,6 +274,12 @@ static int kw_num(struct cfg_ctx *c, int argc, char **argv)
 			return ERR;
 		}
 		global.spare_servers = (int)v;
+	} else if (!strcmp(kw, "maxpipes")) {
+		if (cfg_parse_int(argv[1], 0, 10000000, &v)) {
+			cfg_err(c, "'maxpipes' expects a number (0: maxconn / 4)");
+			return ERR;
+		}
+		global.maxpipes = (int)v;
 	} else if (!strcmp(kw, "nbproc")) {
 		if (cfg_parse_int(argv[1], 1, 64, &v) || v != 1)
 			cfg_warn(c, "'nbproc' is obsolete; keel runs one process with 'nbthread' threads");
@@ -290,6 +304,12 @@ static int kw_size(struct cfg_ctx *c, int argc, char **argv)
 			return ERR;
 		}
 		global.bufsize = v;
+	} else if (!strcmp(argv[0], "tune.bufsize.stream")) {
+		if (v > (1u << 24)) {
+			cfg_err(c, "'tune.bufsize.stream' must be at most 16777216 (0: off)");
+			return ERR;
+		}
+		global.bufsize_stream = v;
 	} else {
 		global.maxrewrite = v;
 	}
@@ -465,10 +485,12 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"nbthread", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"nbproc", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"maxconn", CFG_S_GLOBAL, kw_num, 0, NULL},
+	{"maxpipes", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"ulimit-n", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"tune.http.maxhdr", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"tune.spare-servers", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"tune.bufsize", CFG_S_GLOBAL, kw_size, 0, NULL},
+	{"tune.bufsize.stream", CFG_S_GLOBAL, kw_size, 0, NULL},
 	{"tune.maxrewrite", CFG_S_GLOBAL, kw_size, 0, NULL},
 	{"hard-stop-after", CFG_S_GLOBAL, kw_hard_stop, 0, NULL},
 	{"log", CFG_S_GLOBAL, kw_log, 0, NULL},
@@ -507,7 +529,7 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"tune.rcvbuf.server", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{"tune.sndbuf.server", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{"noepoll", CFG_S_GLOBAL, NULL, KW_UNIMPL, "keel always uses epoll"},
-	{"nosplice", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},
+	{"nosplice", CFG_S_GLOBAL, kw_nosplice, 0, NULL},
 	{"no", CFG_S_GLOBAL, kw_no, 0, NULL},
 	{"strict-limits", CFG_S_GLOBAL, NULL, KW_UNIMPL,
 	 "keel only warns when the file descriptor limit is too low for maxconn"},

@@ -11,6 +11,7 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/loop.h>
+#include <keel/pipe.h>
 #include <keel/timer.h>
 
 __thread struct loop *tl;
@@ -216,5 +217,7 @@ void loop_destroy(struct loop *l)
 	timer_heap_free(&l->timers);
 	free(l->dfree);
 	pool_flush(&l->buf_pool);
+	pool_flush(&l->sbuf_pool);
+	pipe_flush(l);
 	free(l->scratch);
 }

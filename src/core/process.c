@@ -23,10 +23,11 @@
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/pipe.h>
 #include <keel/process.h>
 #include <keel/session.h>
-#include <keel/state.h>
 #include <keel/spawner.h>
+#include <keel/state.h>
 
 struct loop *keel_loops;
 int keel_nloops;
@@ -120,7 +121,8 @@ static int raise_nofile(void)
 		return ERR;
 	/* Each connection may need two descriptors (client and server) plus some spare. */
 	want = global.ulimit_n ? (rlim_t)global.ulimit_n
-			       : (rlim_t)(global.maxconn ? global.maxconn : 100000) * 2 + 256;
+			       : (rlim_t)(global.maxconn ? global.maxconn : 100000) * 2 + 256 +
+				     (rlim_t)pipe_fds_wanted(); /* splice(2): two per pipe */
 	if (rl.rlim_cur < want) {
 		struct rlimit n = {want, rl.rlim_max > want ? rl.rlim_max : want};
 

@@ -18,6 +18,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 KEEL = os.environ.get("KEEL", os.path.join(ROOT, "keel"))
 ORIGIN = os.environ.get("KEEL_ORIGIN", os.path.join(ROOT, "build", "default", "keel-origin"))
+KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
+if not os.path.exists(KEELCTL):
+    KEELCTL = os.path.join(ROOT, "build", "default", "keelctl")
+BENCH = os.path.join(ROOT, "bench")
+OLOAD = os.path.join(ROOT, "build", "bench", "oload")  # the open-loop client, bench/oload.c
 LOGDIR = os.path.join(HERE, "logs")
 
 
@@ -215,6 +220,13 @@ def pytest_runtest_makereport(item, call):
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "keel: BUG at")
 
+
+
+@pytest.fixture(scope="session")
+def oload_built():
+    """Builds bench/ (oload) once per run."""
+    r = subprocess.run(["make", "-s", "-C", BENCH], capture_output=True, text=True)
+    assert r.returncode == 0, "make -C bench failed:\n" + r.stdout + r.stderr
 
 @pytest.fixture
 def env(request):

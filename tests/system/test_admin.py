@@ -9,12 +9,9 @@ import subprocess
 import threading
 import time
 
-from conftest import Conn, ROOT, basic_config, free_port, stats_rows, wait_for, admin_raw
+from conftest import (KEEL, KEELCTL, Conn, admin_raw, basic_config, free_port, stats_rows,
+                      wait_for)
 
-KEEL = os.environ.get("KEEL", os.path.join(ROOT, "keel"))
-KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
-if not os.path.exists(KEELCTL):
-    KEELCTL = os.path.join(ROOT, "build", "default", "keelctl")
 
 
 def start(env, level=None, extra_be="", servers=None, mode=None):

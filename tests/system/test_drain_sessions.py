@@ -12,12 +12,9 @@ import subprocess
 import threading
 import time
 
-from conftest import (Conn, KEEL, admin_cmd, basic_config, free_port, origin_of, stats_rows,
-                      wait_for)
+from conftest import (KEEL, KEELCTL, Conn, admin_cmd, basic_config, free_port, origin_of,
+                      stats_rows, wait_for)
 
-KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
-if not os.path.exists(KEELCTL):
-    KEELCTL = os.path.join(os.path.dirname(KEEL), "build", "default", "keelctl")
 
 IDLE = 2.0  # drain-idle of the servers below, in s
 

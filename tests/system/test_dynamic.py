@@ -1,16 +1,11 @@
 """Dynamic servers on the admin socket: add server, del server, set server addr
 (src/proxy/server.c, docs/internals/dynamic-servers.md)."""
 import os
-import subprocess
 import threading
 import time
 
-import pytest
+from conftest import OLOAD, Conn, admin_cmd, basic_config, free_port, origin_of, wait_for
 
-from conftest import Conn, ROOT, basic_config, free_port, origin_of, wait_for, admin_cmd
-
-OLOAD = os.path.join(ROOT, "build", "bench", "oload")
-BENCH = os.path.join(ROOT, "bench")
 
 
 
@@ -161,11 +156,6 @@ def test_consistent_hash_add(env):
         seen.add(origin_of(r))
     assert seen == {"a", "b"}
 
-
-@pytest.fixture(scope="module")
-def oload_built():
-    r = subprocess.run(["make", "-s", "-C", BENCH], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_add_del_under_load(env, oload_built):

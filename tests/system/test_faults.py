@@ -23,10 +23,8 @@ import types
 
 import pytest
 
-from conftest import ORIGIN, ROOT, Proc, free_port, wait_port
+from conftest import BENCH, OLOAD, ORIGIN, Proc, free_port, wait_port
 
-BENCH = os.path.join(ROOT, "bench")
-OLOAD = os.path.join(ROOT, "build", "bench", "oload")
 
 _loader = importlib.machinery.SourceFileLoader("bench_faults", os.path.join(BENCH, "faults"))
 _spec = importlib.util.spec_from_loader("bench_faults", _loader)

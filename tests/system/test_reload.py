@@ -7,22 +7,9 @@ import signal
 import subprocess
 import time
 
-import pytest
-
-from conftest import ROOT, Conn, basic_config, free_port, gone, wait_for
-
-KEEL = os.environ.get("KEEL", os.path.join(ROOT, "keel"))
-KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
-if not os.path.exists(KEELCTL):
-    KEELCTL = os.path.join(ROOT, "build", "default", "keelctl")
-BENCH = os.path.join(ROOT, "bench")
-OLOAD = os.path.join(ROOT, "build", "bench", "oload")
+from conftest import KEELCTL, OLOAD, Conn, basic_config, free_port, gone, wait_for
 
 
-@pytest.fixture(scope="module")
-def oload_built():
-    r = subprocess.run(["make", "-s", "-C", BENCH], capture_output=True, text=True)
-    assert r.returncode == 0, "make -C bench failed:\n" + r.stdout + r.stderr
 
 
 def ctl(sock, *args):

@@ -21,25 +21,13 @@ import signal
 import subprocess
 import time
 
-import pytest
+from conftest import (KEELCTL, OLOAD, ORIGIN, Proc, admin_cmd, basic_config, free_port, wait_for,
+                      wait_port)
 
-from conftest import ORIGIN, ROOT, Proc, admin_cmd, basic_config, free_port, wait_for, wait_port
-
-KEEL = os.environ.get("KEEL", os.path.join(ROOT, "keel"))
-KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
-if not os.path.exists(KEELCTL):
-    KEELCTL = os.path.join(ROOT, "build", "default", "keelctl")
-BENCH = os.path.join(ROOT, "bench")
-OLOAD = os.path.join(ROOT, "build", "bench", "oload")
 
 RATE, POST_RATE, DEADLINE_MS, DELAY_MS = 300, 30, 4000, 20
 POST_ID_BASE = 1000000000  # GETs carry ids 0.., POSTs 10^9.. (as bench/faults)
 
-
-@pytest.fixture(scope="module")
-def oload_built():
-    r = subprocess.run(["make", "-s", "-C", BENCH], capture_output=True, text=True)
-    assert r.returncode == 0, "make -C bench failed:\n" + r.stdout + r.stderr
 
 
 class IdOrigin(Proc):
