@@ -332,6 +332,20 @@ static uint32_t rsp_pending(const struct session *s)
 	return s->rsp.fwd - s->rsp.out + (p ? p->len : 0);
 }
 
+/* What a write to the client that moved nothing (n <= 0) means: a full socket (EAGAIN: no more
+ * writes until epoll says so) or an interrupted call is no progress (false); anything else is an
+ * error for the session to handle (true). */
+static bool cli_send_failed(struct session *s, ssize_t n)
+{
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		if (errno == EAGAIN)
+			s->cflags &= (uint16_t)~CF_WR_READY;
+		return false;
+	}
+	s->cflags |= CF_ERROR;
+	return true;
+}
+
 /* cli_send() for a spliced body: pipe -> client socket. A short splice means the socket is full
  * (the kernel stops only when the pipe is empty, and the pipe holds exactly len bytes). */
 static bool cli_splice_out(struct session *s)
@@ -350,13 +364,7 @@ static bool cli_splice_out(struct session *s)
 		s->cli_exp = now_us + ms(s->fe->to.client);
 		return true;
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		if (errno == EAGAIN)
-			s->cflags &= (uint16_t)~CF_WR_READY;
-		return false;
-	}
-	s->cflags |= CF_ERROR;
-	return true;
+	return cli_send_failed(s, n);
 }
 
 static bool cli_send(struct session *s)
@@ -399,13 +407,7 @@ static bool cli_send(struct session *s)
 		chan_reset_if_empty(c);
 		return true;
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		if (errno == EAGAIN)
-			s->cflags &= (uint16_t)~CF_WR_READY;
-		return false;
-	}
-	s->cflags |= CF_ERROR;
-	return true;
+	return cli_send_failed(s, n);
 }
 
 /* ---- request ---- */
