@@ -320,9 +320,8 @@ static struct server *find_server(const char *be_name, const char *srv_name, boo
 
 /* "IP:PORT", "[IPv6]:PORT" or "IP" (a server that takes the client's port) → server_set_addr().
  */
-static const char *apply_rt_addr(struct server *srv, const char *text)
+static const char *apply_rt_addr(struct server *srv, const char *text, char *err, size_t len)
 {
-	static char err[512];
 	char ip[128];
 	const char *colon = strrchr(text, ':');
 	long port = 0;
@@ -345,7 +344,7 @@ static const char *apply_rt_addr(struct server *srv, const char *text)
 		return "bad rt-addr";
 	memcpy(ip, text, n);
 	ip[n] = 0;
-	if (server_set_addr(srv, ip, (int)port, "state file", err, sizeof(err)) != OK)
+	if (server_set_addr(srv, ip, (int)port, "state file", err, len) != OK)
 		return err;
 	return NULL;
 }
@@ -391,10 +390,10 @@ static void apply_runtime(struct server *srv, const char *name, int ln, const st
 		any = true;
 	}
 	if (r->rt_addr) {
-		char cur[96];
+		char cur[96], err[512];
 
 		server_addr_str(srv, cur, sizeof(cur));
-		if (strcmp(cur, r->rt_addr) && (why = apply_rt_addr(srv, r->rt_addr))) {
+		if (strcmp(cur, r->rt_addr) && (why = apply_rt_addr(srv, r->rt_addr, err, sizeof(err)))) {
 			keel_log(LOG_LVL_WARNING,
 				 "server %s/%s: the address set at runtime (%s) is not restored: %s "
 				 "(%s:%d)",
@@ -812,10 +811,28 @@ char *state_dump(size_t *len)
 	return o.p;
 }
 
+/* Writes all of buf with wr. Returns 0, or the errno of the failure (ENOSPC for a write that
+ * moved nothing: a regular file that is full). */
+static int write_all(ssize_t (*wr)(int, const void *, size_t), int fd, const char *buf,
+		     size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t w = wr(fd, buf + done, len - done);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w == 0 ? ENOSPC : errno;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
 int state_write_file(int dirfd, const char *name, const char *buf, size_t len, char **err)
 {
 	char tmp[PATH_MAX];
-	size_t done = 0;
 	int fd, e;
 	const char *what;
 
@@ -829,18 +846,10 @@ int state_write_file(int dirfd, const char *name, const char *buf, size_t len, c
 		what = "cannot create";
 		goto out_err;
 	}
-	while (done < len) {
-		ssize_t w = state_write_fn(fd, buf + done, len - done);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			e = w == 0 ? ENOSPC
-				   : errno; /* write() returning 0 on a regular file: full */
-			what = "cannot write";
-			goto out_close;
-		}
-		done += (size_t)w;
+	e = write_all(state_write_fn, fd, buf, len);
+	if (e) {
+		what = "cannot write";
+		goto out_close;
 	}
 	if (fsync(fd) == -1) {
 		e = errno;
@@ -991,7 +1000,8 @@ void state_restore(struct state_report *rep)
 
 int state_handover_fd(char **err)
 {
-	size_t len = 0, off = 0;
+	size_t len = 0;
+	int e;
 	char *img = state_dump(&len);
 	int fd = memfd_create("keel-state", MFD_CLOEXEC);
 
@@ -1000,18 +1010,11 @@ int state_handover_fd(char **err)
 			      img ? strerror(errno) : "out of memory");
 		goto out;
 	}
-	while (off < len) {
-		ssize_t w = write(fd, img + off, len - off);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			*err = strfmt("cannot pass the runtime state on: %s", strerror(errno));
-			close(fd);
-			fd = -1;
-			goto out;
-		}
-		off += (size_t)w;
+	e = write_all(write, fd, img, len);
+	if (e) {
+		*err = strfmt("cannot pass the runtime state on: %s", strerror(e));
+		close(fd);
+		fd = -1;
 	}
 out:
 	free(img);
