@@ -49,6 +49,7 @@ struct loop {
 	char *scratch; /* bufsize bytes of per-thread scratch, valid within one callback */
 	uint32_t bufsize;
 	bool quit;
+	bool io_phase; /* the epoll events of this iteration are being handled (loop_run()) */
 	pthread_t thread;
 	void *ctx; /* the proxy layer's per-thread context */
 	/* objects released during this iteration, freed once every pending event is handled */

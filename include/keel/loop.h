@@ -23,6 +23,12 @@ void loop_signal(struct loop *l, unsigned flags);
 /* Returns obj to pool at the end of the current iteration: events still pending in this batch may
  * point at it, so its memory must stay valid (and unused) until then. */
 void loop_defer_free(struct pool *p, void *obj);
+/* Whether the calling worker is handling this iteration's epoll events; its tasklets, timers
+ * and the other threads are not. Sessions write only outside it (session.c, send_later()). */
+static inline bool loop_io_phase(void)
+{
+	return tl && tl->io_phase;
+}
 /* Runs until l->quit is set. */
 void loop_run(struct loop *l);
 void loop_destroy(struct loop *l);

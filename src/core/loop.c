@@ -195,12 +195,14 @@ void loop_run(struct loop *l)
 			timeout = next <= now_us ? 0 : (int)MIN((next - now_us + 999) / 1000, 60000);
 		n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
 		clock_update();
+		l->io_phase = true;
 		for (i = 0; i < n; i++) {
 			struct fdh *h = evs[i].data.ptr;
 
 			if (h->fd >= 0)
 				h->cb(h, evs[i].events);
 		}
+		l->io_phase = false;
 		timer_heap_run(&l->timers, now_us);
 		run_tasklets(l);
 		run_deferred_frees(l);
