@@ -203,6 +203,27 @@ def test_keelctl_drain_wait_returns_after_the_last_sticky_user(env):
     assert state(sock)["keel_sticky_users"] == "0"
 
 
+def test_keelctl_drain_wait_default_outlasts_drain_idle(env):
+    """Without --timeout, `keelctl drain --wait` waits one minute past the time keel gives the
+    cookie users not seen yet (drain-idle 5m here), not one minute in all; with --timeout it
+    says that limit."""
+    k, port, sock = start(env, ["cookie SRV insert indirect"], srv_opts="drain-idle 5m")
+    assert origin_of(get(port, cookie="SRV=a; sess=u1")) == "a"
+    p = subprocess.Popen([KEELCTL, "-s", sock, "drain", "be/s1", "--wait"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline()
+        assert first == "waiting for be/s1 to drain, at most 360 s (--timeout T to change)\n", first
+        assert p.poll() is None  # still waiting
+    finally:
+        p.kill()
+        p.communicate(timeout=10)
+    rc, out, err = ctl(sock, "drain", "be/s1", "--wait", "--timeout", "1500ms")
+    assert rc == 1, (rc, out, err)
+    assert out.splitlines()[0] == "waiting for be/s1 to drain, at most 2 s (--timeout T to change)", out
+    assert "after 1500 ms" in err, err
+
+
 def test_drain_deadline_moves_everyone(env):
     k, port, sock = start(env, ["cookie SRV insert indirect"],
                           srv_opts="drain-idle 1m drain-deadline 2s")

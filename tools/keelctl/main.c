@@ -24,6 +24,9 @@
 #define IO_TIMEOUT_MS 30000
 #define LINE_MAX_LEN 4095
 #define PRINT_EVERY_MS 2000 /* drain --wait: how often it says what it waits for */
+/* drain --wait without --timeout: this long, or this long past the time keel gives the cookie
+ * users not seen yet (drain-idle from the start of the drain), whichever is later */
+#define DRAIN_WAIT_MS 60000L
 
 static const char *sock_path;
 
@@ -249,8 +252,8 @@ static int drain(int argc, char **argv)
 {
 	const char *target = NULL, *idle = NULL, *dl = NULL;
 	char be[512], line[700], *ans, *slash;
-	long timeout_ms = 60000;
-	bool wait = false;
+	long timeout_ms = -1; /* no --timeout: DRAIN_WAIT_MS, stretched to the drain's own time */
+	bool wait = false, told = false;
 	uint64_t start, last_print = 0;
 	size_t alen;
 	int i, rc, n;
@@ -314,6 +317,15 @@ static int drain(int argc, char **argv)
 			printf("%s drained: no request in flight%s\n", target,
 			       r.has_sticky ? ", no sticky user left" : "");
 			return 0;
+		}
+		if (!told) {
+			/* at the first answer: a drain that keeps its cookie users for 10 minutes
+			 * (the default drain-idle) is waited for, not cut at one minute */
+			if (timeout_ms < 0)
+				timeout_ms = DRAIN_WAIT_MS + (r.pending_ms > 0 ? (long)r.pending_ms : 0);
+			printf("waiting for %s to drain, at most %ld s (--timeout T to change)\n",
+			       target, (timeout_ms + 999) / 1000);
+			told = true;
 		}
 		if (mono_ms() - start >= (uint64_t)timeout_ms) {
 			fprintf(stderr,
