@@ -356,6 +356,7 @@ static void ana_load_req(const char *s, uint32_t len)
 	c->out = c->fwd = 0;
 	ana_txn.flags = 0;
 	ana_sess.be = NULL;
+	ana_sess.rq = RQ_HEAD; /* as req_process() leaves it before the analysis (a fixture) */
 }
 
 /* Parse, rules, backend choice, X-Forwarded-For/-Proto, hop-by-hop removal and the rewrite of
@@ -390,6 +391,7 @@ static void bench_ana_response(uint64_t n, int arg)
 		c->b.tail = len;
 		c->out = c->fwd = 0;
 		ana_txn.flags = TX_CLI_KEEPALIVE | TX_SRV_KEEPALIVE;
+		ana_sess.rs = RS_HEAD; /* as rsp_process() leaves it before the analysis */
 		if (http_ana_response(&ana_sess, len, &interim) != OK)
 			abort();
 		acc += c->b.tail;

@@ -33,32 +33,36 @@ enum conn_flags {
 	CF_RDHUP = 1u << 6,    /* the peer shut down its sending side: read until EOF */
 };
 
+/* The three state variables of a session change only through sess_set_rq(), sess_set_ss() and
+ * sess_set_rs(), which check each change against a table in session.c. After "->" below: the
+ * possible next states (some states may also be set to themselves; the tables say which). */
+
 /* Request side of a session. */
 enum req_state {
-	RQ_IDLE = 0, /* waiting for the first byte of a request (keep-alive) */
-	RQ_HEAD,     /* receiving the request head */
-	RQ_BODY,     /* head forwarded (or being forwarded), body streaming */
-	RQ_DONE,     /* whole request received */
-	RQ_TUNNEL,   /* upgraded: raw bytes both ways */
-	RQ_CLOSING,  /* final response sent; waiting for the client to close (client-fin) */
+	RQ_IDLE = 0, /* waiting for the first byte of a request (keep-alive) -> HEAD, DONE */
+	RQ_HEAD,     /* receiving the request head -> BODY, DONE */
+	RQ_BODY,     /* head forwarded (or on its way), body streaming -> DONE, TUNNEL, CLOSING */
+	RQ_DONE,     /* whole request received -> IDLE, TUNNEL, CLOSING */
+	RQ_TUNNEL,   /* upgraded: raw bytes both ways -> none (the session closes) */
+	RQ_CLOSING,  /* final response sent; waiting for the client to close (client-fin) -> none */
 };
 
 /* Server side of a transaction. */
 enum srv_state {
-	SS_NONE = 0,   /* no server chosen yet */
-	SS_QUEUED,     /* waiting for a free slot (maxconn) */
-	SS_CONNECTING, /* connect() in progress */
-	SS_READY,      /* connected (new or reused), request flowing */
-	SS_CLOSED,     /* the server connection is gone for this transaction */
+	SS_NONE = 0,   /* no server chosen yet -> QUEUED, CONNECTING, READY, CLOSED */
+	SS_QUEUED,     /* waiting for a free slot (maxconn) -> NONE, CLOSED */
+	SS_CONNECTING, /* connect() in progress -> READY, NONE (retry), CLOSED */
+	SS_READY,      /* connected (new or reused), request flowing -> NONE, CLOSED */
+	SS_CLOSED,     /* the server connection is gone for this transaction -> NONE */
 };
 
 /* Response side of a transaction. */
 enum rsp_state {
-	RS_NONE = 0, /* nothing received */
-	RS_HEAD,     /* receiving a response head */
-	RS_BODY,     /* head forwarded, body streaming */
-	RS_DONE,     /* whole response received from the server */
-	RS_TUNNEL,
+	RS_NONE = 0, /* nothing received -> HEAD, DONE */
+	RS_HEAD,     /* receiving a response head -> BODY, DONE, TUNNEL, NONE */
+	RS_BODY,     /* head forwarded, body streaming -> DONE, NONE */
+	RS_DONE,     /* whole response received from the server -> NONE */
+	RS_TUNNEL,   /* 101 forwarded: raw bytes both ways -> none (the session closes) */
 };
 
 /* Transaction flags. */

@@ -8,6 +8,11 @@
 
 /* Takes ownership of an accepted client socket. */
 void session_accept(struct listener *li, int fd, const union sockaddr_u *addr);
+/* The only ways to change s->rq, s->ss and s->rs: each checks the transition against its table
+ * in session.c (BUG_ON() on one that is not listed there). */
+void sess_set_rq(struct session *s, enum req_state to);
+void sess_set_ss(struct session *s, enum srv_state to);
+void sess_set_rs(struct session *s, enum rsp_state to);
 /* Runs s's state machine from a safe point (end of the current loop iteration). */
 void session_wake(struct session *s);
 /* Answers with keel's (or the errorfile's) page for status and closes the connection after it. */

@@ -20,6 +20,7 @@
 #include <keel/log.h>
 #include <keel/loop.h>
 #include <keel/server.h>
+#include <keel/session.h>
 #include <keel/timer.h>
 
 __thread struct thread_ctx *tc;
@@ -92,7 +93,7 @@ static void enqueue(struct session *s, struct server *srv)
 	struct be_tctx *bt = bt_of(s->be);
 
 	s->q_srv = srv;
-	s->ss = SS_QUEUED;
+	sess_set_ss(s, SS_QUEUED);
 	list_add_tail(&bt->queue, &s->qlist);
 	bt->nqueued++;
 	atomic_fetch_add(&s->be->nbpend, 1);
@@ -206,7 +207,7 @@ void backend_process_queues(void)
 			if (!try_assign(s, pinned))
 				break; /* FIFO: the head waits, so does everyone behind it */
 			backend_dequeue(s);
-			s->ss = SS_NONE;
+			sess_set_ss(s, SS_NONE);
 			s->txn->t_queue = now_us;
 			session_wake(s);
 		}
@@ -284,7 +285,7 @@ int backend_connect(struct session *s)
 		sc->flags &= ~(uint16_t)CF_RD_READY;
 		s->sc = sc;
 		s->txn->flags |= TX_REUSED;
-		s->ss = SS_READY;
+		sess_set_ss(s, SS_READY);
 		s->txn->t_conn = now_us;
 		return OK;
 	}
@@ -331,7 +332,7 @@ int backend_connect(struct session *s)
 	llen = sizeof(sc->local);
 	getsockname(fd, &sc->local.sa, &llen);
 	s->sc = sc;
-	s->ss = SS_CONNECTING;
+	sess_set_ss(s, SS_CONNECTING);
 	return OK;
 }
 

@@ -847,9 +847,9 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	}
 	t->bytes_in += hlen;
 	if (h->flags & HM_DONE) {
-		s->rq = RQ_DONE;
+		sess_set_rq(s, RQ_DONE);
 	} else {
-		s->rq = RQ_BODY;
+		sess_set_rq(s, RQ_BODY);
 		t->req_body_left = h->content_length;
 	}
 	/* Requests safe to replay keep their bytes until the response starts. */
@@ -943,11 +943,11 @@ int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
 	}
 	t->rsp_head_left = newlen;
 	if (h->status == 101) {
-		s->rs = RS_TUNNEL;
+		sess_set_rs(s, RS_TUNNEL);
 	} else if (h->flags & HM_DONE) {
-		s->rs = RS_DONE;
+		sess_set_rs(s, RS_DONE);
 	} else {
-		s->rs = RS_BODY;
+		sess_set_rs(s, RS_BODY);
 	}
 	return OK;
 }

@@ -6,7 +6,9 @@
  *   cli_recv -> req_process -> srv_process -> srv_send -> srv_recv -> rsp_process -> cli_send
  *   -> tunnel_process -> txn_end
  * Each step looks at the state (s->rq, s->ss, s->rs) and the socket flags and does what it can
- * without blocking. States change only in this file (and in http-ana.c for head outcomes). */
+ * without blocking. States change only through sess_set_rq(), sess_set_ss() and sess_set_rs()
+ * (called here, in backend.c and in http-ana.c), which check each change against the tables of
+ * allowed transitions below. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +41,96 @@ static void sess_task_cb(struct tasklet *t);
 static uint64_t ms(uint32_t v)
 {
 	return (uint64_t)v * 1000u;
+}
+
+/* ---- states ----
+ *
+ * s->rq, s->ss and s->rs change only through the three setters below. Each table gives, for a
+ * current state, the states it may go to (bit 1u << next); a change not listed is a bug. The
+ * memset of session_accept() starts a session in RQ_IDLE, SS_NONE, RS_NONE. Some entries are
+ * not reached by the code as it is (marked "not reached"): they stay because the function that
+ * takes them is written to work from there, and a missing entry would stop the process (BUG_ON()
+ * is always on). */
+
+static const uint8_t rq_next[] = {
+	/* req_process() on the first byte of a request (HEAD); reply_start() (DONE: not reached,
+	 * an idle session has no transaction). */
+	[RQ_IDLE] = 1u << RQ_HEAD | 1u << RQ_DONE,
+	/* http_ana_request() forwards the head (BODY, or DONE without a body); reply_start()
+	 * answers locally (DONE). */
+	[RQ_HEAD] = 1u << RQ_BODY | 1u << RQ_DONE,
+	/* req_process() at the end of the body (DONE); rsp_process() on a 101 that came before the
+	 * end of the body (TUNNEL: not reached in the tests); start_closing() when the response or
+	 * a reply is out before the end of the body (CLOSING). */
+	[RQ_BODY] = 1u << RQ_DONE | 1u << RQ_TUNNEL | 1u << RQ_CLOSING,
+	/* txn_end() keeps the connection alive (IDLE) or start_closing() closes it (CLOSING);
+	 * rsp_process() on a 101 (TUNNEL). */
+	[RQ_DONE] = 1u << RQ_IDLE | 1u << RQ_CLOSING | 1u << RQ_TUNNEL,
+	/* Final: the session closes from these. */
+	[RQ_TUNNEL] = 0,
+	[RQ_CLOSING] = 0,
+};
+
+static const uint8_t ss_next[] = {
+	/* srv_process(): backend_assign() queues (QUEUED), backend_connect() connects
+	 * (CONNECTING) or takes a pooled connection (READY), or fails and conn_failed() retries
+	 * through rewind_request() (NONE again: not reached in the tests); reply_start() answers
+	 * locally (CLOSED). */
+	[SS_NONE] = 1u << SS_NONE | 1u << SS_QUEUED | 1u << SS_CONNECTING | 1u << SS_READY |
+		    1u << SS_CLOSED,
+	/* backend_process_queues() gives it a slot (NONE: srv_process() then connects);
+	 * reply_start() on the queue timeout (CLOSED). */
+	[SS_QUEUED] = 1u << SS_NONE | 1u << SS_CLOSED,
+	/* srv_process() sees the connect complete (READY); conn_failed() retries through
+	 * rewind_request() (NONE) or answers 503 through reply_start() (CLOSED). */
+	[SS_CONNECTING] = 1u << SS_READY | 1u << SS_NONE | 1u << SS_CLOSED,
+	/* rewind_request() after an empty response or a per-try timeout, and txn_end() after a
+	 * keep-alive response (NONE); reply_start() answers 502 or 504 (CLOSED). */
+	[SS_READY] = 1u << SS_NONE | 1u << SS_CLOSED,
+	/* txn_end() after a keep-alive reply (NONE); reply_start() again, each reply replacing the
+	 * previous one (CLOSED: not reached). */
+	[SS_CLOSED] = 1u << SS_NONE | 1u << SS_CLOSED,
+};
+
+static const uint8_t rs_next[] = {
+	/* rsp_process() on the first response byte (HEAD); rewind_request() on a retry and
+	 * txn_end() after a keep-alive reply (NONE again); abort_response() (DONE: not reached,
+	 * with no head received no byte went to the client, which gets a 504 instead). */
+	[RS_NONE] = 1u << RS_NONE | 1u << RS_HEAD | 1u << RS_DONE,
+	/* rsp_process() on the next bytes of the head or on the head after a 1xx (HEAD again);
+	 * http_ana_response() on a complete head (BODY; DONE without a body; TUNNEL on a 101);
+	 * abort_response() on a server timeout after a 1xx went to the client (DONE);
+	 * rewind_request() and txn_end() (NONE: not reached, no retry once a 1xx went to the
+	 * client, and only replies made from the request head keep the connection alive). */
+	[RS_HEAD] = 1u << RS_HEAD | 1u << RS_BODY | 1u << RS_DONE | 1u << RS_TUNNEL |
+		    1u << RS_NONE,
+	/* rsp_process() and srv_splice_in() at the end of the body, abort_response() on a
+	 * truncated or invalid body or a timeout (DONE); txn_end() (NONE: not reached, as for
+	 * HEAD). */
+	[RS_BODY] = 1u << RS_DONE | 1u << RS_NONE,
+	/* txn_end() after a keep-alive response (NONE); abort_response() on a server timeout
+	 * (DONE again: not reached, refresh_cli_exp() clears srv_exp once the response is in). */
+	[RS_DONE] = 1u << RS_NONE | 1u << RS_DONE,
+	/* Final: the session closes from it. */
+	[RS_TUNNEL] = 0,
+};
+
+void sess_set_rq(struct session *s, enum req_state to)
+{
+	BUG_ON(!(rq_next[s->rq] & (1u << to)));
+	s->rq = (uint8_t)to;
+}
+
+void sess_set_ss(struct session *s, enum srv_state to)
+{
+	BUG_ON(!(ss_next[s->ss] & (1u << to)));
+	s->ss = (uint8_t)to;
+}
+
+void sess_set_rs(struct session *s, enum rsp_state to)
+{
+	BUG_ON(!(rs_next[s->rs] & (1u << to)));
+	s->rs = (uint8_t)to;
 }
 
 /* ---- buffers ---- */
@@ -174,10 +266,10 @@ static void reply_start(struct session *s, const char *data, uint32_t len, char 
 		srv_put_slot(s->srv);
 		s->has_slot = false;
 	}
-	s->ss = SS_CLOSED;
+	sess_set_ss(s, SS_CLOSED);
 	s->srv_exp = 0;
 	if (s->rq == RQ_HEAD || s->rq == RQ_IDLE)
-		s->rq = RQ_DONE;
+		sess_set_rq(s, RQ_DONE);
 	s->cli_exp = now_us + ms(s->fe->to.client);
 }
 
@@ -239,8 +331,7 @@ void session_accept(struct listener *li, int fd, const union sockaddr_u *addr)
 	tasklet_init(&s->task, sess_task_cb);
 	list_init(&s->qlist);
 	s->t_accept = s->t_idle = now_us;
-	s->wall_accept = wall_us;
-	s->rq = RQ_IDLE;
+	s->wall_accept = wall_us; /* the memset left rq, ss and rs at RQ_IDLE, SS_NONE, RS_NONE */
 	if (loop_add(&s->cli, fd) != OK) {
 		close(fd);
 		pool_free(&tc->sess_pool, s);
@@ -457,7 +548,7 @@ static bool req_process(struct session *s)
 		}
 		t = s->txn;
 		c->out = c->fwd = c->b.head;
-		s->rq = RQ_HEAD;
+		sess_set_rq(s, RQ_HEAD);
 		s->cli_exp = now_us + ms(s->fe->to.http_request);
 		/* fall through */
 	case RQ_HEAD:
@@ -525,7 +616,7 @@ static bool req_process(struct session *s)
 			c->fwd += used;
 			t->bytes_in += used;
 			if (done)
-				s->rq = RQ_DONE;
+				sess_set_rq(s, RQ_DONE);
 			return used > 0 || done;
 		}
 		if (s->cflags & (CF_EOF | CF_ERROR)) {
@@ -581,8 +672,8 @@ static void rewind_request(struct session *s)
 	/* Response bytes from the failed attempt are dropped. */
 	s->rsp.b.head = s->rsp.b.tail = s->rsp.out = s->rsp.fwd = 0;
 	t->rsp_scan = 0;
-	s->rs = RS_NONE;
-	s->ss = SS_NONE;
+	sess_set_rs(s, RS_NONE);
+	sess_set_ss(s, SS_NONE);
 }
 
 /* Whether a retry leaves srv. Only hash-based balancing and cookie persistence (TX_CK_PINNED) keep
@@ -805,7 +896,7 @@ static bool srv_process(struct session *s)
 			err = errno;
 		if (!err && !(sc->flags & CF_ERROR)) {
 			sc->flags |= CF_CONNECTED;
-			s->ss = SS_READY;
+			sess_set_ss(s, SS_READY);
 			t->t_conn = now_us;
 			s->srv_exp = srv_wait_exp(s, true);
 			return true;
@@ -901,7 +992,7 @@ static bool srv_splice_in(struct session *s)
 		s->srv_exp = now_us + ms(s->be->to.server);
 		if (t->rsp_p.content_length)
 			return true;
-		s->rs = RS_DONE;
+		sess_set_rs(s, RS_DONE);
 		/* Bytes after the response make the connection unfit for reuse (rsp_process()). A
 		 * copy reads them with the end of the body; a splice stops at it, so peek, unless
 		 * the socket is known to be drained (no edge since the last EAGAIN). */
@@ -988,7 +1079,7 @@ static void abort_response(struct session *s, const char *term)
 	set_term(s, term);
 	CTR_INC(s->be->ctr[tc->id].srv_aborts);
 	s->txn->flags &= ~(uint32_t)(TX_CLI_KEEPALIVE | TX_SRV_KEEPALIVE);
-	s->rs = RS_DONE;
+	sess_set_rs(s, RS_DONE);
 	backend_release_conn(s, false);
 }
 
@@ -1011,7 +1102,7 @@ static bool rsp_process(struct session *s)
 			return false;
 		if (c->b.data && c->fwd < c->b.tail) {
 			c->b.head = c->out = c->fwd;
-			s->rs = RS_HEAD;
+			sess_set_rs(s, RS_HEAD);
 			len = buf_len(&c->b);
 			r = http_scan_head(buf_head(&c->b), len, &t->rsp_scan, &hlen, &(bool){false});
 			if (r == HTTP_SCAN_MORE && len < tl->bufsize - global.maxrewrite && !srv_gone)
@@ -1054,7 +1145,7 @@ static bool rsp_process(struct session *s)
 				s->req.b.head = s->req.out;
 			}
 			if (s->rs == RS_TUNNEL) {
-				s->rq = RQ_TUNNEL;
+				sess_set_rq(s, RQ_TUNNEL);
 				s->cli_exp = now_us + ms(s->fe->to.tunnel);
 				s->srv_exp = now_us + ms(s->be->to.tunnel);
 			}
@@ -1082,7 +1173,7 @@ static bool rsp_process(struct session *s)
 			}
 			c->fwd += used;
 			if (done) {
-				s->rs = RS_DONE;
+				sess_set_rs(s, RS_DONE);
 				if (c->fwd < c->b.tail) {
 					/* Bytes after the response: the connection is not clean. */
 					t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
@@ -1094,7 +1185,7 @@ static bool rsp_process(struct session *s)
 		if (srv_gone) {
 			/* A body delimited by the close ends here; any other is truncated. */
 			if (llhttp_message_needs_eof(&t->rsp_p) && !(sc->flags & CF_ERROR)) {
-				s->rs = RS_DONE;
+				sess_set_rs(s, RS_DONE);
 				t->flags &= ~(uint32_t)(TX_SRV_KEEPALIVE | TX_CLI_KEEPALIVE);
 				backend_release_conn(s, false);
 			} else {
@@ -1161,7 +1252,7 @@ static void start_closing(struct session *s)
 	txn_free(s);
 	shutdown(s->cli.fd, SHUT_WR);
 	s->cflags |= CF_SHUTW;
-	s->rq = RQ_CLOSING;
+	sess_set_rq(s, RQ_CLOSING);
 	s->srv_exp = 0;
 	chan_drop(&s->req);
 	chan_drop(&s->rsp);
@@ -1218,9 +1309,9 @@ static bool txn_end(struct session *s)
 	txn_free(s);
 	s->srv = NULL;
 	s->be = NULL;
-	s->ss = SS_NONE;
-	s->rs = RS_NONE;
-	s->rq = RQ_IDLE;
+	sess_set_ss(s, SS_NONE);
+	sess_set_rs(s, RS_NONE);
+	sess_set_rq(s, RQ_IDLE);
 	s->req.b.head = s->req.out = s->req.fwd;
 	chan_release(&s->req);
 	chan_release(&s->rsp);
