@@ -503,3 +503,12 @@ def admin_raw(sock_path, data, timeout=5.0):
 def admin_cmd(sock_path, line, timeout=10.0):
     """One command line on keel's admin socket; returns the answer ("" for a silent success)."""
     return admin_raw(sock_path, line + "\n", timeout)
+
+
+def rss_kb(pid):
+    """Resident memory of process pid in kB (VmRSS), 0 if the line is missing."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0

@@ -6,17 +6,9 @@ import subprocess
 import threading
 import time
 
-from conftest import KEEL, Conn, basic_config, free_port, wait_port
+from conftest import KEEL, Conn, basic_config, free_port, rss_kb, wait_port
 
 GB2 = 2 * 1024 * 1024 * 1024
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for l in f:
-            if l.startswith("VmRSS:"):
-                return int(l.split()[1])
-    return 0
 
 
 class RssWatch(threading.Thread):

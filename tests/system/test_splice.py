@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import KEEL, Conn, basic_config, free_port, wait_for
+from conftest import KEEL, Conn, basic_config, free_port, rss_kb, wait_for
 
 PATTERN = bytes(range(ord("a"), ord("z") + 1))  # keel-origin's generated bodies: a..z repeated
 SPLICE = "    option splice-response"
@@ -31,14 +31,6 @@ def pipes(pid):
         except FileNotFoundError:
             pass
     return n
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def start(env, extra_defaults=SPLICE, extra_global="", logs=True, **kw):
