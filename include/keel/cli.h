@@ -1,35 +1,26 @@
 /* The admin socket ("stats socket" in global): a unix socket served by its own thread, one
  * command per line, HAProxy's command names where the meaning is the same. docs/admin.md lists
- * the commands; the threading is described at the top of src/admin/cli.c. */
+ * the commands; the transport and its threading are described at the top of src/admin/cli.c, the
+ * commands (and how to add one) in src/admin/cli-cmd.c. */
 #ifndef KEEL_CLI_H
 #define KEEL_CLI_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
+#include <keel/cli-t.h>
 #include <keel/sbuf.h>
-
-/* What a connection may do: user reads, operator also changes servers' state and weight,
- * admin everything. */
-enum cli_level {
-	CLI_LVL_USER = 0,
-	CLI_LVL_OPER,
-	CLI_LVL_ADMIN,
-};
-
-/* Longest command line accepted, newline included. */
-#define CLI_LINE_MAX 4096
-
-/* The state of one client across its lines. */
-struct cli_ctx {
-	enum cli_level level;
-	bool interactive; /* "prompt" toggles it: the connection stays open between lines */
-	bool quit;	  /* "quit": close after this answer */
-};
 
 /* Runs one line (several commands separated by ';', no newline) and appends their answers to o.
  * Every error is one line starting with "error: ". Returns the number of commands that failed. */
 int cli_exec_line(struct cli_ctx *c, const char *line, size_t len, struct sbuf *o);
+/* Appends the error line "error: MESSAGE" to o; returns ERR. */
+int cli_err(struct sbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Runs the command named by the first words of argv (argc >= 1, argv[argc] NULL) if c's level
+ * allows it: OK, or ERR with one error line appended to o (unknown, not allowed or failed). */
+int cli_cmd_run(struct cli_ctx *c, int argc, char **argv, struct sbuf *o);
+/* Appends the list of commands ("help"), marking those above c's level. */
+void cli_cmd_list(const struct cli_ctx *c, struct sbuf *o);
 
 /* Creates the socket of global.cli_path (removing a stale one), applies its mode and owner.
  * Called while still privileged (before chroot and the user switch); no-op without a socket. */
