@@ -1,39 +1,19 @@
 /* Durable runtime state ("state-file PATH" in global): the admin state, runtime weight and check
  * switch of every server, saved to a file by a dedicated writer thread and restored at start, so
  * that they survive a reload, a restart and a kill -9. Format and rules: docs/admin.md, "Durable
- * state". */
+ * state". The lifecycle and the writer thread are in src/admin/state.c, the reading of a state
+ * image in state-read.c, its writing in state-write.c. */
 #ifndef KEEL_STATE_H
 #define KEEL_STATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <keel/proxy-t.h>
+#include <keel/state-t.h>
 
-/* The format version this keel writes and the newest it reads. A file with a higher version is
- * refused as a whole (keel starts from the configuration). */
-#define STATE_VERSION 1
-
-/* Largest state file read at start, and longest line. */
-#define STATE_MAX_FILE (256u << 20) /* stick tables can be large */
-#define STATE_MAX_LINE 4096
-
-/* Seconds between retries after a failed write (a change retries at once). */
-#define STATE_RETRY_S 5
-
-/* What a restore did, for the logs and the tests. */
-struct state_report {
-	int applied;   /* server records applied (at least partly) */
-	int added;     /* servers added at runtime, added again */
-	int deleted;   /* configured servers deleted at runtime, deleted again */
-	int sticks;    /* stick table entries restored */
-	int stick_dropped; /* entries whose table, server or key type is gone, or expired */
-	int unknown;   /* records of servers not in the configuration */
-	int malformed; /* lines skipped as malformed (each logged with its line number) */
-	int conflicts; /* fields where the configuration changed since the save: config wins */
-	int skipped;   /* unknown record types and fields (newer minor additions) */
-	int refused;   /* 1: the whole file was refused (not a state file, newer version) */
-};
+struct sbuf;
 
 /* Checks "state-file PATH" at load time (also with -c): the directory must exist. Returns OK,
  * or ERR with *err (malloc'd). */
@@ -78,5 +58,20 @@ char *state_dump(size_t *len);
 int state_write_file(int dirfd, const char *name, const char *buf, size_t len, char **err);
 /* The write(2) state_write_file() uses: tests replace it to inject ENOSPC and short writes. */
 extern ssize_t (*state_write_fn)(int fd, const void *buf, size_t n);
+
+/* ---- shared by src/admin/state.c, state-read.c and state-write.c, not for other modules ---- */
+
+/* Appends s to o with %XX escapes for what splits a record's tokens (space, '=', '#', '%'). */
+void state_enc(struct sbuf *o, const char *s);
+/* The "type=" word of a stick record, indexed by enum stick_type. */
+extern const char *const state_stick_types[];
+/* The admin state srv's configuration gives it: what "cfg-admin" records. */
+enum srv_admin state_cfg_admin(const struct server *srv);
+/* Wall-clock ms since the epoch: the clock of a stick record's "exp". */
+uint64_t state_wall_ms(void);
+/* Clears the stick tables' "changed" and "touched" flags: what follows is in this write. */
+void state_sticks_taken(void);
+/* Writes all of buf with wr: 0, or the errno of the failure (ENOSPC for a write of nothing). */
+int state_write_all(ssize_t (*wr)(int, const void *, size_t), int fd, const char *buf, size_t len);
 
 #endif
