@@ -15,7 +15,7 @@ CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(LLHTTP_INC)
 CFLAGS   = -std=c11 $(OPT) $(WARN) $(SAN) -pthread -fno-strict-aliasing
 LDLIBS   = -lpcre2-8 -lsystemd -pthread
 
-SRCS     := $(sort $(wildcard src/core/*.c src/http/*.c src/proxy/*.c src/cfg/*.c src/check/*.c src/admin/*.c src/sticky/*.c src/demo/*.c))
+SRCS     := $(sort $(wildcard src/core/*.c src/http/*.c src/process/*.c src/proxy/*.c src/cfg/*.c src/check/*.c src/admin/*.c src/sticky/*.c src/demo/*.c))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))
 LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 MAIN_OBJ := $(BUILD)/main.o
@@ -32,8 +32,8 @@ ORIGIN_BIN := $(BUILD)/keel-origin
 # keelctl (tools/keelctl, docs/admin.md) is standalone; the default build also copies it to ./keelctl.
 KEELCTL_BIN := $(BUILD)/keelctl
 
-.PHONY: all build-deps deps run test test-unit test-system test-asan fuzz bench bench-micro clean \
-	format
+.PHONY: all build-deps deps run test test-unit test-layers test-system test-asan fuzz bench \
+	bench-micro clean format
 
 all: build-deps
 	@$(MAKE) --no-print-directory $(KEEL_BIN) $(ORIGIN_BIN) $(KEELCTL_BIN)
@@ -88,11 +88,16 @@ run: all
 test-unit: $(UNIT_BINS)
 	@tests/unit/run.sh $(UNIT_BINS)
 
+# The layers' include rule (docs/internals/architecture.md) and the check's own tests.
+test-layers:
+	@tools/check-layers
+	@/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/tools
+
 test-system: all
 	@KEEL=$(abspath $(KEEL_BIN)) KEEL_ORIGIN=$(abspath $(ORIGIN_BIN)) tests/system/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all test-unit
+	@$(MAKE) --no-print-directory all test-unit test-layers
 	@$(MAKE) --no-print-directory test-system
 
 test-asan: deps

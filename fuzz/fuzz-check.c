@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include <keel/cfg.h>
+#include <keel/modules.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/proxy.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -32,6 +34,7 @@ static struct proxy *http_be, *tcp_be;
 int LLVMFuzzerInitialize(int *argc, char **argv[])
 {
 	(void)argc, (void)argv;
+	keel_modules_register();
 	cfg_silent = true;
 	if (cfg_load_string("fuzz-check.cfg", cfg, sizeof(cfg) - 1) != OK)
 		abort();

@@ -6,15 +6,17 @@
 #include <string.h>
 
 #include <keel/cfg.h>
+#include <keel/modules.h>
+#include <keel/worker.h>
+#include <keel/proxy.h>
 #include <keel/check.h>
 #include <keel/cli.h>
 #include <keel/common.h>
-#include <keel/process.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-extern int keel_nloops;
+extern int keel_nworkers;
 
 static const char cfg[] = "global\n nbthread 1\n"
 			  "frontend fe\n bind 127.0.0.1:1\n default_backend be\n"
@@ -26,11 +28,12 @@ int LLVMFuzzerInitialize(int *argc, char **argv[])
 	char *err = NULL;
 
 	(void)argc, (void)argv;
+	keel_modules_register();
 	cfg_silent = true;
 	if (cfg_load_string("fuzz-cli.cfg", cfg, sizeof(cfg) - 1) != OK)
 		abort();
-	keel_runtime_init(1);
-	keel_nloops = 1;
+	keel_nworkers = 1;
+	proxy_runtime_init();
 	if (health_init(1, &err) != OK)
 		abort();
 	return 0;

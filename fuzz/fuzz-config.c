@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <keel/cfg.h>
+#include <keel/modules.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,6 +30,7 @@ int setenv(const char *name, const char *value, int overwrite)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
+	keel_modules_register();
 #ifdef FUZZ_CLEARENV
 	/* No variable to expand: hides the known ${VAR} expansion overflow in cfg_tokenize so that
 	 * a run can look for other bugs. */

@@ -1,4 +1,4 @@
-/* libFuzzer target: HTTP/1 response heads and bodies (src/http/msg.c). */
+/* libFuzzer target: HTTP/1 response heads and bodies (src/http/http.c). */
 #include "fuzz-http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include <keel/cfg.h>
+#include <keel/modules.h>
+#include <keel/worker.h>
+#include <keel/proxy.h>
 #include <keel/check.h>
 #include <keel/common.h>
 #include <keel/log.h>
-#include <keel/process.h>
 #include <keel/state.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -30,11 +32,13 @@ int LLVMFuzzerInitialize(int *argc, char **argv[])
 	char *err = NULL;
 
 	(void)argc, (void)argv;
+	keel_modules_register();
 	cfg_silent = true;
 	log_set_stderr(0);
 	if (cfg_load_string("fuzz-state.cfg", cfg, sizeof(cfg) - 1) != OK)
 		abort();
-	keel_runtime_init(1);
+	keel_nworkers = 1;
+	proxy_runtime_init();
 	if (health_init(1, &err) != OK)
 		abort();
 	return 0;

@@ -5,7 +5,9 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/demo.h>
+#include <keel/modules.h>
 #include <keel/process.h>
+#include <keel/reload.h>
 
 static void usage(FILE *f)
 {
@@ -29,6 +31,7 @@ int main(int argc, char **argv)
 	int i;
 
 	keel_reload_init(argv); /* a reload's new process: takes what the old one passed */
+	keel_modules_register();
 	o.argv = argv;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];

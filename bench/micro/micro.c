@@ -21,12 +21,17 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/global.h>
+#include <keel/http-ana.h>
 #include <keel/http.h>
+#include <keel/lb.h>
 #include <keel/loop.h>
+#include <keel/modules.h>
 #include <keel/pool.h>
-#include <keel/process.h>
+#include <keel/proxy.h>
 #include <keel/session.h>
 #include <keel/timer.h>
+#include <keel/worker.h>
 
 /* ---- keeping the compiler from deleting the work ---- */
 
@@ -127,29 +132,29 @@ static const char config[] =
 	" server e 127.0.0.1:5 weight 10\n";
 /* clang-format on */
 
-static struct loop lp;
-static struct thread_ctx thr;
+static struct worker wk;
+static struct proxy_thread thr;
 
-/* The set-up of a worker thread (worker_main in src/core/process.c), as tests/unit does it. */
+/* The set-up of a worker thread (worker_main in src/process/process.c), as tests/unit does it. */
 static int runtime_setup(void)
 {
 	char *err = NULL;
 
+	keel_modules_register();
 	cfg_silent = true;
 	if (cfg_load_string("micro.cfg", config, strlen(config)) != OK) {
 		fprintf(stderr, "micro: the built-in configuration was rejected\n");
 		return ERR;
 	}
-	keel_runtime_init(1);
+	keel_nworkers = 1;
+	proxy_runtime_init();
 	if (health_init(1, &err) != OK)
 		goto out_err;
-	if (loop_init(&lp, 0, global.bufsize, &err) != OK)
+	if (loop_init(&wk.loop, 0, global.bufsize, &err) != OK)
 		goto out_err;
-	loop_bind(&lp);
-	tc = &thr;
-	if (thread_ctx_init(&thr, &lp, &err) != OK)
+	worker_bind(&wk);
+	if (proxy_thread_init(&thr, &err) != OK)
 		goto out_err;
-	lp.ctx = &thr;
 	clock_update();
 	return OK;
 out_err:

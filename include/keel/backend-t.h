@@ -38,9 +38,8 @@ struct chash {
 	uint32_t n;
 };
 
-struct thread_ctx {
-	struct loop *loop;
-	int id;
+/* The proxy layer's per-thread state (its worker: this_worker, include/keel/worker.h). */
+struct proxy_thread {
 	struct be_tctx *be;      /* indexed by proxy id */
 	int nbe;
 	struct list listeners;   /* struct listener */
@@ -50,10 +49,8 @@ struct thread_ctx {
 	struct http_hdr *hdrs;   /* tune.http.maxhdr header slots for head analysis */
 	struct http_hdr *hdrs2;
 	uint64_t rnd;            /* xorshift state for random balancing */
-	bool stopping;           /* soft stop: no new connections, close idle ones */
 	struct timer resume;     /* retries paused listeners (maxconn, EMFILE) */
 };
 
-extern __thread struct thread_ctx *tc;
 
 #endif

@@ -17,21 +17,6 @@ bool srv_take_slot(struct server *srv);
 /* Gives a slot back and wakes the queues when someone waits. */
 void srv_put_slot(struct server *srv);
 
-/* Picks a server for s (not avoid, if another is usable). Returns NULL when none is usable. The
- * slot is not taken. */
-struct server *lb_pick(struct session *s, struct be_tctx *bt, const struct server *avoid);
-/* Builds the consistent-hashing rings (start-up, main thread). */
-void lb_build_rings(void);
-/* (Re)builds one backend's consistent-hashing ring and publishes it (release); the previous ring
- * stays allocated until exit. "add server" and "del server" call it (admin thread). */
-void lb_build_ring(struct proxy *be);
-uint64_t lb_hash(const void *data, size_t len);
-/* The balancing key of s's request for hash-based algorithms (source, uri, hdr, url_param).
- * Needs the parsed request head; false when the algorithm has no key or the key is absent. */
-bool lb_hash_key(struct session *s, struct proxy *be, uint64_t *h);
-/* Exposed for unit tests: chooses among a backend's servers for a hash. */
-struct server *lb_hash_pick(struct proxy *be, struct be_tctx *bt, uint64_t h);
-
 /* Assigns a server and a slot to s: OK (s->srv set), AGAIN (queued) or ERR (no server). */
 int backend_assign(struct session *s);
 /* Same, for a given server (retry without redispatch). */
@@ -50,12 +35,10 @@ void backend_close_idle(void);
 /* Closes this thread's idle connections to deleted servers and to replaced addresses. */
 void backend_purge_stale(void);
 
-/* Per-thread context set-up and tear-down. */
-int thread_ctx_init(struct thread_ctx *t, struct loop *l, char **err);
-void thread_ctx_destroy(struct thread_ctx *t);
-
-/* The session layer's entry points: from a safe point, and from an fd callback. */
-void session_wake(struct session *s);
-void session_run(struct session *s);
+/* The calling worker's proxy state (NULL outside the workers). */
+extern __thread struct proxy_thread *proxy_thread;
+/* Sets up t for the calling worker (this_worker) and makes it proxy_thread; tear-down. */
+int proxy_thread_init(struct proxy_thread *t, char **err);
+void proxy_thread_destroy(struct proxy_thread *t);
 
 #endif

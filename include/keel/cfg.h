@@ -1,13 +1,20 @@
-/* Configuration loading: HAProxy's section syntax, table-driven keywords. */
+/* Configuration loading, the ground layer of it: HAProxy's section syntax, the lexer, the typed
+ * value parsers, messages with file:line, and the registry through which the modules above
+ * declare their sections and keywords (docs/internals/architecture.md, "Adding a keyword").
+ * cfg knows no module: the process layer registers them at start (src/process/modules.c). */
 #ifndef KEEL_CFG_H
 #define KEEL_CFG_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include <keel/arena.h>
 #include <keel/list.h>
-#include <keel/proxy-t.h>
+#include <keel/log-t.h>
+
+struct proxy;
 
 enum cfg_section {
 	CFG_S_NONE = 0,
@@ -55,9 +62,36 @@ struct cfg_kw {
 	const char *why;     /* for KW_UNIMPL: which issue or what to use instead */
 };
 
-/* The loaded configuration. All config objects are allocated from cfg_arena. */
-extern struct global global;
-extern struct list keel_proxies;
+#define CFG_UNIMPL(name, sects, why) {name, sects, NULL, KW_UNIMPL, why}
+
+/* A section a module opens ("frontend NAME"): open() sets c->sect and c->cur from the section
+ * line, reporting errors through c. */
+struct cfg_sect {
+	const char *name;
+	void (*open)(struct cfg_ctx *c, int argc, char **argv);
+};
+
+/* What a module brings to the configuration. Every hook may be NULL. Modules are registered once,
+ * before the first load; hooks run in registration order. */
+struct cfg_module {
+	const char *name;
+	const struct cfg_kw *keywords;    /* terminated by a row with a NULL name */
+	const struct cfg_sect *sections;  /* same */
+	/* Before the first line of a load: the module's settings back to their defaults. */
+	void (*begin)(struct cfg_ctx *c);
+	/* After the last line, before the error count is final ("nothing to do"). */
+	void (*parsed)(struct cfg_ctx *c);
+	/* When the file parsed without error: validation and derived defaults, in order. */
+	void (*check)(struct cfg_ctx *c);
+	/* cfg_reset(): forget what the loads built (their memory is in cfg_arena). */
+	void (*reset)(void);
+};
+
+/* Adds a module (the process layer calls this for each module at start; a second registration
+ * of the same module is ignored). */
+void cfg_register(const struct cfg_module *m);
+
+/* All configuration objects are allocated from cfg_arena. */
 extern struct arena cfg_arena;
 /* Set by the fuzzer and unit tests: no messages on stderr. */
 extern bool cfg_silent;
@@ -67,7 +101,7 @@ extern bool cfg_silent;
 int cfg_load_file(const char *path);
 /* Same from memory; name is used in messages. */
 int cfg_load_string(const char *name, const char *text, size_t len);
-/* Frees everything a load allocated and resets the globals. */
+/* Frees everything a load allocated and resets the modules' settings. */
 void cfg_reset(void);
 
 /* Messages with file:line, counted in the context. */
@@ -77,6 +111,8 @@ void cfg_alert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The first error printed while loading ("file:line: message"; "" when none). */
 const char *cfg_first_alert(void);
 void cfg_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ERR with "'KW' expects USAGE" reported when argv has fewer than n arguments after the keyword. */
+int cfg_need_args(struct cfg_ctx *c, int argc, char **argv, int n, const char *usage);
 
 /* Splits one line into arguments (quotes, escapes, ${ENV}, comments). Returns argc, or -1 with
  * *err pointing to a static message (also when the arguments, after expansion, do not fit in
@@ -92,48 +128,9 @@ int cfg_parse_int(const char *s, long min, long max, long *out);
  * missing port (*no_port set). Resolves host names at load time. */
 int cfg_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len, bool port_opt,
 		   bool *no_port, char **err);
-
-/* The keyword tables (one per module) and the lookup used by the nearest-keyword hint. */
-extern const struct cfg_kw cfg_kw_global[];
-extern const struct cfg_kw cfg_kw_proxy[];
-const char *cfg_nearest(const char *word, const char *const *cands, size_t n);
-
-void cfg_global_defaults(void);
-
-/* Health keywords. kw-check.c: active checks and agent ("check", "inter", "option httpchk",
- * "http-check", "tcp-check"...); kw-health.c: passive detection, per-try timeouts, retry budget,
- * slowstart, all-servers-down. The server-parameter hooks return 1 when they consumed
- * argv[*i] (and advance *i past its value), 0 when the word is not theirs, ERR on error. */
-int kw_check_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i);
-int kw_health_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i);
-void kw_check_defaults(struct proxy *p);
-void kw_health_defaults(struct proxy *p);
-/* "option httpchk ...", "option tcp-check": argv[i] is the first word after the option name. */
-int kw_opt_httpchk(struct cfg_ctx *c, int argc, char **argv, int i);
-int kw_opt_tcpchk(struct cfg_ctx *c, int argc, char **argv, int i);
-int kw_http_check(struct cfg_ctx *c, int argc, char **argv);
-int kw_tcp_check(struct cfg_ctx *c, int argc, char **argv);
-int kw_pertry_timeout(struct cfg_ctx *c, int argc, char **argv);
-int kw_retry_budget(struct cfg_ctx *c, int argc, char **argv);
-int kw_all_servers_down(struct cfg_ctx *c, int argc, char **argv);
-int kw_max_eject_percent(struct cfg_ctx *c, int argc, char **argv);
-int kw_slow_server(struct cfg_ctx *c, int argc, char **argv);
-/* Validation of a backend's health settings (after defaults are applied). */
-int chk_validate(struct cfg_ctx *c, struct proxy *p);
-/* One server's check settings, as chk_validate() does them ("add server"). */
-int chk_validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s);
-/* Parses "server NAME ADDR [options]" (argv[0] is "server") into a new server of p that is not
- * yet in p->srv (id = the next slot). NULL with the error reported through c. */
-struct server *cfg_server_parse(struct cfg_ctx *c, struct proxy *p, int argc, char **argv);
-int health_validate(struct cfg_ctx *c, struct proxy *p);
 /* Parses "log ..." arguments (after the keyword) into a target list. */
 int cfg_parse_log(struct cfg_ctx *c, struct log_targets *lt, int argc, char **argv);
-
-/* Proxy construction helpers (kw-proxy.c). */
-struct proxy *cfg_new_proxy(struct cfg_ctx *c, const char *name, unsigned cap);
-void cfg_init_defaults(struct proxy *p);
-/* Final checks and default values after the whole file is read (validate.c). */
-int cfg_validate(void);
-struct proxy *proxy_by_name(const char *name, unsigned cap);
+/* The candidate nearest to word (edit distance), for "did you mean" hints; NULL when none is near. */
+const char *cfg_nearest(const char *word, const char *const *cands, size_t n);
 
 #endif

@@ -6,8 +6,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <keel/cfg.h>
 #include <keel/check-t.h>
 #include <keel/proxy-t.h>
+
+/* ---- configuration (check-kw.c, health-kw.c) ---- */
+
+/* Registers the keywords, server options, defaults and backend checks of active checks
+ * (check_register()) and of passive health, per-try timeouts and the retry budget
+ * (health_register()). */
+void check_register(void);
+void health_register(void);
+/* "option httpchk ...", "option tcp-check": argv[i] is the first word after the option name
+ * (the proxy module's "option" keyword calls them). */
+int kw_opt_httpchk(struct cfg_ctx *c, int argc, char **argv, int i);
+int kw_opt_tcpchk(struct cfg_ctx *c, int argc, char **argv, int i);
 
 /* Period of the health tick (latency windows, slowstart, ejection expiry, budget windows). */
 #define HEALTH_TICK_MS 500
@@ -47,6 +60,9 @@ bool health_fail_open(const struct proxy *be);
  * (drain, maintenance) do not count: their requests in progress finish. */
 bool health_srv_out(const struct server *srv);
 
+/* Subscribes fn to the health tick: called on worker 0 at the end of every tick (the stats
+ * page's history subscribes). At start, before the workers. */
+void health_on_tick(void (*fn)(void));
 /* The periodic tick: health_thread_start() arms it on worker 0 (a no-op on the others). */
 void health_tick(void);
 void health_thread_start(void);

@@ -23,14 +23,19 @@ int cli_cmd_run(struct cli_ctx *c, int argc, char **argv, struct sbuf *o);
 void cli_cmd_list(const struct cli_ctx *c, struct sbuf *o);
 
 /* Creates the socket of global.cli_path (removing a stale one), applies its mode and owner.
- * Called while still privileged (before chroot and the user switch); no-op without a socket. */
-int cli_bind(char **err);
+ * Called while still privileged (before chroot and the user switch); no-op without a socket.
+ * inherited (may be NULL): in a process started by a reload, the socket the previous process
+ * passed on for a path (-1: none), taken instead of a new one. */
+int cli_bind(int (*inherited)(const char *path), char **err);
 /* Starts the admin thread (after the health state exists). */
 int cli_start(char **err);
 /* The listening socket (-1: none), which a reload passes on to the new process. */
 int cli_listen_fd(void);
-/* Stops the thread, closes the socket and removes its file when it is still ours (not after a
- * reload handed it over). */
-void cli_stop(void);
+/* Stops the thread, closes the socket and removes its file when it is still ours, unless
+ * keep_file (a reload handed it over: the new process serves the same file). */
+void cli_stop(bool keep_file);
+/* What the "reload" command runs: the process layer's keel_reload() (OK with the new pid, or
+ * ERR with *err malloc'd). Unset, "reload" answers an error. Set before cli_start(). */
+void cli_set_reload(int (*fn)(int *newpid, char **err));
 
 #endif

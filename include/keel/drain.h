@@ -14,6 +14,10 @@
 #include <keel/cfg.h>
 #include <keel/drain-t.h>
 
+struct server;
+
+/* Registers the drain server options with the proxy sections. */
+void drain_register(void);
 /* "drain-idle T" and "drain-deadline T|off" on a server or default-server line: 1 when argv[*i]
  * was one (*i then points at its value), 0 when the word is not theirs, ERR on an error reported
  * through c. */

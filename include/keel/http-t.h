@@ -70,4 +70,12 @@ struct http_head {
 	bool skip_body; /* responses to HEAD: no body whatever the headers say */
 };
 
+/* An errorfile: a whole HTTP response replacing keel's page for one status (per proxy). */
+struct errmsg {
+	char *data;              /* a whole HTTP response */
+	uint32_t len;
+};
+
+#define KEEL_ERR_CODES 17 /* see HTTP_ERR_CODES_STR in errors.h */
+
 #endif

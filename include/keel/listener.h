@@ -5,9 +5,12 @@
 
 #include <keel/proxy-t.h>
 
-/* Binds every frontend's addresses, nbthread sockets each. Returns OK, or ERR with a one-line
- * message in *err ("cannot bind 127.0.0.1:80: address already in use"). */
-int listeners_bind(int nbthread, char **err);
+/* Binds every frontend's addresses, nbthread sockets each. inherited (may be NULL): in a process
+ * started by a reload, the sockets the previous process passed on for an address (into fds, at
+ * most max; their count), used instead of new ones. Returns OK, or ERR with a one-line message
+ * in *err ("cannot bind 127.0.0.1:80: address already in use"). */
+int listeners_bind(int nbthread, int (*inherited)(const struct sockaddr_storage *addr, int *fds, int max),
+		   char **err);
 /* Every listening socket bound (or inherited) at start, into fds (at most max). Returns their
  * count. Any thread: the set is fixed after start-up. For a reload, which passes them on. */
 int listeners_fds(int *fds, int max);

@@ -51,7 +51,6 @@ struct loop {
 	bool quit;
 	bool io_phase; /* the epoll events of this iteration are being handled (loop_run()) */
 	pthread_t thread;
-	void *ctx; /* the proxy layer's per-thread context */
 	/* objects released during this iteration, freed once every pending event is handled */
 	struct deferred_free {
 		struct pool *pool;

@@ -30,8 +30,9 @@ void pipe_put(struct kpipe *p);
 void pipe_flush(struct loop *l);
 /* The cap on pipes in the process, in use or cached ("maxpipes", default maxconn / 4). */
 int pipe_max(void);
-/* File descriptors the pipes may need at most: 0 unless a proxy splices (for the descriptor
- * limit raised at start, before maxconn is final: an unset maxconn counts as 100000). */
-int pipe_fds_wanted(void);
+/* File descriptors the pipes may need at most: 0 unless splicing (a proxy asks for splice(2)),
+ * for the descriptor limit raised at start, before maxconn is final (an unset maxconn counts as
+ * 100000). */
+int pipe_fds_wanted(bool splicing);
 
 #endif

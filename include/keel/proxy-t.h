@@ -14,14 +14,15 @@
 #include <keel/check-t.h>
 #include <keel/cookie-t.h>
 #include <keel/drain-t.h>
+#include <keel/global-t.h>
+#include <keel/http-t.h>
 #include <keel/list.h>
 #include <keel/log-t.h>
 #include <keel/sample-t.h>
 #include <keel/stick-t.h>
 
-#define KEEL_MAX_THREADS 64
-
 struct chash;
+struct http_service;
 
 /* Durations in milliseconds; 0 means "unset" until defaults are applied at validation time. */
 struct timeouts {
@@ -182,12 +183,13 @@ enum http_rule_action {
 	HRA_RETURN,
 	HRA_SET_PATH,
 	HRA_AUTH,
-	HRA_USE_SERVICE, /* use-service prometheus-exporter: the metrics page (admin/prom.c) */
+	HRA_USE_SERVICE, /* use-service NAME: a registered service (the metrics page) answers */
 };
 
 struct http_rule {
 	struct list list;
 	enum http_rule_action action;
+	const struct http_service *svc; /* use-service: what answers (include/keel/service.h) */
 	char *name;               /* header name */
 	uint32_t namelen;
 	struct logformat value;   /* header value / path / redirect location */
@@ -227,13 +229,6 @@ struct stats_conf {
 	struct acl_cond *admin;  /* stats admin if ...: Ready/Drain/Maint buttons (stats-admin.c) */
 	bool admin_set;
 };
-
-struct errmsg {
-	char *data;              /* a whole HTTP response */
-	uint32_t len;
-};
-
-#define KEEL_ERR_CODES 17 /* see HTTP_ERR_CODES_STR in errors.h */
 
 struct capture {
 	char *name;
@@ -303,39 +298,6 @@ struct proxy {
 	atomic_uint rr_seq;      /* round-robin position, shared by the threads */
 	struct counters *ctr;    /* one per thread */
 	struct list list;        /* in keel_proxies */
-};
-
-/* Process-wide settings from the global section. */
-struct global {
-	bool daemon;
-	bool quiet;
-	char *pidfile;
-	char *chroot;
-	char *user, *group;
-	int uid, gid;            /* -1: unset */
-	int nbthread;            /* 0: one per CPU */
-	int maxconn;             /* 0: derived from the file descriptor limit */
-	int ulimit_n;
-	uint32_t bufsize;
-	uint32_t bufsize_stream;  /* tune.bufsize.stream: buffer of a body in transit (0: off) */
-	bool nosplice;           /* "nosplice": no splice(2) whatever the proxies ask */
-	int maxpipes;            /* "maxpipes": pipes for splice(2) (0: maxconn / 4) */
-	uint32_t maxrewrite;
-	int maxhdr;
-	uint32_t hard_stop_after;/* ms */
-	struct log_targets logs;
-	char *node;
-	char *log_tag;
-	char *state_file;        /* "state-file": durable runtime state (admin/state.c), NULL: off */
-	int spare_servers;       /* tune.spare-servers: room per backend for "add server" (16) */
-	const char *file;        /* the config file, for messages */
-	/* stats socket (admin/cli.c) */
-	char *cli_path;          /* NULL: no admin socket */
-	int cli_mode;            /* file mode, default 0600 */
-	int cli_level;           /* enum cli_level, default admin */
-	char *cli_user, *cli_group; /* owner of the socket file, NULL: unchanged */
-	int cli_uid, cli_gid;    /* -1: unset */
-	uint32_t cli_timeout;    /* ms an idle client may stay connected ("stats timeout") */
 };
 
 #endif

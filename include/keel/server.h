@@ -13,6 +13,14 @@
  * connections that must not be reused. */
 extern atomic_uint server_changes;
 
+/* Subscribes fn to server changes: a server's admin state, runtime weight, check switch or
+ * address changed, or it was added or deleted at runtime (the state file subscribes). At start,
+ * before the workers. fn runs on any thread, maybe under the server's health mutex: it must not
+ * block or do I/O. */
+void server_on_change(void (*fn)(struct server *srv));
+/* Tells the subscribers that srv changed (health.c and the dynamic-server functions call it). */
+void server_changed(struct server *srv);
+
 /* The number of published servers of p: p->srv[0..n) are complete. */
 static inline int server_count(const struct proxy *p)
 {

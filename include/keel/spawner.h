@@ -1,4 +1,4 @@
-/* The reload spawner (src/core/spawner.c): with chroot, a small process left outside the jail
+/* The reload spawner (src/process/spawner.c): with chroot, a small process left outside the jail
  * that starts the new process of a reload. */
 #ifndef KEEL_SPAWNER_H
 #define KEEL_SPAWNER_H

@@ -1,6 +1,6 @@
-/* Machine-readable statistics: the stats page's JSON variant (admin/stats-json.c) and the
- * Prometheus exposition (admin/prom.c), with the counter sums they share (admin/stats-common.c).
- * The HTML and CSV pages are in admin/stats.c (entry points in session.h). */
+/* Statistics pages: the HTML and CSV pages (admin/stats.c), the JSON variant
+ * (admin/stats-json.c) and the counter sums they share with the Prometheus exposition
+ * (admin/stats-common.c; the metrics page itself: prom.h). */
 #ifndef KEEL_STATS_H
 #define KEEL_STATS_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <keel/check-t.h>
+#include <keel/http-t.h>
 #include <keel/proxy-t.h>
 #include <keel/sbuf.h>
 
@@ -21,7 +22,7 @@ struct stats_sums {
 	uint64_t queue_timeouts, cli_aborts, srv_aborts, sticky_moves;
 };
 
-/* Sums c[0..keel_nloops-1] into s (zeroes s when c is NULL). */
+/* Sums c[0..keel_nworkers-1] into s (zeroes s when c is NULL). */
 void stats_sum(const struct counters *c, struct stats_sums *s);
 /* How many of p's servers take traffic now (srv_usable()). */
 int stats_usable_servers(const struct proxy *p);
@@ -37,19 +38,14 @@ void stats_reply(struct session *s, struct sbuf *body, const char *ctype);
  * (for "stats hide-version"). */
 void stats_json_render(struct sbuf *b, const struct proxy *fe);
 
-/* Answers s with the Prometheus metrics page (text format 0.0.4); for "stats prometheus-uri"
- * and "http-request use-service prometheus-exporter". */
-void prom_serve(struct session *s);
-/* The whole metrics page; fe (may be NULL): the frontend serving it, whose "stats
- * hide-version" empties the version label. */
-void prom_render(struct sbuf *b, const struct proxy *fe);
-/* One histogram (the _bucket lines, _sum and _count) of name{labels,le=...} from fine: the
- * cumulative counts of the LAT_BUCKETS latency buckets (check.h), folded into coarse buckets in
- * seconds. labels is already escaped ("backend=\"b\",server=\"s\""). Exposed for unit tests. */
-void prom_histogram(struct sbuf *b, const char *name, const char *labels,
-		    const uint64_t fine[LAT_BUCKETS]);
-/* Appends s escaped as a Prometheus label value (without the quotes): '\', '"' and newline are
- * escaped, bytes >= 0x80 become '?' (label values must be valid UTF-8). */
-void prom_label(struct sbuf *b, const char *s);
+/* The HTML stats page (admin/stats.c): answers a request to the stats URI. */
+void stats_serve(struct session *s, const struct http_head *h);
+/* The ";json" variant of the stats page (admin/stats-json.c). */
+void stats_json_serve(struct session *s);
+/* The stats CSV (the ";csv" page) as a malloc'd string of *len bytes, NULL when out of memory
+ * (the admin socket's "show stat"). */
+char *stats_csv(size_t *len);
+/* Constant-time check of a Basic Authorization header against the proxy's stats users. */
+bool stats_check_auth(const struct proxy *p, const struct http_head *h);
 
 #endif

@@ -13,6 +13,8 @@
 struct sbuf;
 struct session;
 
+/* Registers the "stick-table" and "stick" keywords and the backend check. */
+void stick_register(void);
 /* "stick-table type ip|integer|string [len N] size N [expire T] ..." in a backend or listen. */
 int stick_table_kw(struct cfg_ctx *c, int argc, char **argv);
 /* "stick on|match|store-request|store-response SAMPLE [table NAME] [if|unless COND]". */

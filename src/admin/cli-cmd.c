@@ -27,14 +27,14 @@
 #include <keel/cli.h>
 #include <keel/common.h>
 #include <keel/drain.h>
-#include <keel/process.h>
+#include <keel/global.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
+#include <keel/stats.h>
 #include <keel/stick.h>
+#include <keel/worker.h>
 
-extern atomic_int keel_actconn;
-extern int keel_nloops;
-extern uint64_t keel_start_wall;
 
 #define CLI_WHO "admin socket"
 
@@ -114,7 +114,7 @@ static int cmd_show_info(struct cli_ctx *c, int argc, char **argv, struct sbuf *
 			    "{\"Name\":\"keel\",\"Version\":\"%s\",\"Pid\":%d,\"Uptime\":\"%s\","
 			    "\"Uptime_sec\":%llu,\"Nbthread\":%d,\"Maxconn\":%d,\"CurrConns\":%d,"
 			    "\"Node\":",
-			    KEEL_VERSION, (int)getpid(), upstr, (unsigned long long)up, keel_nloops,
+			    KEEL_VERSION, (int)getpid(), upstr, (unsigned long long)up, keel_nworkers,
 			    global.maxconn, atomic_load(&keel_actconn));
 		sbuf_json_str(o, global.node ? global.node : "");
 		sbuf_printf(o, "}\n");
@@ -123,7 +123,7 @@ static int cmd_show_info(struct cli_ctx *c, int argc, char **argv, struct sbuf *
 	sbuf_printf(o,
 		    "Name: keel\nVersion: %s\nPid: %d\nUptime: %s\nUptime_sec: %llu\n"
 		    "Nbthread: %d\nMaxconn: %d\nCurrConns: %d\nNode: %s\n",
-		    KEEL_VERSION, (int)getpid(), upstr, (unsigned long long)up, keel_nloops,
+		    KEEL_VERSION, (int)getpid(), upstr, (unsigned long long)up, keel_nworkers,
 		    global.maxconn, atomic_load(&keel_actconn), global.node ? global.node : "");
 	return OK;
 }
@@ -579,6 +579,13 @@ static int cmd_disable_health(struct cli_ctx *c, int argc, char **argv, struct s
 }
 
 /* "reload": answers once the new process serves (or why it could not start: this one goes on). */
+static int (*reload_fn)(int *newpid, char **err);
+
+void cli_set_reload(int (*fn)(int *newpid, char **err))
+{
+	reload_fn = fn;
+}
+
 static int cmd_reload(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 {
 	char *err = NULL;
@@ -586,7 +593,9 @@ static int cmd_reload(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 
 	if (argc)
 		return cli_err(o, "'reload' expects no argument");
-	if (keel_reload(&pid, &err) != OK) {
+	if (!reload_fn)
+		return cli_err(o, "reload is not available in this process");
+	if (reload_fn(&pid, &err) != OK) {
 		cli_err(o, "reload failed: %s", err);
 		free(err);
 		return ERR;

@@ -29,7 +29,7 @@
 #include <keel/cli.h>
 #include <keel/clock.h>
 #include <keel/common.h>
-#include <keel/process.h>
+#include <keel/global.h>
 
 #define CLI_MAX_ARGS 48 /* "add server" takes server options */
 #define CLI_MAX_CLIENTS 32
@@ -145,7 +145,7 @@ static int resolve_owner(uid_t *uid, gid_t *gid, char **err)
 	return OK;
 }
 
-int cli_bind(char **err)
+int cli_bind(int (*inherited)(const char *path), char **err)
 {
 	const char *path = global.cli_path;
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -158,7 +158,7 @@ int cli_bind(char **err)
 	if (!path)
 		return OK;
 	/* A reload: the previous process's socket, already bound to path and listening. */
-	fd = keel_reload_take_cli(path);
+	fd = inherited ? inherited(path) : -1;
 	if (fd >= 0) {
 		if (stat(path, &st) == 0) {
 			sock_dev = st.st_dev;
@@ -464,7 +464,7 @@ int cli_listen_fd(void)
 	return listen_fd;
 }
 
-void cli_stop(void)
+void cli_stop(bool keep_file)
 {
 	struct stat st;
 
@@ -483,7 +483,7 @@ void cli_stop(void)
 	close(listen_fd);
 	listen_fd = -1;
 	/* Handed over to a new process (reload), which serves the same socket file. */
-	if (atomic_load(&keel_handed_over))
+	if (keep_file)
 		return;
 	/* Only our own socket file (after chroot the path may name another file, or none). */
 	if (global.cli_path && stat(global.cli_path, &st) == 0 && st.st_dev == sock_dev &&

@@ -21,8 +21,9 @@
 #include <keel/common.h>
 #include <keel/history.h>
 #include <keel/proxy-t.h>
+#include <keel/proxy.h>
+#include <keel/worker.h>
 
-extern int keel_nloops;
 
 struct hist_cell {
 	atomic_uint req, err, p99_us;
@@ -132,7 +133,7 @@ static void reading(const struct hist_ring *r, uint64_t *req, uint64_t *err, uin
 	}
 	if (!c)
 		return;
-	for (t = 0; t < keel_nloops; t++) {
+	for (t = 0; t < keel_nworkers; t++) {
 		switch (r->kind) {
 		case HIST_FE:
 			*req += rd(&c[t].req_tot);

@@ -14,12 +14,14 @@
 #include <keel/check.h>
 #include <keel/common.h>
 #include <keel/drain.h>
+#include <keel/global.h>
+#include <keel/prom.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats.h>
+#include <keel/worker.h>
 
-extern atomic_int keel_actconn;
-extern uint64_t keel_start_wall;
 
 /* What one server shows, copied once per page (health_view() takes the server's mutex). */
 struct prom_srv {

@@ -23,6 +23,7 @@
 #include <keel/check.h>
 #include <keel/common.h>
 #include <keel/log.h>
+#include <keel/proxy.h>
 #include <keel/sbuf.h>
 #include <keel/server.h>
 #include <keel/state.h>

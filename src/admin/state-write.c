@@ -26,6 +26,7 @@
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/proxy.h>
 #include <keel/sbuf.h>
 #include <keel/server.h>
 #include <keel/state.h>

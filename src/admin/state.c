@@ -31,7 +31,9 @@
 
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/global.h>
 #include <keel/log.h>
+#include <keel/proxy.h>
 #include <keel/state.h>
 #include <keel/stick.h>
 

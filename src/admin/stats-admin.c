@@ -23,6 +23,7 @@
 #include <keel/common.h>
 #include <keel/http.h>
 #include <keel/log.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats-admin.h>

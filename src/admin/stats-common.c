@@ -6,8 +6,8 @@
 #include <keel/common.h>
 #include <keel/session.h>
 #include <keel/stats.h>
+#include <keel/worker.h>
 
-extern int keel_nloops;
 
 static uint64_t rd(const _Atomic uint64_t *v)
 {
@@ -21,7 +21,7 @@ void stats_sum(const struct counters *c, struct stats_sums *s)
 	memset(s, 0, sizeof(*s));
 	if (!c)
 		return;
-	for (t = 0; t < keel_nloops; t++) {
+	for (t = 0; t < keel_nworkers; t++) {
 		s->conn_tot += rd(&c[t].conn_tot);
 		s->req_tot += rd(&c[t].req_tot);
 		for (k = 0; k < 6; k++)

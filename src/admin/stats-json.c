@@ -8,13 +8,13 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/drain.h>
+#include <keel/global.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats.h>
+#include <keel/worker.h>
 
-extern atomic_int keel_actconn;
-extern int keel_nloops;
-extern uint64_t keel_start_wall;
 
 static void json_counters(struct sbuf *b, const struct stats_sums *c)
 {
@@ -94,7 +94,7 @@ void stats_json_render(struct sbuf *b, const struct proxy *fe)
 	sbuf_printf(b,
 		    ",\"pid\":%d,\"threads\":%d,\"start_time\":%llu,\"uptime_s\":%llu,"
 		    "\"active_connections\":%d,\"maxconn\":%d},\"frontends\":[",
-		    (int)getpid(), keel_nloops, (unsigned long long)keel_start_wall,
+		    (int)getpid(), keel_nworkers, (unsigned long long)keel_start_wall,
 		    (unsigned long long)(time(NULL) - (time_t)keel_start_wall),
 		    atomic_load(&keel_actconn), global.maxconn);
 	first = true;

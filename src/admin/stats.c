@@ -14,18 +14,18 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/drain.h>
+#include <keel/global.h>
 #include <keel/history.h>
 #include <keel/http.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/stick.h>
 #include <keel/sbuf.h>
 #include <keel/session.h>
 #include <keel/stats.h>
 #include <keel/stats-admin.h>
+#include <keel/worker.h>
 
-extern atomic_int keel_actconn;
-extern int keel_nloops;
-extern uint64_t keel_start_wall;
 
 /* HTML-escapes names (they come from the config, but a page must never trust its input). */
 static void sb_html(struct sbuf *b, const char *s)
@@ -625,7 +625,7 @@ static void render_html(struct sbuf *b, struct page *pg)
 		keel_start_wall && (uint64_t)now > keel_start_wall ? (uint64_t)now - keel_start_wall : 0);
 	sbuf_printf(b, "pid %d &middot; %d threads &middot; up %s</span>"
 		     "<span class=mut id=live>%s</span></header>",
-		  (int)getpid(), keel_nloops, upt,
+		  (int)getpid(), keel_nworkers, upt,
 		  fe->stats.refresh_s ? "" : "static page: reload to update");
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);

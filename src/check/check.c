@@ -42,10 +42,13 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/global.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/timer.h>
+#include <keel/worker.h>
 
 #define AGENT_MAX_LINE 1024 /* longest agent answer read */
 #define FIRST_SPREAD_MS 500 /* the first runs are spread over this, by server index */
@@ -1143,7 +1146,7 @@ static void task_timer_cb(struct timer *tm)
 	switch (t->st) {
 	case TS_IDLE:
 		/* Soft stop: no new checks (in-flight ones end normally); nor for a deleted server. */
-		if (tc->stopping || server_deleted(t->cs->srv))
+		if (this_worker->stopping || server_deleted(t->cs->srv))
 			return;
 		if (!t->is_agent && t->plan == CHK_PLAN_IDLE)
 			replan(t);
@@ -1189,7 +1192,7 @@ static int owned_slots(struct chk_srv *out)
 		if (p->disabled || !(p->cap & PR_CAP_BE))
 			continue;
 		for (i = 0; i < cap; i++, idx++) {
-			if (idx % global.nbthread != tc->id)
+			if (idx % global.nbthread != this_worker->id)
 				continue;
 			if (out) {
 				out[n].be = p;
@@ -1229,7 +1232,7 @@ static void scan_cb(struct timer *t)
 	unsigned ch = atomic_load_explicit(&server_changes, memory_order_acquire);
 	int i;
 
-	if (tc->stopping)
+	if (this_worker->stopping)
 		return;
 	for (i = 0; i < tl_ncs; i++) {
 		struct chk_srv *cs = &tl_cs[i];

@@ -18,10 +18,11 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/drain.h>
-#include <keel/history.h>
 #include <keel/log.h>
-#include <keel/state.h>
+#include <keel/proxy.h>
+#include <keel/server.h>
 #include <keel/timer.h>
+#include <keel/worker.h>
 
 #define LAT_MIN_SAMPLES 20     /* fewer samples in the window: no latency verdict */
 #define LAT_EST_SAMPLES 50     /* samples behind each per-try estimate */
@@ -321,7 +322,7 @@ static void set_admin(struct server *srv, enum srv_admin st, const char *who,
 		srv->hl->up_since = MAX(now_us, 1); /* back from maintenance: slowstart */
 	update_all_down(srv->be);
 	atomic_fetch_add_explicit(&srv->be->srv_gen, 1, memory_order_release);
-	state_note_change(srv); /* the state file (admin/state.c): marks dirty, no I/O */
+	server_changed(srv); /* the state file (admin/state.c) subscribes: marks dirty, no I/O */
 }
 
 void health_set_admin(struct server *srv, enum srv_admin st, const char *who)
@@ -348,7 +349,7 @@ int health_set_weight(struct server *srv, int w, const char *who)
 	if (srv->hl->uweight != w) {
 		keel_log(LOG_LVL_NOTICE, "Server %s/%s weight %d -> %d (by %s)", srv->be->name,
 			 srv->name, srv->hl->uweight, w, who);
-		state_note_change(srv);
+		server_changed(srv);
 	}
 	srv->hl->uweight = w;
 	recompute(srv, srv->hl->why);
@@ -367,7 +368,7 @@ void health_set_checks(struct server *srv, bool on, const char *who)
 		srv->hl->checks_off = !on;
 		fmt(why, sizeof(why), "health checks %s by %s", on ? "enabled" : "disabled", who);
 		recompute(srv, why);
-		state_note_change(srv);
+		server_changed(srv);
 	}
 	pthread_mutex_unlock(&srv->hl->lock);
 }
@@ -555,7 +556,7 @@ void health_response(struct server *srv, uint64_t ttfb_us, int status)
 	if (atomic_load_explicit(&h->consec_err, memory_order_relaxed))
 		atomic_store_explicit(&h->consec_err, 0, memory_order_relaxed);
 	/* One writer per cell (this thread): a relaxed load and store, no locked instruction. */
-	cell = &h->th_hist[tc->id].b[lat_bucket(ttfb_us)];
+	cell = &h->th_hist[this_worker->id].b[lat_bucket(ttfb_us)];
 	atomic_store_explicit(cell, atomic_load_explicit(cell, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 }
@@ -817,6 +818,18 @@ static void pertry_update(struct proxy *be)
 	atomic_store(&be->hl->p99_us, med);
 }
 
+#define MAX_TICK_FNS 4
+
+/* Filled at start, before the workers: read without a lock afterwards. */
+static void (*tick_fns[MAX_TICK_FNS])(void);
+static int ntick_fns;
+
+void health_on_tick(void (*fn)(void))
+{
+	BUG_ON(ntick_fns == MAX_TICK_FNS);
+	tick_fns[ntick_fns++] = fn;
+}
+
 void health_tick(void)
 {
 	struct list *l;
@@ -847,7 +860,8 @@ void health_tick(void)
 		budget_update(be);
 		pertry_update(be);
 	}
-	history_tick(); /* the stats page's sparklines (a sample every 10 ticks) */
+	for (i = 0; i < ntick_fns; i++)
+		tick_fns[i](); /* the stats page's sparklines (admin/history.c) */
 }
 
 /* ---- set-up ---- */
@@ -862,7 +876,7 @@ static void tick_cb(struct timer *t)
 
 void health_thread_start(void)
 {
-	if (tc->id != 0)
+	if (this_worker->id != 0)
 		return;
 	timer_init(&tick_timer, tick_cb);
 	timer_arm(&tick_timer, now_us + HEALTH_TICK_MS * 1000);
@@ -870,7 +884,7 @@ void health_thread_start(void)
 
 void health_thread_stop(void)
 {
-	if (tc->id == 0)
+	if (this_worker->id == 0)
 		timer_disarm(&tick_timer);
 }
 
@@ -944,7 +958,6 @@ void health_deinit(void)
 		free(be->hl);
 		be->hl = NULL;
 	}
-	history_deinit();
 }
 
 /* ---- operators' view ---- */

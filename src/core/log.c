@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/global.h>
 #include <keel/log.h>
 
 #define RING_SIZE (256u * 1024u) /* per worker; a power of two */
@@ -19,8 +19,8 @@
 struct entry {
 	uint32_t len;     /* message bytes following the header */
 	uint8_t level;
-	uint8_t global_only;
-	const struct proxy *px;
+	uint8_t global_too;               /* the global targets get it too */
+	const struct log_targets *own;    /* a frontend's own targets, or NULL */
 };
 
 struct ring {
@@ -78,22 +78,15 @@ static int open_target(struct log_target *t, char **err)
 	return OK;
 }
 
-int log_open_targets(char **err)
+int log_open_targets(struct log_targets *lt, char **err)
 {
-	struct list *l;
 	int i;
 
-	gethostname(hostname, sizeof(hostname) - 1);
-	for (i = 0; i < global.logs.n; i++)
-		if (open_target(&global.logs.t[i], err))
+	if (!hostname[0])
+		gethostname(hostname, sizeof(hostname) - 1);
+	for (i = 0; i < lt->n; i++)
+		if (lt->t[i].fd < 0 && open_target(&lt->t[i], err))
 			return ERR;
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		for (i = 0; i < p->logs.n; i++)
-			if (p->logs.t[i].fd < 0 && open_target(&p->logs.t[i], err))
-				return ERR;
-	}
 	return OK;
 }
 
@@ -142,12 +135,12 @@ static void deliver(const struct entry *e, const char *msg)
 {
 	int i;
 
-	if (!e->px || e->global_only || e->px->log_global)
+	if (e->global_too)
 		for (i = 0; i < global.logs.n; i++)
 			send_one(&global.logs.t[i], e->level, msg, e->len);
-	if (e->px && !e->global_only)
-		for (i = 0; i < e->px->logs.n; i++)
-			send_one(&e->px->logs.t[i], e->level, msg, e->len);
+	if (e->own)
+		for (i = 0; i < e->own->n; i++)
+			send_one(&e->own->t[i], e->level, msg, e->len);
 }
 
 static uint32_t entry_size(uint32_t len)
@@ -272,11 +265,13 @@ void log_stop(void)
 	rings = NULL;
 }
 
-void log_request(int ring, const struct proxy *fe, int level, const char *line, size_t len)
+void log_request(int ring, const struct log_targets *own, bool global_too, int level,
+		 const char *line, size_t len)
 {
-	struct entry e = {.len = (uint32_t)MIN(len, MSG_MAX), .level = (uint8_t)level, .px = fe};
+	struct entry e = {.len = (uint32_t)MIN(len, MSG_MAX), .level = (uint8_t)level, .own = own,
+			  .global_too = global_too};
 
-	if (!fe->logs.n && !(fe->log_global && global.logs.n))
+	if (!own->n && !(global_too && global.logs.n))
 		return;
 	if (!atomic_load(&running) || ring < 0 || ring >= nrings_total - 1) {
 		deliver(&e, line);
@@ -288,7 +283,7 @@ void log_request(int ring, const struct proxy *fe, int level, const char *line, 
 void keel_log(int level, const char *fmt, ...)
 {
 	char msg[MSG_MAX];
-	struct entry e = {.level = (uint8_t)level, .global_only = 1};
+	struct entry e = {.level = (uint8_t)level, .global_too = 1};
 	va_list ap;
 	int n;
 

@@ -137,20 +137,6 @@ static void run_tasklets(struct loop *l)
 	}
 }
 
-void timer_arm(struct timer *t, uint64_t expire)
-{
-	/* The heap only grows when a new connection arms its first timer; failing that is fatal. */
-	if (timer_heap_arm(&tl->timers, t, expire) != OK) {
-		fprintf(stderr, "keel: out of memory growing the timer heap\n");
-		abort();
-	}
-}
-
-void timer_disarm(struct timer *t)
-{
-	timer_heap_disarm(&tl->timers, t);
-}
-
 void loop_defer_free(struct pool *p, void *obj)
 {
 	struct loop *l = tl;

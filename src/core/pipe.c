@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/global.h>
 #include <keel/list.h>
 #include <keel/loop.h>
 #include <keel/pipe.h>
@@ -22,23 +22,13 @@ int pipe_max(void)
 	return MAX(global.maxconn / 4, 1);
 }
 
-int pipe_fds_wanted(void)
+int pipe_fds_wanted(bool splicing)
 {
-	struct list *l;
+	int conns = global.maxconn ? global.maxconn : 100000;
 
-	if (global.nosplice)
+	if (global.nosplice || !splicing)
 		return 0;
-	list_for_each(l, &keel_proxies)
-	{
-		const struct proxy *p = list_entry(l, struct proxy, list);
-
-		if (p->opts & (PO_SPLICE_RSP | PO_SPLICE_AUTO)) {
-			int conns = global.maxconn ? global.maxconn : 100000;
-
-			return 2 * (global.maxpipes > 0 ? global.maxpipes : MAX(conns / 4, 1));
-		}
-	}
-	return 0;
+	return 2 * (global.maxpipes > 0 ? global.maxpipes : MAX(conns / 4, 1));
 }
 
 struct kpipe *pipe_get(void)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <keel/common.h>
+#include <keel/loop.h>
 #include <keel/timer.h>
 
 static void heap_set(struct timer_heap *th, uint32_t i, struct timer *t)
@@ -123,4 +124,18 @@ void timer_heap_free(struct timer_heap *th)
 	free(th->h);
 	th->h = NULL;
 	th->n = th->cap = 0;
+}
+
+void timer_arm(struct timer *t, uint64_t expire)
+{
+	/* The heap only grows when a new connection arms its first timer; failing that is fatal. */
+	if (timer_heap_arm(&tl->timers, t, expire) != OK) {
+		fprintf(stderr, "keel: out of memory growing the timer heap\n");
+		abort();
+	}
+}
+
+void timer_disarm(struct timer *t)
+{
+	timer_heap_disarm(&tl->timers, t);
 }

@@ -85,19 +85,19 @@ static const char *builtin_for(int status, uint32_t *len)
 	return other[i];
 }
 
-const char *http_err_response(const struct proxy *fe, const struct proxy *be, int status,
+const char *http_err_response(const struct errmsg *fe, const struct errmsg *be, int status,
 			      uint32_t *len)
 {
 	int i = http_err_index(status);
 
 	if (i >= 0) {
-		if (be && be->errmsg[i].data) {
-			*len = be->errmsg[i].len;
-			return be->errmsg[i].data;
+		if (be && be[i].data) {
+			*len = be[i].len;
+			return be[i].data;
 		}
-		if (fe && fe->errmsg[i].data) {
-			*len = fe->errmsg[i].len;
-			return fe->errmsg[i].data;
+		if (fe && fe[i].data) {
+			*len = fe[i].len;
+			return fe[i].data;
 		}
 	}
 	return builtin_for(status, len);

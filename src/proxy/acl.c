@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <keel/acl.h>
+#include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/http.h>
 #include <keel/sample.h>

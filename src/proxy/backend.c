@@ -17,17 +17,17 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/global.h>
+#include <keel/lb.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/timer.h>
+#include <keel/worker.h>
 
-__thread struct thread_ctx *tc;
-
-/* All worker loops, for queue wake-ups (set by the process layer). */
-extern struct loop *keel_loops;
-extern int keel_nloops;
+__thread struct proxy_thread *proxy_thread;
 
 bool srv_usable(const struct server *s)
 {
@@ -67,25 +67,18 @@ bool srv_take_slot(struct server *srv)
 	return true;
 }
 
-static void wake_queues(void)
-{
-	int i;
-
-	for (i = 0; i < keel_nloops; i++)
-		loop_signal(&keel_loops[i], LOOP_WAKE_QUEUE);
-}
 
 void srv_put_slot(struct server *srv)
 {
 	atomic_fetch_sub_explicit(&srv->cur_sess, 1, memory_order_acq_rel);
 	atomic_fetch_sub_explicit(&srv->be->beconn, 1, memory_order_relaxed);
 	if (atomic_load_explicit(&srv->be->nbpend, memory_order_acquire) > 0)
-		wake_queues();
+		workers_signal(LOOP_WAKE_QUEUE);
 }
 
 static struct be_tctx *bt_of(const struct proxy *be)
 {
-	return &tc->be[be->id];
+	return &proxy_thread->be[be->id];
 }
 
 static void enqueue(struct session *s, struct server *srv)
@@ -99,7 +92,7 @@ static void enqueue(struct session *s, struct server *srv)
 	atomic_fetch_add(&s->be->nbpend, 1);
 	if (srv)
 		atomic_fetch_add(&srv->nbpend, 1);
-	CTR_INC(s->be->ctr[tc->id].queued_tot);
+	CTR_INC(s->be->ctr[this_worker->id].queued_tot);
 }
 
 void backend_dequeue(struct session *s)
@@ -197,8 +190,8 @@ void backend_process_queues(void)
 {
 	int i;
 
-	for (i = 0; i < tc->nbe; i++) {
-		struct be_tctx *bt = &tc->be[i];
+	for (i = 0; i < proxy_thread->nbe; i++) {
+		struct be_tctx *bt = &proxy_thread->be[i];
 
 		while (bt->nqueued) {
 			struct session *s = list_first(&bt->queue, struct session, qlist);
@@ -218,7 +211,7 @@ static void sconn_free(struct sconn *sc)
 {
 	loop_close(&sc->h);
 	timer_disarm(&sc->timer);
-	loop_defer_free(&tc->sconn_pool, sc);
+	loop_defer_free(&proxy_thread->sconn_pool, sc);
 }
 
 static void idle_close(struct sconn *sc)
@@ -289,7 +282,7 @@ int backend_connect(struct session *s)
 		s->txn->t_conn = now_us;
 		return OK;
 	}
-	CTR_INC(srv->ctr[tc->id].conn_tot);
+	CTR_INC(srv->ctr[this_worker->id].conn_tot);
 	gen = server_addr(srv, &addr, &alen, &from_client);
 	if (from_client) {
 		if (addr.ss_family == AF_INET)
@@ -303,7 +296,7 @@ int backend_connect(struct session *s)
 		return ERR;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sc = pool_alloc(&tc->sconn_pool);
+	sc = pool_alloc(&proxy_thread->sconn_pool);
 	if (!sc) {
 		close(fd);
 		s->txn->err_why = "out of memory";
@@ -319,13 +312,13 @@ int backend_connect(struct session *s)
 	timer_init(&sc->timer, idle_timer_cb);
 	if (connect(fd, (struct sockaddr *)&addr, alen) == -1 && errno != EINPROGRESS) {
 		s->txn->err_why = strerror(errno);
-		pool_free(&tc->sconn_pool, sc);
+		pool_free(&proxy_thread->sconn_pool, sc);
 		close(fd);
 		return ERR;
 	}
 	if (loop_add(&sc->h, fd) != OK) {
 		s->txn->err_why = "epoll registration failed";
-		pool_free(&tc->sconn_pool, sc);
+		pool_free(&proxy_thread->sconn_pool, sc);
 		close(fd);
 		return ERR;
 	}
@@ -345,7 +338,7 @@ void backend_release_conn(struct session *s, bool reusable)
 		return;
 	s->sc = NULL;
 	sc->owner = NULL;
-	if (!reusable || tc->stopping || (sc->flags & (CF_EOF | CF_ERROR)) || sc->h.fd < 0 ||
+	if (!reusable || this_worker->stopping || (sc->flags & (CF_EOF | CF_ERROR)) || sc->h.fd < 0 ||
 	    sc->addr_gen != server_addr_gen(sc->srv) || server_deleted(sc->srv)) {
 		sconn_free(sc);
 		return;
@@ -365,7 +358,7 @@ void backend_purge_stale(void)
 
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
-		struct be_tctx *bt = &tc->be[p->id];
+		struct be_tctx *bt = &proxy_thread->be[p->id];
 
 		n = server_count(p);
 		for (k = 0; bt->srv && k < n; k++) {
@@ -393,7 +386,7 @@ void backend_close_idle(void)
 
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
-		struct be_tctx *bt = &tc->be[p->id];
+		struct be_tctx *bt = &proxy_thread->be[p->id];
 
 		for (k = 0; bt->srv && k < p->nsrv; k++)
 			while (!list_empty(&bt->srv[k].idle))
@@ -401,14 +394,13 @@ void backend_close_idle(void)
 	}
 }
 
-int thread_ctx_init(struct thread_ctx *t, struct loop *l, char **err)
+int proxy_thread_init(struct proxy_thread *t, char **err)
 {
 	struct list *pl;
-	int maxid = 0;
+	int maxid = 0, id = this_worker->id;
 
 	memset(t, 0, sizeof(*t));
-	t->loop = l;
-	t->id = l->id;
+	proxy_thread = t;
 	list_init(&t->listeners);
 	list_init(&t->sessions);
 	pool_init(&t->sess_pool, "session", sizeof(struct session), 4096);
@@ -416,7 +408,7 @@ int thread_ctx_init(struct thread_ctx *t, struct loop *l, char **err)
 	pool_init(&t->sconn_pool, "sconn", sizeof(struct sconn), 4096);
 	t->hdrs = calloc((size_t)global.maxhdr + 1, sizeof(*t->hdrs));
 	t->hdrs2 = calloc((size_t)global.maxhdr + 1, sizeof(*t->hdrs2));
-	t->rnd = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(l->id + 1) * 0x2545F4914F6CDD1Dull) ^ now_us;
+	t->rnd = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(id + 1) * 0x2545F4914F6CDD1Dull) ^ now_us;
 	list_for_each(pl, &keel_proxies)
 		maxid = MAX(maxid, list_entry(pl, struct proxy, list)->id);
 	t->nbe = maxid + 1;
@@ -448,7 +440,7 @@ int thread_ctx_init(struct thread_ctx *t, struct loop *l, char **err)
 	return OK;
 }
 
-void thread_ctx_destroy(struct thread_ctx *t)
+void proxy_thread_destroy(struct proxy_thread *t)
 {
 	int i;
 

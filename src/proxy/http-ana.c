@@ -10,12 +10,16 @@
 #include <keel/common.h>
 #include <keel/cookie.h>
 #include <keel/drain.h>
+#include <keel/global.h>
+#include <keel/http-ana.h>
+#include <keel/lb.h>
 #include <keel/stick.h>
 #include <keel/http.h>
 #include <keel/loop.h>
 #include <keel/sample.h>
 #include <keel/session.h>
-#include <keel/stats.h>
+#include <keel/service.h>
+#include <keel/worker.h>
 
 #define MAX_ADDED 32
 #define EDIT_ARENA 8192
@@ -339,7 +343,7 @@ static void capture_headers(struct session *s, const struct http_head *h, bool r
 		t->cap_rsp_len = len;
 }
 
-static void reply_auth(struct session *s, const char *realm)
+void http_reply_auth(struct session *s, const char *realm)
 {
 	char *r = strfmt("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\ncache-control: no-cache\r\n"
 			 "www-authenticate: Basic realm=\"%s\"\r\nconnection: close\r\n\r\n",
@@ -356,11 +360,11 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 
 	switch (r->action) {
 	case HRA_DENY:
-		CTR_INC(s->fe->ctr[tc->id].denied_req);
+		CTR_INC(s->fe->ctr[this_worker->id].denied_req);
 		session_error(s, r->status, "denied by http-request rule", "PR");
 		return;
 	case HRA_AUTH:
-		reply_auth(s, r->realm);
+		http_reply_auth(s, r->realm);
 		return;
 	case HRA_REDIRECT: {
 		const struct http_head *h = ed->h;
@@ -403,7 +407,7 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 		return;
 	}
 	case HRA_USE_SERVICE:
-		prom_serve(s);
+		r->svc->serve(s, ed->h);
 		return;
 	default:
 		return;
@@ -604,7 +608,7 @@ static void ck_response(struct session *s, struct head_edit *ed)
 	if (!srv)
 		return;
 	if (t->ck_srv && t->ck_srv != srv)
-		cookie_report_moved(t->ck_srv, srv, (t->flags & TX_CK_DRAINED) != 0, tc->id);
+		cookie_report_moved(t->ck_srv, srv, (t->flags & TX_CK_DRAINED) != 0, this_worker->id);
 	for (i = 0; i < n; i++) {
 		struct http_hdr *hd = &h->hdr[i];
 		const char *v = http_ptr(h, hd->value);
@@ -678,20 +682,21 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	struct http_head *h = &(struct http_head){0};
 	struct head_edit *ed = &ed_tls;
 	struct http_rule *final = NULL;
+	const struct http_service *svc;
 	int deny = 0;
 	struct piece line[5];
 	uint32_t newlen;
 	const char *conn = NULL;
 	bool srv_close;
 
-	h->hdr = tc->hdrs;
+	h->hdr = proxy_thread->hdrs;
 	h->maxhdr = (uint16_t)global.maxhdr;
 	t->t_head = now_us;
-	CTR_INC(s->fe->ctr[tc->id].req_tot);
+	CTR_INC(s->fe->ctr[this_worker->id].req_tot);
 	if (http_parse_head(&t->req_p, HTTP_REQUEST, buf_head(&s->req.b), hlen, h) != OK) {
 		/* Keep what we can for the log. */
 		capture_reqline(t, h);
-		CTR_INC(s->fe->ctr[tc->id].failed_req);
+		CTR_INC(s->fe->ctr[this_worker->id].failed_req);
 		session_error(s, h->err_status, h->err, "PR");
 		return ERR;
 	}
@@ -720,21 +725,10 @@ int http_ana_request(struct session *s, uint32_t hlen)
 		session_reply_heap(s, r, (uint32_t)strlen(r), 200, false);
 		goto out_reply;
 	}
-	/* The metrics page: exact path (a query string is ignored), before the stats prefix. */
-	if (s->fe->stats.prom_uri && h->path.len == strlen(s->fe->stats.prom_uri) &&
-	    !memcmp(http_ptr(h, h->path), s->fe->stats.prom_uri, h->path.len)) {
-		if (!stats_check_auth(s->fe, h))
-			reply_auth(s, s->fe->stats.realm ? s->fe->stats.realm : "HAProxy Statistics");
-		else
-			prom_serve(s);
-		goto out_reply;
-	}
-	if (s->fe->stats.enabled && h->uri.len >= strlen(s->fe->stats.uri) &&
-	    !memcmp(http_ptr(h, h->uri), s->fe->stats.uri, strlen(s->fe->stats.uri))) {
-		if (!stats_check_auth(s->fe, h))
-			reply_auth(s, s->fe->stats.realm ? s->fe->stats.realm : "HAProxy Statistics");
-		else
-			stats_serve(s, h);
+	/* Pages an upper layer serves (the metrics and stats pages). */
+	svc = http_service_claim(s->fe, h);
+	if (svc) {
+		svc->serve(s, h);
 		goto out_reply;
 	}
 	apply_rules(s, ed, &s->fe->req_rules, &deny, &final);
@@ -750,7 +744,7 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	if (s->be != s->fe) {
 		/* A listen section counted the request above; a backend counts it here (stats, the
 		 * retry budget's window). */
-		CTR_INC(s->be->ctr[tc->id].req_tot);
+		CTR_INC(s->be->ctr[this_worker->id].req_tot);
 		apply_rules(s, ed, &s->be->req_rules, &deny, &final);
 		if (final) {
 			reply_final_rule(s, ed, final);
@@ -878,7 +872,7 @@ int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
 	uint32_t newlen;
 	bool cli_ka;
 
-	h->hdr = tc->hdrs2;
+	h->hdr = proxy_thread->hdrs2;
 	h->maxhdr = (uint16_t)global.maxhdr;
 	h->skip_body = (t->flags & TX_HEAD_REQ) != 0;
 	*interim = false;
@@ -909,7 +903,7 @@ int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
 	if (s->be->ck.name && !final)
 		ck_response(s, ed);
 	if (s->be->stk.nrules && !final)
-		stick_response(s, tc->id);
+		stick_response(s, this_worker->id);
 	t->rsp_head = NULL;
 	if (final && final->action == HRA_DENY) {
 		t->err_why = "denied by http-response rule";
@@ -924,7 +918,7 @@ int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
 	if (!(h->flags & HM_KEEPALIVE) || (h->flags & HM_CLOSE_DELIM) || h->status == 101)
 		t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
 	/* Client side: keep alive unless someone asked to close, or the body runs to the close. */
-	cli_ka = (t->flags & TX_CLI_KEEPALIVE) && !(h->flags & HM_CLOSE_DELIM) && !tc->stopping &&
+	cli_ka = (t->flags & TX_CLI_KEEPALIVE) && !(h->flags & HM_CLOSE_DELIM) && !this_worker->stopping &&
 		 !((s->fe->opts | s->be->opts) & PO_HTTPCLOSE);
 	if (!cli_ka)
 		t->flags &= ~(uint32_t)TX_CLI_KEEPALIVE;

@@ -10,6 +10,8 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/http.h>
+#include <keel/lb.h>
+#include <keel/proxy.h>
 #include <keel/sample.h>
 
 uint64_t lb_hash(const void *data, size_t len)
@@ -169,12 +171,12 @@ static struct server *pick_leastconn(struct proxy *be, struct be_tctx *bt,
 
 static uint64_t rnd_next(void)
 {
-	uint64_t x = tc->rnd;
+	uint64_t x = proxy_thread->rnd;
 
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
-	tc->rnd = x;
+	proxy_thread->rnd = x;
 	return x;
 }
 

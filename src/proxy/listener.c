@@ -12,14 +12,14 @@
 #include <keel/cfg.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/global.h>
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/loop.h>
-#include <keel/process.h>
+#include <keel/proxy.h>
 #include <keel/session.h>
 #include <keel/timer.h>
-
-extern atomic_int keel_actconn;
+#include <keel/worker.h>
 
 #define ACCEPT_BATCH 64
 #define RESUME_DELAY_US 20000
@@ -70,7 +70,8 @@ static int bind_one(const struct bind_conf *b, bool reuseport, bool probe, char 
 	return fd;
 }
 
-int listeners_bind(int nbthread, char **err)
+int listeners_bind(int nbthread, int (*inherited)(const struct sockaddr_storage *addr, int *fds, int max),
+		   char **err)
 {
 	struct list *l, *bl;
 	int t;
@@ -87,7 +88,7 @@ int listeners_bind(int nbthread, char **err)
 			/* A reload: the previous process's sockets for this address, the same
 			 * sockets, so the connections waiting in their backlogs are kept (more of
 			 * them than workers: listeners_start() spreads them). */
-			n = keel_reload_take_listeners(&b->addr, b->fds, KEEL_MAX_THREADS);
+			n = inherited ? inherited(&b->addr, b->fds, KEEL_MAX_THREADS) : 0;
 			if (n > 0) {
 				for (t = n; t < nbthread; t++) {
 					b->fds[t] = bind_one(b, true, false, err);
@@ -132,13 +133,13 @@ static void accept_some(struct listener *li)
 		socklen_t alen = sizeof(addr);
 		int fd;
 
-		if (tc->stopping)
+		if (this_worker->stopping)
 			return;
 		if (over_limits(li)) {
 			/* maxconn reached: leave connections in the kernel's backlog. */
 			li->paused = true;
-			if (!timer_armed(&tc->resume))
-				timer_arm(&tc->resume, now_us + RESUME_DELAY_US);
+			if (!timer_armed(&proxy_thread->resume))
+				timer_arm(&proxy_thread->resume, now_us + RESUME_DELAY_US);
 			return;
 		}
 		fd = accept4(li->h.fd, &addr.sa, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -153,8 +154,8 @@ static void accept_some(struct listener *li)
 					keel_log(LOG_LVL_ALERT, "accept: %s; pausing accepts (raise ulimit-n or lower maxconn)",
 						 strerror(errno));
 				li->paused = true;
-				if (!timer_armed(&tc->resume))
-					timer_arm(&tc->resume, now_us + 5 * RESUME_DELAY_US);
+				if (!timer_armed(&proxy_thread->resume))
+					timer_arm(&proxy_thread->resume, now_us + 5 * RESUME_DELAY_US);
 			}
 			return;
 		}
@@ -162,8 +163,8 @@ static void accept_some(struct listener *li)
 	}
 	/* More may be pending and the edge will not fire again: continue after this iteration. */
 	li->paused = true;
-	if (!timer_armed(&tc->resume))
-		timer_arm(&tc->resume, now_us);
+	if (!timer_armed(&proxy_thread->resume))
+		timer_arm(&proxy_thread->resume, now_us);
 }
 
 static void listener_cb(struct fdh *h, uint32_t events)
@@ -177,7 +178,7 @@ static void resume_cb(struct timer *t)
 	struct list *l;
 
 	(void)t;
-	list_for_each(l, &tc->listeners) {
+	list_for_each(l, &proxy_thread->listeners) {
 		struct listener *li = list_entry(l, struct listener, list);
 
 		if (li->paused && li->h.fd >= 0) {
@@ -204,7 +205,7 @@ static int add_listener(struct proxy *p, struct bind_conf *b, int slot, char **e
 		return ERR;
 	}
 	b->fds[slot] = -1; /* owned by the listener now */
-	list_add_tail(&tc->listeners, &li->list);
+	list_add_tail(&proxy_thread->listeners, &li->list);
 	return OK;
 }
 
@@ -221,7 +222,7 @@ int listeners_start(char **err)
 {
 	struct list *l, *bl;
 
-	timer_init(&tc->resume, resume_cb);
+	timer_init(&proxy_thread->resume, resume_cb);
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
@@ -231,11 +232,11 @@ int listeners_start(char **err)
 			struct bind_conf *b = list_entry(bl, struct bind_conf, list);
 			int t;
 
-			if (add_listener(p, b, tc->id, err) != OK)
+			if (add_listener(p, b, this_worker->id, err) != OK)
 				return ERR;
 			/* Sockets inherited beyond nbthread (a reload with fewer threads): closing
 			 * one would reset the connections in its backlog, so they are served too. */
-			for (t = tc->id + global.nbthread; t < KEEL_MAX_THREADS; t += global.nbthread)
+			for (t = this_worker->id + global.nbthread; t < KEEL_MAX_THREADS; t += global.nbthread)
 				if (b->fds[t] >= 0 && add_listener(p, b, t, err) != OK)
 					return ERR;
 		}
@@ -249,14 +250,14 @@ void listeners_stop(void)
 
 	/* The listener objects stay in the list (freed with the thread context): an event for
 	 * them may still be pending in this iteration. */
-	list_for_each(l, &tc->listeners) {
+	list_for_each(l, &proxy_thread->listeners) {
 		struct listener *li = list_entry(l, struct listener, list);
 
 		/* After a reload the new process holds the same sockets: closing our
 		 * descriptor alone would leave them in our epoll set. */
 		if (li->h.fd >= 0)
-			epoll_ctl(tc->loop->epfd, EPOLL_CTL_DEL, li->h.fd, NULL);
+			epoll_ctl(this_worker->loop.epfd, EPOLL_CTL_DEL, li->h.fd, NULL);
 		loop_close(&li->h);
 	}
-	timer_disarm(&tc->resume);
+	timer_disarm(&proxy_thread->resume);
 }

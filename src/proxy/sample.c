@@ -16,6 +16,7 @@
 #include <keel/sample.h>
 #include <keel/server.h>
 #include <keel/session-t.h>
+#include <keel/session.h>
 
 const char *const LOGFMT_HTTPLOG =
 	"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc "
@@ -573,7 +574,6 @@ static int sum_atomic(const atomic_int *v)
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-extern atomic_int keel_actconn;
 
 size_t logformat_render(const struct logformat *lf, struct session *s, char *out, size_t cap)
 {

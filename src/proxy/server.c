@@ -30,16 +30,38 @@
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/global.h>
+#include <keel/lb.h>
 #include <keel/log.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
-#include <keel/state.h>
+#include <keel/worker.h>
 
 #define DYN_MAX_ARGS 64
 
 atomic_uint server_changes;
 static pthread_mutex_t dyn_lock = PTHREAD_MUTEX_INITIALIZER;
 
-extern int keel_nloops;
+#define MAX_CHANGE_FNS 4
+
+/* Filled at start, before the workers: read without a lock afterwards. */
+static void (*change_fns[MAX_CHANGE_FNS])(struct server *srv);
+static int nchange_fns;
+
+void server_on_change(void (*fn)(struct server *srv))
+{
+	BUG_ON(nchange_fns == MAX_CHANGE_FNS);
+	change_fns[nchange_fns++] = fn;
+}
+
+void server_changed(struct server *srv)
+{
+	int i;
+
+	for (i = 0; i < nchange_fns; i++)
+		change_fns[i](srv);
+}
+
 
 static int __attribute__((format(printf, 3, 4))) fail(char *err, size_t len, const char *fmt, ...)
 {
@@ -136,8 +158,8 @@ int server_add(int argc, char **argv, const char *who, char *err, size_t err_len
 		     be->name, be->srv_cap, global.spare_servers);
 		goto out;
 	}
-	s = cfg_server_parse(&c, be, argc + 1, av);
-	if (s && chk_validate_server(&c, be, s) != OK)
+	s = proxy_parse_server(&c, be, argc + 1, av);
+	if (s && proxy_check_server(&c, be, s) != OK)
 		s = NULL;
 	if (!s) {
 		fail(err, err_len, "%s", msg[0] ? msg : "invalid server");
@@ -150,8 +172,8 @@ int server_add(int argc, char **argv, const char *who, char *err, size_t err_len
 	s->dyn_argv = arena_alloc(&cfg_arena, sizeof(char *) * (size_t)argc);
 	for (i = 1; i < argc; i++)
 		s->dyn_argv[i - 1] = arena_strdup(&cfg_arena, argv[i]);
-	s->ctr = arena_alloc_aligned(&cfg_arena, sizeof(*s->ctr) * (size_t)keel_nloops, 64);
-	memset(s->ctr, 0, sizeof(*s->ctr) * (size_t)keel_nloops);
+	s->ctr = arena_alloc_aligned(&cfg_arena, sizeof(*s->ctr) * (size_t)keel_nworkers, 64);
+	memset(s->ctr, 0, sizeof(*s->ctr) * (size_t)keel_nworkers);
 	/* As in HAProxy, a dynamic server starts in maintenance: "enable server" puts it in. */
 	atomic_store(&s->admin, SRV_ADMIN_MAINT);
 	atomic_store(&s->oper, SRV_OPER_UP);
@@ -170,7 +192,7 @@ int server_add(int argc, char **argv, const char *who, char *err, size_t err_len
 	atomic_store_explicit(&be->nsrv, n + 1, memory_order_release);
 	lb_build_ring(be);
 	changed(be);
-	state_note_change(s);
+	server_changed(s);
 	keel_log(LOG_LVL_NOTICE, "Server %s/%s added at %s (in maintenance, by %s)", be->name,
 		 s->name, s->addr_str, who);
 	ret = OK;
@@ -212,7 +234,7 @@ int server_del(struct server *s, const char *who, char *err, size_t err_len)
 	pthread_mutex_unlock(&s->hl->lock);
 	lb_build_ring(be);
 	changed(be);
-	state_note_change(s);
+	server_changed(s);
 	keel_log(LOG_LVL_NOTICE, "Server %s/%s deleted (by %s)", be->name, s->name, who);
 	ret = OK;
 out:
@@ -255,7 +277,7 @@ int server_set_addr(struct server *s, const char *ip, int port, const char *who,
 	/* The old srv_addr is not freed: a worker may be copying it (see the top comment). */
 	atomic_store_explicit(&s->paddr, a, memory_order_release);
 	atomic_fetch_add_explicit(&server_changes, 1, memory_order_release);
-	state_note_change(s);
+	server_changed(s);
 	keel_log(LOG_LVL_NOTICE, "Server %s/%s address changed from %s to %s (by %s)", s->be->name,
 		 s->name, was, a->str, who);
 	pthread_mutex_unlock(&dyn_lock);

@@ -24,6 +24,8 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/errors.h>
+#include <keel/global.h>
+#include <keel/http-ana.h>
 #include <keel/http.h>
 #include <keel/log.h>
 #include <keel/loop.h>
@@ -31,6 +33,7 @@
 #include <keel/sample.h>
 #include <keel/session.h>
 #include <keel/timer.h>
+#include <keel/worker.h>
 
 atomic_int keel_actconn;
 
@@ -207,7 +210,7 @@ static void chan_drop(struct chan *c)
 
 static struct txn *txn_new(struct session *s)
 {
-	struct txn *t = pool_alloc(&tc->txn_pool);
+	struct txn *t = pool_alloc(&proxy_thread->txn_pool);
 
 	if (!t)
 		return NULL;
@@ -229,7 +232,7 @@ static void txn_free(struct session *s)
 		return;
 	free(t->reply_heap);
 	pipe_put(t->rsp_pipe);
-	pool_free(&tc->txn_pool, t);
+	pool_free(&proxy_thread->txn_pool, t);
 	s->txn = NULL;
 }
 
@@ -280,11 +283,11 @@ void session_error(struct session *s, int status, const char *why, const char *t
 
 	if (!s->txn)
 		return;
-	r = http_err_response(s->fe, s->be, status, &len);
+	r = http_err_response(s->fe->errmsg, s->be ? s->be->errmsg : NULL, status, &len);
 	s->txn->err_why = why;
 	set_term(s, term);
 	if (status >= 500 && s->be)
-		CTR_INC(s->be->ctr[tc->id].rsp[5]);
+		CTR_INC(s->be->ctr[this_worker->id].rsp[5]);
 	reply_start(s, r, len, NULL, status, true);
 }
 
@@ -312,7 +315,7 @@ static void cli_io_cb(struct fdh *h, uint32_t events)
 
 void session_accept(struct listener *li, int fd, const union sockaddr_u *addr)
 {
-	struct session *s = pool_alloc(&tc->sess_pool);
+	struct session *s = pool_alloc(&proxy_thread->sess_pool);
 	socklen_t llen = sizeof(s->local);
 	int one = 1;
 
@@ -334,14 +337,14 @@ void session_accept(struct listener *li, int fd, const union sockaddr_u *addr)
 	s->wall_accept = wall_us; /* the memset left rq, ss and rs at RQ_IDLE, SS_NONE, RS_NONE */
 	if (loop_add(&s->cli, fd) != OK) {
 		close(fd);
-		pool_free(&tc->sess_pool, s);
+		pool_free(&proxy_thread->sess_pool, s);
 		return;
 	}
 	atomic_fetch_add_explicit(&keel_actconn, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->fe->feconn, 1, memory_order_relaxed);
-	CTR_INC(s->fe->ctr[tc->id].conn_tot);
-	list_add_tail(&tc->sessions, &s->list);
-	tc->nsess++;
+	CTR_INC(s->fe->ctr[this_worker->id].conn_tot);
+	list_add_tail(&proxy_thread->sessions, &s->list);
+	proxy_thread->nsess++;
 	s->cli_exp = now_us + ms(s->fe->to.http_request);
 	timer_arm(&s->timer, s->cli_exp);
 }
@@ -555,13 +558,13 @@ static bool req_process(struct session *s)
 		len = buf_len(&c->b);
 		r = http_scan_head(buf_head(&c->b), len, &t->req_scan, &hlen, &t->req_line1);
 		if (r == HTTP_SCAN_ERROR) {
-			CTR_INC(s->fe->ctr[tc->id].failed_req);
+			CTR_INC(s->fe->ctr[this_worker->id].failed_req);
 			session_error(s, 400, "invalid line ending or obs-fold in request head", "PR");
 			return true;
 		}
 		if (r == HTTP_SCAN_MORE) {
 			if (len >= tl->bufsize - global.maxrewrite) {
-				CTR_INC(s->fe->ctr[tc->id].failed_req);
+				CTR_INC(s->fe->ctr[this_worker->id].failed_req);
 				session_error(s, t->req_line1 ? 431 : 414,
 					      t->req_line1 ? "request head too large" : "request line too long",
 					      "PR");
@@ -569,7 +572,7 @@ static bool req_process(struct session *s)
 			}
 			if (s->cflags & (CF_EOF | CF_ERROR)) {
 				set_term(s, "CR");
-				CTR_INC(s->fe->ctr[tc->id].cli_aborts);
+				CTR_INC(s->fe->ctr[this_worker->id].cli_aborts);
 				session_close(s);
 				return true;
 			}
@@ -602,7 +605,7 @@ static bool req_process(struct session *s)
 		if (c->fwd < c->b.tail) {
 			if (http_parse_body(&t->req_p, c->b.data + c->fwd, c->b.tail - c->fwd, &used,
 					    &done, &why) != OK) {
-				CTR_INC(s->fe->ctr[tc->id].failed_req);
+				CTR_INC(s->fe->ctr[this_worker->id].failed_req);
 				/* Whatever the server got, the client has heard nothing yet: it gets
 				 * its 400 and the server connection is dropped. */
 				if (!(t->flags & TX_RSP_STARTED)) {
@@ -622,7 +625,7 @@ static bool req_process(struct session *s)
 		if (s->cflags & (CF_EOF | CF_ERROR)) {
 			/* The client went away in the middle of its body. */
 			set_term(s, "CD");
-			CTR_INC(s->fe->ctr[tc->id].cli_aborts);
+			CTR_INC(s->fe->ctr[this_worker->id].cli_aborts);
 			session_close(s);
 			return true;
 		}
@@ -691,23 +694,23 @@ static void conn_failed(struct session *s, const char *why, bool timeout)
 	struct server *srv = s->srv;
 
 	if (srv) {
-		CTR_INC(srv->ctr[tc->id].failed_conn);
+		CTR_INC(srv->ctr[this_worker->id].failed_conn);
 		if (timeout)
-			CTR_INC(srv->ctr[tc->id].timeouts);
+			CTR_INC(srv->ctr[this_worker->id].timeouts);
 		health_event(srv, HEV_CONN_FAIL, timeout ? now_us - t->t_queue : 0, why);
 	}
-	CTR_INC(s->be->ctr[tc->id].failed_conn);
+	CTR_INC(s->be->ctr[this_worker->id].failed_conn);
 	srv_detach(s);
 	t->last_srv = srv;
 	t->err_why = why;
 	if (t->retries > 0 && replayable(s)) {
 		t->retries--;
 		if (srv)
-			CTR_INC(srv->ctr[tc->id].retries);
-		CTR_INC(s->be->ctr[tc->id].retries);
+			CTR_INC(srv->ctr[this_worker->id].retries);
+		CTR_INC(s->be->ctr[this_worker->id].retries);
 		if (retry_elsewhere(s, srv)) {
 			if (srv)
-				CTR_INC(s->be->ctr[tc->id].redispatches);
+				CTR_INC(s->be->ctr[this_worker->id].redispatches);
 			s->srv = NULL;
 		}
 		rewind_request(s);
@@ -723,7 +726,7 @@ static void empty_response(struct session *s, const char *why)
 	struct server *srv = s->srv;
 	bool reused = (t->flags & TX_REUSED) != 0;
 
-	CTR_INC(srv->ctr[tc->id].failed_rsp);
+	CTR_INC(srv->ctr[this_worker->id].failed_rsp);
 	srv_detach(s);
 	t->last_srv = srv;
 	t->err_why = why;
@@ -741,17 +744,17 @@ static void empty_response(struct session *s, const char *why)
 		}
 		if (t->retries > 0) {
 			t->retries--;
-			CTR_INC(srv->ctr[tc->id].retries);
-			CTR_INC(s->be->ctr[tc->id].retries);
+			CTR_INC(srv->ctr[this_worker->id].retries);
+			CTR_INC(s->be->ctr[this_worker->id].retries);
 			if (retry_elsewhere(s, srv)) {
-				CTR_INC(s->be->ctr[tc->id].redispatches);
+				CTR_INC(s->be->ctr[this_worker->id].redispatches);
 				s->srv = NULL;
 			}
 			rewind_request(s);
 			return;
 		}
 	}
-	CTR_INC(s->be->ctr[tc->id].failed_rsp);
+	CTR_INC(s->be->ctr[this_worker->id].failed_rsp);
 	session_error(s, 502, why, "SH");
 }
 
@@ -794,9 +797,9 @@ static bool pertry_retry(struct session *s, bool free)
 	t->flags |= TX_PERTRY_DONE;
 	if (!backend_has_other(s->be, srv) || (!free && !health_retry_allowed(s->be)))
 		return false;
-	CTR_INC(srv->ctr[tc->id].retries);
-	CTR_INC(s->be->ctr[tc->id].retries);
-	CTR_INC(s->be->ctr[tc->id].redispatches);
+	CTR_INC(srv->ctr[this_worker->id].retries);
+	CTR_INC(s->be->ctr[this_worker->id].retries);
+	CTR_INC(s->be->ctr[this_worker->id].redispatches);
 	if (!free) {
 		t->pertry_srv = srv;
 		t->pertry_waited_ms = (uint32_t)((now_us - t->t_conn) / 1000);
@@ -827,8 +830,8 @@ static bool srv_wait_expired(struct session *s)
 	    pertry_retry(s, out))
 		return true;
 	if (out) {
-		CTR_INC(srv->ctr[tc->id].timeouts);
-		CTR_INC(s->be->ctr[tc->id].timeouts);
+		CTR_INC(srv->ctr[this_worker->id].timeouts);
+		CTR_INC(s->be->ctr[this_worker->id].timeouts);
 		srv_detach(s);
 		session_error(s, 504, "server taken out while the request waited (not retried)", "sH");
 		return true;
@@ -1077,7 +1080,7 @@ static void abort_response(struct session *s, const char *term)
 {
 	/* Headers may already be on their way: the only honest signal left is closing. */
 	set_term(s, term);
-	CTR_INC(s->be->ctr[tc->id].srv_aborts);
+	CTR_INC(s->be->ctr[this_worker->id].srv_aborts);
 	s->txn->flags &= ~(uint32_t)(TX_CLI_KEEPALIVE | TX_SRV_KEEPALIVE);
 	sess_set_rs(s, RS_DONE);
 	backend_release_conn(s, false);
@@ -1108,8 +1111,8 @@ static bool rsp_process(struct session *s)
 			if (r == HTTP_SCAN_MORE && len < tl->bufsize - global.maxrewrite && !srv_gone)
 				return false;
 			if (r != HTTP_SCAN_DONE) {
-				CTR_INC(s->srv->ctr[tc->id].failed_rsp);
-				CTR_INC(s->be->ctr[tc->id].failed_rsp);
+				CTR_INC(s->srv->ctr[this_worker->id].failed_rsp);
+				CTR_INC(s->be->ctr[this_worker->id].failed_rsp);
 				health_event(s->srv, HEV_RESET, now_us - t->t_conn,
 					     "invalid or truncated response head");
 				srv_detach(s);
@@ -1124,8 +1127,8 @@ static bool rsp_process(struct session *s)
 				bool interim;
 
 				if (http_ana_response(s, hlen, &interim) != OK) {
-					CTR_INC(s->srv->ctr[tc->id].failed_rsp);
-					CTR_INC(s->be->ctr[tc->id].failed_rsp);
+					CTR_INC(s->srv->ctr[this_worker->id].failed_rsp);
+					CTR_INC(s->be->ctr[this_worker->id].failed_rsp);
 					health_event(s->srv, HEV_RESET, now_us - t->t_conn,
 						     "invalid response head");
 					srv_detach(s);
@@ -1137,8 +1140,8 @@ static bool rsp_process(struct session *s)
 					return true;
 			}
 			rsp_head_health(s);
-			CTR_INC(s->srv->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
-			CTR_INC(s->be->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
+			CTR_INC(s->srv->ctr[this_worker->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
+			CTR_INC(s->be->ctr[this_worker->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
 			/* The request no longer needs to be kept for a retry. */
 			if (t->flags & TX_RETAIN) {
 				t->flags &= ~(uint32_t)TX_RETAIN;
@@ -1283,17 +1286,17 @@ static bool txn_end(struct session *s)
 	}
 	t->t_end = now_us;
 	if (t->status && s->fe)
-		CTR_INC(s->fe->ctr[tc->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
-	CTR_ADD(s->fe->ctr[tc->id].bytes_in, t->bytes_in);
-	CTR_ADD(s->fe->ctr[tc->id].bytes_out, t->bytes_out);
+		CTR_INC(s->fe->ctr[this_worker->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
+	CTR_ADD(s->fe->ctr[this_worker->id].bytes_in, t->bytes_in);
+	CTR_ADD(s->fe->ctr[this_worker->id].bytes_out, t->bytes_out);
 	if (s->be && s->be != s->fe) {
-		CTR_ADD(s->be->ctr[tc->id].bytes_in, t->bytes_in);
-		CTR_ADD(s->be->ctr[tc->id].bytes_out, t->bytes_out);
+		CTR_ADD(s->be->ctr[this_worker->id].bytes_in, t->bytes_in);
+		CTR_ADD(s->be->ctr[this_worker->id].bytes_out, t->bytes_out);
 	}
 	if (s->srv) {
-		CTR_INC(s->srv->ctr[tc->id].req_tot);
-		CTR_ADD(s->srv->ctr[tc->id].bytes_in, t->bytes_in);
-		CTR_ADD(s->srv->ctr[tc->id].bytes_out, t->bytes_out);
+		CTR_INC(s->srv->ctr[this_worker->id].req_tot);
+		CTR_ADD(s->srv->ctr[this_worker->id].bytes_in, t->bytes_in);
+		CTR_ADD(s->srv->ctr[this_worker->id].bytes_out, t->bytes_out);
 	}
 	session_log(s);
 	backend_release_conn(s, srv_reuse);
@@ -1301,7 +1304,7 @@ static bool txn_end(struct session *s)
 		srv_put_slot(s->srv);
 		s->has_slot = false;
 	}
-	if (!cli_ka || tc->stopping || (s->cflags & (CF_EOF | CF_ERROR))) {
+	if (!cli_ka || this_worker->stopping || (s->cflags & (CF_EOF | CF_ERROR))) {
 		start_closing(s);
 		return true;
 	}
@@ -1349,12 +1352,12 @@ static void session_close(struct session *s)
 	chan_drop(&s->rsp);
 	txn_free(s);
 	list_del(&s->list);
-	tc->nsess--;
+	proxy_thread->nsess--;
 	atomic_fetch_sub_explicit(&keel_actconn, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&s->fe->feconn, 1, memory_order_relaxed);
-	loop_defer_free(&tc->sess_pool, s);
-	if (tc->stopping && tc->nsess == 0)
-		tc->loop->quit = true;
+	loop_defer_free(&proxy_thread->sess_pool, s);
+	if (this_worker->stopping && proxy_thread->nsess == 0)
+		this_worker->loop.quit = true;
 }
 
 /* ---- timeouts ---- */
@@ -1367,7 +1370,7 @@ static void on_timeout(struct session *s)
 		s->srv_exp = 0;
 		switch (s->ss) {
 		case SS_QUEUED:
-			CTR_INC(s->be->ctr[tc->id].queue_timeouts);
+			CTR_INC(s->be->ctr[this_worker->id].queue_timeouts);
 			session_error(s, 503, "timeout in queue", "sQ");
 			return;
 		case SS_CONNECTING:
@@ -1383,10 +1386,10 @@ static void on_timeout(struct session *s)
 			if (t->pertry_ms && s->rs == RS_NONE && srv_wait_expired(s))
 				return;
 			if (s->srv) {
-				CTR_INC(s->srv->ctr[tc->id].timeouts);
+				CTR_INC(s->srv->ctr[this_worker->id].timeouts);
 				health_event(s->srv, HEV_TIMEOUT, now_us - t->t_conn, NULL);
 			}
-			CTR_INC(s->be->ctr[tc->id].timeouts);
+			CTR_INC(s->be->ctr[this_worker->id].timeouts);
 			if (!(t->flags & TX_RSP_STARTED) && s->rs <= RS_HEAD) {
 				srv_detach(s);
 				session_error(s, 504, "server response timeout", "sH");
@@ -1406,7 +1409,7 @@ static void on_timeout(struct session *s)
 			session_close(s);
 			return;
 		case RQ_HEAD:
-			CTR_INC(s->fe->ctr[tc->id].failed_req);
+			CTR_INC(s->fe->ctr[this_worker->id].failed_req);
 			session_error(s, 408, "timeout while receiving the request head", "cR");
 			return;
 		case RQ_BODY:
@@ -1517,7 +1520,7 @@ void session_run(struct session *s)
 			/* The client is gone: nothing left to do for it. */
 			if (s->txn && s->rq != RQ_CLOSING) {
 				set_term(s, "CD");
-				CTR_INC(s->fe->ctr[tc->id].cli_aborts);
+				CTR_INC(s->fe->ctr[this_worker->id].cli_aborts);
 			}
 			session_close(s);
 			break;
@@ -1650,7 +1653,7 @@ void session_log(struct session *s)
 	else
 		n = logformat_render(&fmt_tcplog, s, line, sizeof(line));
 	n = MIN(n, sizeof(line) - 1);
-	log_request(tc->id, fe,
+	log_request(this_worker->id, &fe->logs, fe->log_global,
 		    (t->status >= 500 || t->term[0] != '-') && (opts & PO_LOG_SEPARATE_ERRORS)
 			    ? LOG_LVL_ERR : LOG_LVL_INFO,
 		    line, n);
@@ -1664,7 +1667,7 @@ void session_soft_stop(void)
 {
 	struct list *l, *tmp;
 
-	list_for_each_safe(l, tmp, &tc->sessions) {
+	list_for_each_safe(l, tmp, &proxy_thread->sessions) {
 		struct session *s = list_entry(l, struct session, list);
 
 		uint64_t exp = s->t_idle + STOP_IDLE_GRACE_US;
@@ -1683,19 +1686,19 @@ void session_soft_stop(void)
 			session_update_timer(s);
 		}
 	}
-	if (tc->nsess == 0)
-		tc->loop->quit = true;
+	if (proxy_thread->nsess == 0)
+		this_worker->loop.quit = true;
 }
 
 void session_kill_all(void)
 {
 	struct list *l, *tmp;
 
-	list_for_each_safe(l, tmp, &tc->sessions) {
+	list_for_each_safe(l, tmp, &proxy_thread->sessions) {
 		struct session *s = list_entry(l, struct session, list);
 
 		set_term(s, "KI");
 		session_close(s);
 	}
-	tc->loop->quit = true;
+	this_worker->loop.quit = true;
 }

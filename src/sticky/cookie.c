@@ -7,11 +7,14 @@
 #include <strings.h>
 
 #include <keel/backend.h>
+#include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/lb.h>
 #include <keel/log.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 
 /* ---- configuration ---- */
@@ -449,4 +452,19 @@ void cookie_report_moved(struct server *from, const struct server *to, bool drai
 	keel_log(LOG_LVL_NOTICE, "sticky user moved from %s/%s to %s/%s: %s%s%.0u%s", from->be->name,
 		 from->name, to->be->name, to->name, why, skipped ? " (" : "", skipped,
 		 skipped ? " more moves in the last second not logged)" : "");
+}
+
+static const struct cfg_kw cookie_kws[] = {
+	{"cookie", CFG_S_BE, cookie_kw, 0, NULL},
+	{NULL, 0, NULL, 0, NULL},
+};
+
+static const struct cfg_module cookie_module = {
+	.name = "cookie",
+	.keywords = cookie_kws,
+};
+
+void cookie_register(void)
+{
+	cfg_register(&cookie_module);
 }

@@ -13,9 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/drain.h>
 #include <keel/log.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/stick.h>
 
@@ -379,4 +381,13 @@ void drain_tick(struct server *srv, uint64_t now)
 		 "Server %s/%s drain-deadline (%s) passed: its sticky users move at their next "
 		 "request",
 		 srv->be->name, srv->name, t);
+}
+
+static const struct proxy_hooks drain_hooks = {
+	.server_param = drain_server_param,
+};
+
+void drain_register(void)
+{
+	proxy_register_hooks(&drain_hooks);
 }

@@ -19,9 +19,12 @@
 
 #include <keel/acl.h>
 #include <keel/backend.h>
+#include <keel/cfg.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/lb.h>
+#include <keel/proxy.h>
 #include <keel/sample.h>
 #include <keel/sbuf.h>
 #include <keel/server.h>
@@ -950,4 +953,25 @@ int stick_restore(struct stktable *t, const uint8_t *key, uint16_t klen, int srv
 		pthread_mutex_unlock(&sh->lock);
 	}
 	return OK;
+}
+
+static const struct cfg_kw stick_kws[] = {
+	{"stick-table", CFG_S_NODEF, stick_table_kw, 0, NULL},
+	{"stick", CFG_S_BE_ONLY, stick_kw, 0, NULL},
+	{NULL, 0, NULL, 0, NULL},
+};
+
+static const struct cfg_module stick_module = {
+	.name = "stick",
+	.keywords = stick_kws,
+};
+
+static const struct proxy_hooks stick_hooks = {
+	.check_backend = stick_validate,
+};
+
+void stick_register(void)
+{
+	cfg_register(&stick_module);
+	proxy_register_hooks(&stick_hooks);
 }

@@ -1,5 +1,6 @@
 /* Loading configuration text in unit tests: quietly (load), or with the messages printed on
- * stderr captured (load_msgs), for tests that check a warning or an error's wording. */
+ * stderr captured (load_msgs), for tests that check a warning or an error's wording. Including
+ * it registers keel's modules (their keywords) before the first test runs, as main() does. */
 #ifndef KEEL_TEST_CFGLOAD_H
 #define KEEL_TEST_CFGLOAD_H
 
@@ -8,6 +9,12 @@
 #include <unistd.h>
 
 #include <keel/cfg.h>
+#include <keel/modules.h>
+
+__attribute__((constructor)) static void cfgload_register_modules(void)
+{
+	keel_modules_register();
+}
 
 static inline int load(const char *text)
 {

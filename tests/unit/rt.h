@@ -1,7 +1,8 @@
-/* The runtime a worker thread sets up (worker_main in src/core/process.c), for unit tests that
+/* The runtime a worker thread sets up (worker_main in src/process/process.c), for unit tests that
  * need servers, health state or a thread context: rt_setup() loads "global nbthread 1" plus
- * "backend be" with the given body, then keel_runtime_init(), health_init() and, when asked, a
- * loop and a thread context (tc). rt_teardown() undoes all of it. One runtime at a time. */
+ * "backend be" with the given body, then proxy_runtime_init(), health_init() and, when asked, a
+ * worker (this_worker, with its loop) and its proxy state (proxy_thread). rt_teardown() undoes
+ * all of it. One runtime at a time. */
 #ifndef KEEL_TEST_RT_H
 #define KEEL_TEST_RT_H
 
@@ -10,23 +11,26 @@
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/check.h>
+#include <keel/global.h>
 #include <keel/loop.h>
-#include <keel/process.h>
+#include <keel/proxy.h>
+#include <keel/worker.h>
 
+#include "cfgload.h"
 #include "unit.h"
 
-static struct loop rt_loop;
+static struct worker rt_worker;
 static bool rt_loop_ready;
-static struct thread_ctx rt_thr;
+static struct proxy_thread rt_thr;
 static bool rt_thr_ready;
 
 static void rt_teardown(void)
 {
 	if (rt_thr_ready)
-		thread_ctx_destroy(&rt_thr);
+		proxy_thread_destroy(&rt_thr);
 	rt_thr_ready = false;
 	health_deinit();
-	tc = NULL;
+	proxy_thread = NULL;
 	cfg_reset();
 }
 
@@ -41,21 +45,20 @@ static struct proxy *rt_setup(const char *body, bool thread)
 	cfg_silent = true;
 	if (cfg_load_string("rt.cfg", text, strlen(text)) != OK)
 		return FAIL("configuration rejected:\n%s", text), NULL;
-	keel_runtime_init(1);
+	keel_nworkers = 1;
+	proxy_runtime_init();
 	if (health_init(1, &err) != OK)
 		return FAIL("health_init: %s", err), NULL;
 	if (thread) {
 		if (!rt_loop_ready) {
-			if (loop_init(&rt_loop, 0, global.bufsize, &err) != OK)
+			if (loop_init(&rt_worker.loop, 0, global.bufsize, &err) != OK)
 				return FAIL("loop_init: %s", err), NULL;
 			rt_loop_ready = true;
 		}
-		loop_bind(&rt_loop);
-		tc = &rt_thr;
-		if (thread_ctx_init(&rt_thr, &rt_loop, &err) != OK)
-			return FAIL("thread_ctx_init: %s", err), NULL;
+		worker_bind(&rt_worker);
+		if (proxy_thread_init(&rt_thr, &err) != OK)
+			return FAIL("proxy_thread_init: %s", err), NULL;
 		rt_thr_ready = true;
-		rt_loop.ctx = &rt_thr;
 	}
 	return proxy_by_name("be", PR_CAP_BE);
 }

@@ -8,8 +8,10 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/http.h>
+#include <keel/proxy.h>
 #include <keel/session-t.h>
 
+#include "cfgload.h"
 #include "unit.h"
 
 static struct proxy *fe;

@@ -7,6 +7,8 @@
 
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/global.h>
+#include <keel/proxy.h>
 
 #include "cfgload.h"
 #include "unit.h"
@@ -179,7 +181,7 @@ TEST(tokenize_env)
 	}
 }
 
-/* Regression (was a bug in src/cfg/parse.c, cfg_tokenize/expand_env): the output capacity is the length of the line
+/* Regression (was a bug in src/cfg/cfg.c, cfg_tokenize/expand_env): the output capacity is the length of the line
  * (cap = len), so an expansion longer than what remains of the line is silently truncated:
  * "stats uri ${URI}" with a 40-character URI gives a 15-character one (load_text allocates 4096
  * bytes but still passes len). Worse, once an expansion filled out[] to cap, the next literal
@@ -284,7 +286,7 @@ TEST(parse_time)
 	time_bad("18446744073709551616");
 }
 
-/* Regression (was a bug in minor, src/cfg/parse.c, cfg_parse_time): the round-up of sub-millisecond values compares
+/* Regression (was a bug in minor, src/cfg/cfg.c, cfg_parse_time): the round-up of sub-millisecond values compares
  * the whole string with "0", so "0us" (and "0000us") gives 1 ms instead of 0. */
 TEST(parse_time_zero_us)
 {
@@ -331,7 +333,7 @@ TEST(parse_size)
 	size_bad("99999999999999999999999");
 }
 
-/* Regression (was a bug in src/cfg/parse.c, cfg_parse_size): the unit shift is done in 64 bits without an overflow
+/* Regression (was a bug in src/cfg/cfg.c, cfg_parse_size): the unit shift is done in 64 bits without an overflow
  * check, so a huge number wraps: "18014398509481984k" (2^54 << 10 = 2^64) is accepted as 0 and
  * "18014398509481985k" as 1024, e.g. "tune.bufsize 18014398509481985k" loads as 1024. */
 TEST(parse_size_overflow)
@@ -449,8 +451,8 @@ TEST(nearest_keyword)
 		const char *c[512];
 		size_t n = 0, i;
 
-		for (i = 0; cfg_kw_proxy[i].name && n < ARRAY_SIZE(c); i++)
-			c[n++] = cfg_kw_proxy[i].name;
+		for (i = 0; proxy_kw[i].name && n < ARRAY_SIZE(c); i++)
+			c[n++] = proxy_kw[i].name;
 		CHECK_STR(cfg_nearest("bnd", c, n), "bind");
 		CHECK_STR(cfg_nearest("default_backnd", c, n), "default_backend");
 	}

@@ -6,7 +6,9 @@
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/proxy.h>
 
+#include "cfgload.h"
 #include "unit.h"
 
 static struct proxy *be;

@@ -6,11 +6,13 @@
 #include <keel/check.h>
 #include <keel/cli.h>
 #include <keel/common.h>
-#include <keel/process.h>
+#include <keel/proxy.h>
+#include <keel/worker.h>
 
+#include "cfgload.h"
 #include "unit.h"
 
-extern int keel_nloops;
+extern int keel_nworkers;
 
 static struct proxy *be;
 static bool loaded;
@@ -28,8 +30,9 @@ static bool setup(void)
 	cfg_silent = true;
 	if (cfg_load_string("cli.cfg", text, strlen(text)) != OK)
 		return FAIL("configuration rejected");
-	keel_runtime_init(1);
-	keel_nloops = 1;
+	keel_nworkers = 1;
+	proxy_runtime_init();
+	keel_nworkers = 1;
 	if (health_init(1, &err) != OK)
 		return FAIL("health_init: %s", err);
 	be = proxy_by_name("be", PR_CAP_BE);

@@ -5,6 +5,7 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/proxy.h>
 
 #include "cfgload.h"
 #include "unit.h"

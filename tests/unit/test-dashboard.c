@@ -10,9 +10,11 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/history.h>
-#include <keel/process.h>
+#include <keel/proxy.h>
+#include <keel/worker.h>
 
 #include "../../src/admin/stats-admin.c"
+#include "cfgload.h"
 #include "unit.h"
 
 TEST(siphash_reference_vectors)
@@ -110,11 +112,13 @@ static bool setup(void)
 	char *err = NULL;
 
 	health_deinit();
+	history_deinit();
 	cfg_reset();
 	cfg_silent = true;
 	if (cfg_load_string("dash.cfg", text, strlen(text)) != OK)
 		return FAIL("configuration rejected");
-	keel_runtime_init(1);
+	keel_nworkers = 1;
+	proxy_runtime_init();
 	if (health_init(1, &err) != OK)
 		return FAIL("health_init: %s", err);
 	clock_update();
@@ -126,6 +130,7 @@ static bool setup(void)
 static void teardown(void)
 {
 	health_deinit();
+	history_deinit();
 	cfg_reset();
 }
 

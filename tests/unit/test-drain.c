@@ -11,6 +11,7 @@
 #include <keel/common.h>
 #include <keel/cookie.h>
 #include <keel/drain.h>
+#include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/stick.h>
 

@@ -9,7 +9,7 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/loop.h>
-#include <keel/process.h>
+#include <keel/proxy.h>
 
 #include "rt.h"
 #include "unit.h"

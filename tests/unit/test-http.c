@@ -1,8 +1,9 @@
-/* Unit tests for src/http/msg.c: the head scanner, the request and response head parser with
+/* Unit tests for src/http/http.c: the head scanner, the request and response head parser with
  * keel's strictness rules, the body parser and the small header helpers. */
 #include <string.h>
 
 #include <keel/common.h>
+#include <keel/http-ana.h>
 #include <keel/http.h>
 
 #include "unit.h"
@@ -433,7 +434,7 @@ TEST(req_header_syntax)
 		SPAN_IS(head.hdr[1].value, "1\t2 \xe9");
 }
 
-/* Regression (was a bug in src/http/msg.c, on_header_field_complete): llhttp 8 built without strict mode accepts
+/* Regression (was a bug in src/http/http.c, on_header_field_complete): llhttp 8 built without strict mode accepts
  * spaces in header names and includes them in the name span ("X-A " for "X-A : 1"), so the check
  * "the byte after the name is ':'" always holds. "Name : value" and "A B: value" pass, and a
  * "Host : evil" in an HTTP/1.0 request is forwarded (a request-smuggling vector). Expected 400
@@ -444,7 +445,7 @@ TEST(space_in_header_name_rejected)
 	REJECT_REQ("GET / HTTP/1.0\r\nX-Forwarded For: 1.2.3.4\r\n\r\n", 400);
 }
 
-/* Regression (was a bug in minor, src/http/msg.c, fail() from the callbacks): http-t.h says err_status is the status
+/* Regression (was a bug in minor, src/http/http.c, fail() from the callbacks): http-t.h says err_status is the status
  * to answer, 502 for responses, but errors found in callbacks set 400 or 431 whatever the
  * message type. (session.c answers 502 for any response error, so only the field is wrong.) */
 TEST(rsp_errors_are_502)
@@ -670,7 +671,7 @@ TEST(body_chunked_ends_in_first_piece_with_pipeline)
 	CHECK(done);
 }
 
-/* Regression (was a bug in src/http/msg.c, the header callbacks; src/proxy/http-ana.c): trailer fields of a chunked
+/* Regression (was a bug in src/http/http.c, the header callbacks; src/proxy/http-ana.c): trailer fields of a chunked
  * body run the same llhttp callbacks as head fields, during http_parse_body, on p->data, i.e. the
  * http_head of the head. Their spans are computed against the head's base although they sit in
  * another buffer (garbage offsets, out-of-bounds reads: this test crashes), and they append to
@@ -817,7 +818,7 @@ TEST(rsp_no_body_statuses)
 		CHECK(head.flags & HM_DONE);
 }
 
-/* Regression (was a bug in src/http/msg.c, on_headers_complete): RFC 9112 section 6.3: 1xx, 204 and 304 responses
+/* Regression (was a bug in src/http/http.c, on_headers_complete): RFC 9112 section 6.3: 1xx, 204 and 304 responses
  * end with their head whatever Content-Length or Transfer-Encoding say. llhttp 8 only knows that
  * when on_headers_complete returns 1 (as it does for skip_body); keel does not, so a 304 with
  * "Content-Length: 100" (common: the length of the cached representation) waits for 100 body

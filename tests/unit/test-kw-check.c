@@ -7,6 +7,7 @@
 
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/proxy.h>
 
 #include "cfgload.h"
 #include "unit.h"

@@ -1,15 +1,15 @@
 /* Unit tests for src/proxy/lb.c and the server state helpers of src/proxy/backend.c: hashing
  * (consistent and map-based), roundrobin weights, leastconn, first, backups, usability. Each test
  * loads a configuration and sets up the runtime the way a worker thread does (worker_main in
- * src/core/process.c): keel_runtime_init, a loop, a thread context. */
+ * src/process/process.c): keel_runtime_init, a loop, a thread context. */
 #include <arpa/inet.h>
 #include <string.h>
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/lb.h>
 #include <keel/loop.h>
-#include <keel/process.h>
 
 #include "rt.h"
 #include "unit.h"

@@ -4,9 +4,11 @@
 
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/prom.h>
 #include <keel/sbuf.h>
 #include <keel/stats.h>
 
+#include "cfgload.h"
 #include "unit.h"
 
 static char *label(const char *s)

@@ -10,7 +10,6 @@
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
-#include <keel/process.h>
 #include <keel/server.h>
 #include <keel/state.h>
 #include <keel/stick.h>

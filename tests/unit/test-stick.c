@@ -6,8 +6,10 @@
 
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/proxy.h>
 #include <keel/stick.h>
 
+#include "cfgload.h"
 #include "unit.h"
 
 static void mk(struct stktable *t, enum stick_type type, uint16_t keylen, uint32_t size,
@@ -213,13 +215,6 @@ TEST(two_threads_smoke)
 		sum += t.srv_count[i];
 	CHECK_EQ_INT(sum, (int)stick_used(&t)); /* the per-server counts stay exact */
 	stick_table_free(&t);
-}
-
-static int load(const char *text)
-{
-	cfg_reset();
-	cfg_silent = true;
-	return cfg_load_string("test.cfg", text, strlen(text));
 }
 
 #define BE "defaults\n mode http\nbackend be\n server s1 127.0.0.1:1\n server s2 127.0.0.1:2\n"

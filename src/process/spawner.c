@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include <keel/common.h>
-#include <keel/process.h>
+#include <keel/reload.h>
 #include <keel/spawner.h>
 
 #define SPAWN_BATCH 200 /* descriptors per message (the kernel takes at most 253) */

@@ -1,4 +1,5 @@
-/* Keywords of the defaults, frontend, backend and listen sections. */
+/* The proxy sections (defaults, frontend, backend, listen) and their keywords; the other runtime
+ * modules add theirs with their own tables and hooks (include/keel/proxy.h). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -8,105 +9,16 @@
 
 #include <keel/acl.h>
 #include <keel/cfg.h>
+#include <keel/check.h>
 #include <keel/common.h>
-#include <keel/cookie.h>
-#include <keel/drain.h>
-#include <keel/stick.h>
 #include <keel/errors.h>
+#include <keel/proxy.h>
 #include <keel/sample.h>
-
-static int next_proxy_id;
-
-void cfg_init_defaults(struct proxy *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->retries = 3;
-	p->lb = LB_ROUNDROBIN;
-	p->hash_type = HASH_MAP;
-	p->defsrv.weight = 1;
-	p->defsrv.pool_purge_ms = 4000;
-	p->defsrv.drain_idle_ms = DRAIN_IDLE_DEF_MS;
-	kw_check_defaults(p);
-	kw_health_defaults(p);
-	list_init(&p->binds);
-	list_init(&p->acls);
-	list_init(&p->switching);
-	list_init(&p->req_rules);
-	list_init(&p->rsp_rules);
-	list_init(&p->list);
-}
-
-struct proxy *proxy_by_name(const char *name, unsigned cap)
-{
-	struct list *l;
-
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		if ((p->cap & cap) && !strcmp(p->name, name))
-			return p;
-	}
-	return NULL;
-}
-
-static bool valid_name(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_' || *s == '.' || *s == ':'))
-			return false;
-	return true;
-}
-
-struct proxy *cfg_new_proxy(struct cfg_ctx *c, const char *name, unsigned cap)
-{
-	struct proxy *p, *dup;
-
-	if (!valid_name(name)) {
-		cfg_err(c, "invalid proxy name '%s' (letters, digits, '-', '_', '.', ':')", name);
-		return NULL;
-	}
-	dup = proxy_by_name(name, cap);
-	if (dup) {
-		cfg_err(c, "a %s named '%s' already exists (%s:%d)",
-			(dup->cap & cap & PR_CAP_BE) ? "backend" : "frontend", name, dup->file, dup->line);
-		return NULL;
-	}
-	p = arena_alloc(&cfg_arena, sizeof(*p));
-	/* Inherit everything from the current defaults, then give the proxy its own lists. */
-	*p = *c->defaults;
-	list_init(&p->binds);
-	list_init(&p->acls);
-	list_init(&p->switching);
-	list_init(&p->req_rules);
-	list_init(&p->rsp_rules);
-	p->srv = NULL;
-	p->nsrv = 0;
-	p->name = arena_strdup(&cfg_arena, name);
-	p->cap = cap;
-	p->id = ++next_proxy_id;
-	p->file = c->file;
-	p->line = c->line;
-	p->defbe = NULL;
-	if (!(cap & PR_CAP_BE))
-		p->stats.enabled = p->stats.enabled && (cap & PR_CAP_FE);
-	list_add_tail(&keel_proxies, &p->list);
-	return p;
-}
-
-static int need_args(struct cfg_ctx *c, int argc, char **argv, int n, const char *usage)
-{
-	if (argc < n + 1) {
-		cfg_err(c, "'%s' expects %s", argv[0], usage);
-		return ERR;
-	}
-	return OK;
-}
+#include <keel/service.h>
 
 static int kw_mode(struct cfg_ctx *c, int argc, char **argv)
 {
-	if (need_args(c, argc, argv, 1, "'http'"))
+	if (cfg_need_args(c, argc, argv, 1, "'http'"))
 		return ERR;
 	if (!strcmp(argv[1], "http"))
 		return OK;
@@ -130,7 +42,7 @@ static int kw_bind(struct cfg_ctx *c, int argc, char **argv)
 	char *name = NULL;
 	int i;
 
-	if (need_args(c, argc, argv, 1, "an address such as '*:80' or '127.0.0.1:8080'"))
+	if (cfg_need_args(c, argc, argv, 1, "an address such as '*:80' or '127.0.0.1:8080'"))
 		return ERR;
 	for (i = 2; i < argc; i++) {
 		size_t k;
@@ -211,9 +123,7 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 		uint32_t t;
 		int r;
 
-		if ((r = kw_check_server_param(c, s, argc, argv, &i)) != 0 ||
-		    (r = kw_health_server_param(c, s, argc, argv, &i)) != 0 ||
-		    (r = drain_server_param(c, s, argc, argv, &i)) != 0) {
+		if ((r = proxy_server_param(c, s, argc, argv, &i)) != 0) {
 			if (r < 0)
 				return ERR;
 		} else if (!strcmp(kw, "backup")) {
@@ -297,15 +207,15 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 	return OK;
 }
 
-struct server *cfg_server_parse(struct cfg_ctx *c, struct proxy *p, int argc, char **argv)
+struct server *proxy_parse_server(struct cfg_ctx *c, struct proxy *p, int argc, char **argv)
 {
 	struct server *s;
 	char *err = NULL;
 	int i, n = atomic_load(&p->nsrv);
 
-	if (need_args(c, argc, argv, 2, "a name and an address (server NAME ADDRESS:PORT [options])"))
+	if (cfg_need_args(c, argc, argv, 2, "a name and an address (server NAME ADDRESS:PORT [options])"))
 		return NULL;
-	if (!valid_name(argv[1])) {
+	if (!proxy_valid_name(argv[1])) {
 		cfg_err(c, "invalid server name '%s'", argv[1]);
 		return NULL;
 	}
@@ -340,7 +250,7 @@ struct server *cfg_server_parse(struct cfg_ctx *c, struct proxy *p, int argc, ch
 static int kw_server(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct proxy *p = c->cur;
-	struct server *s = cfg_server_parse(c, p, argc, argv);
+	struct server *s = proxy_parse_server(c, p, argc, argv);
 	int n = atomic_load(&p->nsrv);
 
 	if (!s)
@@ -409,7 +319,7 @@ static int set_timeout(struct cfg_ctx *c, const char *name, const char *val)
 
 static int kw_timeout(struct cfg_ctx *c, int argc, char **argv)
 {
-	if (need_args(c, argc, argv, 1, "a timeout name and a time"))
+	if (cfg_need_args(c, argc, argv, 1, "a timeout name and a time"))
 		return ERR;
 	return set_timeout(c, argv[1], argc > 2 ? argv[2] : NULL);
 }
@@ -419,7 +329,7 @@ static int kw_old_timeout(struct cfg_ctx *c, int argc, char **argv)
 	const char *name = !strcmp(argv[0], "contimeout") ? "connect"
 			   : !strcmp(argv[0], "clitimeout") ? "client" : "server";
 
-	if (need_args(c, argc, argv, 1, "a time"))
+	if (cfg_need_args(c, argc, argv, 1, "a time"))
 		return ERR;
 	return set_timeout(c, name, argv[1]);
 }
@@ -586,7 +496,7 @@ static int kw_balance(struct cfg_ctx *c, int argc, char **argv)
 	static const char *const algos[] = {"roundrobin", "static-rr", "leastconn", "random",
 					    "first", "source", "uri", "hdr(NAME)", "url_param"};
 
-	if (need_args(c, argc, argv, 1, "an algorithm"))
+	if (cfg_need_args(c, argc, argv, 1, "an algorithm"))
 		return ERR;
 	a = argv[1];
 	if (!strcmp(a, "roundrobin"))
@@ -644,7 +554,7 @@ static int kw_balance(struct cfg_ctx *c, int argc, char **argv)
 
 static int kw_hash_type(struct cfg_ctx *c, int argc, char **argv)
 {
-	if (need_args(c, argc, argv, 1, "'map-based' or 'consistent'"))
+	if (cfg_need_args(c, argc, argv, 1, "'map-based' or 'consistent'"))
 		return ERR;
 	if (!strcmp(argv[1], "map-based"))
 		c->cur->hash_type = HASH_MAP;
@@ -662,7 +572,7 @@ static int kw_int(struct cfg_ctx *c, int argc, char **argv)
 {
 	long v;
 
-	if (need_args(c, argc, argv, 1, "a number"))
+	if (cfg_need_args(c, argc, argv, 1, "a number"))
 		return ERR;
 	if (cfg_parse_int(argv[1], 0, 10000000, &v)) {
 		cfg_err(c, "'%s' expects a non-negative number", argv[0]);
@@ -677,7 +587,7 @@ static int kw_int(struct cfg_ctx *c, int argc, char **argv)
 
 static int kw_default_backend(struct cfg_ctx *c, int argc, char **argv)
 {
-	if (need_args(c, argc, argv, 1, "a backend name"))
+	if (cfg_need_args(c, argc, argv, 1, "a backend name"))
 		return ERR;
 	c->cur->defbe_name = arena_strdup(&cfg_arena, argv[1]);
 	return OK;
@@ -687,7 +597,7 @@ static int kw_use_backend(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct switching_rule *r;
 
-	if (need_args(c, argc, argv, 1, "a backend name and an optional condition"))
+	if (cfg_need_args(c, argc, argv, 1, "a backend name and an optional condition"))
 		return ERR;
 	r = arena_alloc(&cfg_arena, sizeof(*r));
 	r->be_name = arena_strdup(&cfg_arena, argv[1]);
@@ -736,7 +646,7 @@ static int kw_http_rule(struct cfg_ctx *c, int argc, char **argv)
 	const char *act;
 	int ci, i;
 
-	if (need_args(c, argc, argv, 1, "an action"))
+	if (cfg_need_args(c, argc, argv, 1, "an action"))
 		return ERR;
 	act = argv[1];
 	ci = cond_index(argc, argv, 2);
@@ -845,10 +755,11 @@ static int kw_http_rule(struct cfg_ctx *c, int argc, char **argv)
 				cfg_warn(c, "'http-request return %s' is not implemented; ignored", argv[i]);
 			}
 		}
-	} else if (req && !strcmp(act, "use-service") && ci >= 3 &&
-		   !strcmp(argv[2], "prometheus-exporter")) {
-		/* The one service keel has; others (Lua) fall through to "not implemented". */
+	} else if (req && !strcmp(act, "use-service") && ci >= 3 && http_service_find(argv[2])) {
+		/* A service an upper layer registered (the metrics page); others (Lua) fall
+		 * through to "not implemented". */
 		r->action = HRA_USE_SERVICE;
+		r->svc = http_service_find(argv[2]);
 	} else if (req && !strcmp(act, "set-path")) {
 		if (ci < 3) {
 			cfg_err(c, "'http-request set-path' expects a value");
@@ -903,94 +814,9 @@ static int kw_redirect(struct cfg_ctx *c, int argc, char **argv)
 	return kw_http_rule(c, argc + 1, nargv);
 }
 
-static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
-{
-	struct stats_conf *st = &c->cur->stats;
-	const char *sub = argc > 1 ? argv[1] : "";
-	const char *why;
-
-	if (!strcmp(sub, "enable")) {
-		st->enabled = true;
-		if (!st->uri)
-			st->uri = arena_strdup(&cfg_arena, "/haproxy?stats");
-	} else if (!strcmp(sub, "uri")) {
-		if (need_args(c, argc, argv, 2, "'uri' and a path"))
-			return ERR;
-		st->enabled = true;
-		st->uri = arena_strdup(&cfg_arena, argv[2]);
-	} else if (!strcmp(sub, "auth")) {
-		char *colon;
-
-		if (need_args(c, argc, argv, 2, "'auth' and USER:PASSWORD"))
-			return ERR;
-		colon = strchr(argv[2], ':');
-		if (!colon || colon == argv[2]) {
-			cfg_err(c, "'stats auth' expects USER:PASSWORD");
-			return ERR;
-		}
-		st->enabled = true;
-		if (!st->uri)
-			st->uri = arena_strdup(&cfg_arena, "/haproxy?stats");
-		st->users = arena_grow(&cfg_arena, st->users, (size_t)st->nusers,
-				       (size_t)st->nusers + 1, sizeof(*st->users));
-		st->users[st->nusers].user = arena_strndup(&cfg_arena, argv[2], (size_t)(colon - argv[2]));
-		st->users[st->nusers].pass = arena_strdup(&cfg_arena, colon + 1);
-		st->nusers++;
-	} else if (!strcmp(sub, "prometheus-uri")) {
-		if (need_args(c, argc, argv, 2, "'prometheus-uri' and a path"))
-			return ERR;
-		if (argv[2][0] != '/') {
-			cfg_err(c, "'stats prometheus-uri' expects a path starting with '/'");
-			return ERR;
-		}
-		st->prom_uri = arena_strdup(&cfg_arena, argv[2]);
-	} else if (!strcmp(sub, "realm")) {
-		if (need_args(c, argc, argv, 2, "'realm' and a name"))
-			return ERR;
-		st->realm = arena_strdup(&cfg_arena, argv[2]);
-	} else if (!strcmp(sub, "refresh")) {
-		uint32_t ms;
-
-		if (need_args(c, argc, argv, 2, "'refresh' and a time"))
-			return ERR;
-		if (cfg_parse_time(argv[2], &ms, &why)) {
-			cfg_err(c, "'stats refresh': %s", why);
-			return ERR;
-		}
-		st->refresh_s = ms / 1000;
-	} else if (!strcmp(sub, "hide-version")) {
-		st->hide_version = true;
-	} else if (!strcmp(sub, "admin")) {
-		if (argc < 3) {
-			cfg_err(c, "'stats admin' expects 'if' or 'unless' and a condition");
-			return ERR;
-		}
-		st->admin = acl_cond_parse(c, c->cur, argc - 2, argv + 2);
-		if (!st->admin)
-			return ERR;
-		st->admin_set = true;
-	} else if (!strcmp(sub, "show-legends") || !strcmp(sub, "show-node") ||
-		   !strcmp(sub, "show-desc") || !strcmp(sub, "show-modules")) {
-		/* presentation hints: harmless to accept */
-	} else if (!strcmp(sub, "scope") || !strcmp(sub, "http-request") ||
-		   !strcmp(sub, "bind-process")) {
-		cfg_warn(c, "'stats %s' is accepted but not implemented yet; ignored", sub);
-	} else {
-		static const char *const subs[] = {"enable", "uri", "auth", "realm", "refresh",
-						   "hide-version", "admin", "show-legends", "prometheus-uri",
-						   "show-node", "scope"};
-		const char *near = cfg_nearest(sub, subs, ARRAY_SIZE(subs));
-
-		cfg_err(c, "unknown 'stats %s'%s%s%s", sub, near ? "; did you mean '" : "",
-			near ? near : "", near ? "'?" : "");
-		return ERR;
-	}
-	return OK;
-}
-
 static int kw_monitor_uri(struct cfg_ctx *c, int argc, char **argv)
 {
-	if (need_args(c, argc, argv, 1, "a path"))
+	if (cfg_need_args(c, argc, argv, 1, "a path"))
 		return ERR;
 	c->cur->monitor_uri = arena_strdup(&cfg_arena, argv[1]);
 	return OK;
@@ -1004,7 +830,7 @@ static int kw_errorfile(struct cfg_ctx *c, int argc, char **argv)
 	long code;
 	int idx;
 
-	if (need_args(c, argc, argv, 2, "a status code and a file"))
+	if (cfg_need_args(c, argc, argv, 2, "a status code and a file"))
 		return ERR;
 	if (cfg_parse_int(argv[1], 200, 599, &code) || (idx = http_err_index((int)code)) < 0) {
 		cfg_err(c, "errorfile: status %s cannot be customised (expects one of %s)", argv[1],
@@ -1050,7 +876,7 @@ static int kw_log(struct cfg_ctx *c, int argc, char **argv)
 
 static int kw_log_format(struct cfg_ctx *c, int argc, char **argv)
 {
-	if (need_args(c, argc, argv, 1, "a format string (quote it)"))
+	if (cfg_need_args(c, argc, argv, 1, "a format string (quote it)"))
 		return ERR;
 	if (argc > 2) {
 		cfg_err(c, "'log-format': the format must be one argument; quote it");
@@ -1120,7 +946,7 @@ static int kw_removed(struct cfg_ctx *c, int argc, char **argv)
 
 static int kw_http_reuse(struct cfg_ctx *c, int argc, char **argv)
 {
-	if (need_args(c, argc, argv, 1, "never, safe, aggressive or always"))
+	if (cfg_need_args(c, argc, argv, 1, "never, safe, aggressive or always"))
 		return ERR;
 	if (!strcmp(argv[1], "never")) {
 		c->cur->opts |= PO_HTTP_SERVER_CLOSE;
@@ -1132,9 +958,9 @@ static int kw_http_reuse(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
-#define UNIMPL(name, sects, why) {name, sects, NULL, KW_UNIMPL, why}
+#define UNIMPL CFG_UNIMPL
 
-const struct cfg_kw cfg_kw_proxy[] = {
+const struct cfg_kw proxy_kw[] = {
 	{"mode", CFG_S_PROXY, kw_mode, 0, NULL},
 	{"bind", CFG_S_FE_ONLY, kw_bind, 0, NULL},
 	{"server", CFG_S_BE_ONLY, kw_server, 0, NULL},
@@ -1156,7 +982,6 @@ const struct cfg_kw cfg_kw_proxy[] = {
 	{"http-request", CFG_S_NODEF, kw_http_rule, 0, NULL},
 	{"http-response", CFG_S_NODEF, kw_http_rule, 0, NULL},
 	{"redirect", CFG_S_NODEF, kw_redirect, 0, NULL},
-	{"stats", CFG_S_PROXY, kw_stats, 0, NULL},
 	{"monitor-uri", CFG_S_FE, kw_monitor_uri, 0, NULL},
 	{"errorfile", CFG_S_PROXY, kw_errorfile, 0, NULL},
 	{"log", CFG_S_PROXY, kw_log, 0, NULL},
@@ -1180,20 +1005,10 @@ const struct cfg_kw cfg_kw_proxy[] = {
 	{"rspdel", CFG_S_PROXY, kw_removed, 0, NULL},
 	{"rspidel", CFG_S_PROXY, kw_removed, 0, NULL},
 	{"block", CFG_S_PROXY, kw_removed, 0, NULL},
-	{"cookie", CFG_S_BE, cookie_kw, 0, NULL},
-	{"stick-table", CFG_S_NODEF, stick_table_kw, 0, NULL},
-	{"stick", CFG_S_BE_ONLY, stick_kw, 0, NULL},
 	UNIMPL("persist", CFG_S_BE, NULL),
 	UNIMPL("force-persist", CFG_S_NODEF, NULL),
 	UNIMPL("ignore-persist", CFG_S_NODEF, NULL),
 	UNIMPL("use-server", CFG_S_BE_ONLY, NULL),
-	{"http-check", CFG_S_BE, kw_http_check, 0, NULL},
-	{"tcp-check", CFG_S_BE, kw_tcp_check, 0, NULL},
-	{"per-try-timeout", CFG_S_BE, kw_pertry_timeout, 0, NULL},
-	{"retry-budget", CFG_S_BE, kw_retry_budget, 0, NULL},
-	{"all-servers-down", CFG_S_BE, kw_all_servers_down, 0, NULL},
-	{"max-eject-percent", CFG_S_BE, kw_max_eject_percent, 0, NULL},
-	{"slow-server", CFG_S_BE, kw_slow_server, 0, NULL},
 	UNIMPL("external-check", CFG_S_BE, NULL),
 	UNIMPL("compression", CFG_S_PROXY, NULL),
 	UNIMPL("filter", CFG_S_NODEF, NULL),
@@ -1231,3 +1046,104 @@ const struct cfg_kw cfg_kw_proxy[] = {
 	UNIMPL("appsession", CFG_S_BE, NULL),
 	{NULL, 0, NULL, 0, NULL},
 };
+
+/* ---- sections ---- */
+
+static void open_defaults(struct cfg_ctx *c, int argc, char **argv)
+{
+	c->sect = CFG_S_DEFAULTS;
+	/* Each defaults section starts from scratch and applies to the proxies that follow. */
+	c->defaults = arena_alloc(&cfg_arena, sizeof(*c->defaults));
+	proxy_init_defaults(c->defaults);
+	c->defaults->name = arena_strdup(&cfg_arena, argc > 1 ? argv[1] : "");
+	c->cur = c->defaults;
+	if (argc > 2 && strcmp(argv[2], "from"))
+		cfg_warn(c, "defaults: extra arguments after the name are ignored");
+}
+
+static void open_proxy(struct cfg_ctx *c, int argc, char **argv)
+{
+	const char *kw = argv[0];
+	enum cfg_section s;
+	unsigned cap;
+
+	if (!strcmp(kw, "frontend")) {
+		s = CFG_S_FRONTEND;
+		cap = PR_CAP_FE;
+	} else if (!strcmp(kw, "backend")) {
+		s = CFG_S_BACKEND;
+		cap = PR_CAP_BE;
+	} else {
+		s = CFG_S_LISTEN;
+		cap = PR_CAP_FE | PR_CAP_BE;
+	}
+	c->sect = s;
+	if (argc < 2) {
+		cfg_err(c, "'%s' needs a name", kw);
+		c->cur = NULL;
+		c->sect = CFG_S_IGNORED;
+		return;
+	}
+	c->cur = proxy_new(c, argv[1], cap);
+	/* The old "listen NAME ADDR:PORT" form carries its bind address on the section line. */
+	if (c->cur && argc > 2) {
+		if (s != CFG_S_FRONTEND && s != CFG_S_LISTEN) {
+			cfg_err(c, "'%s %s': unexpected argument '%s'", kw, argv[1], argv[2]);
+		} else {
+			char *bargv[3] = {"bind", argv[2], NULL};
+
+			kw_bind(c, 2, bargv);
+			if (argc > 3)
+				cfg_warn(c, "'%s %s': arguments after the address are ignored", kw, argv[1]);
+		}
+	}
+}
+
+static void open_userlist(struct cfg_ctx *c, int argc, char **argv)
+{
+	c->sect = CFG_S_USERLIST;
+	c->cur = NULL;
+	cfg_warn(c, "'userlist' sections are not implemented yet; its users are ignored (use 'stats auth USER:PASS')");
+}
+
+static const struct cfg_sect proxy_sections[] = {
+	{"defaults", open_defaults},
+	{"frontend", open_proxy},
+	{"backend", open_proxy},
+	{"listen", open_proxy},
+	{"userlist", open_userlist},
+	{NULL, NULL},
+};
+
+/* Proxies inherit from the last defaults section before them; before any, from keel's. */
+static void proxy_begin(struct cfg_ctx *c)
+{
+	c->defaults = arena_alloc(&cfg_arena, sizeof(*c->defaults));
+	proxy_init_defaults(c->defaults);
+}
+
+static void proxy_parsed(struct cfg_ctx *c)
+{
+	if (list_empty(&keel_proxies))
+		cfg_err(c, "no frontend, backend or listen section: nothing to do");
+}
+
+static void proxy_reset(void)
+{
+	list_init(&keel_proxies);
+}
+
+static const struct cfg_module proxy_module = {
+	.name = "proxy",
+	.keywords = proxy_kw,
+	.sections = proxy_sections,
+	.begin = proxy_begin,
+	.parsed = proxy_parsed,
+	.check = proxy_check_all,
+	.reset = proxy_reset,
+};
+
+void proxy_register(void)
+{
+	cfg_register(&proxy_module);
+}

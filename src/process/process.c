@@ -20,58 +20,38 @@
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/errors.h>
+#include <keel/global.h>
+#include <keel/history.h>
+#include <keel/lb.h>
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/loop.h>
 #include <keel/pipe.h>
 #include <keel/process.h>
+#include <keel/reload.h>
+#include <keel/proxy.h>
 #include <keel/session.h>
 #include <keel/spawner.h>
 #include <keel/state.h>
+#include <keel/worker.h>
 
-struct loop *keel_loops;
-int keel_nloops;
-uint64_t keel_start_wall;
 static atomic_int running_workers;
 static atomic_int stopped_accepting; /* workers that closed their listeners */
-
-void keel_runtime_init(int nbthread)
-{
-	struct list *l;
-	int i;
-
-	keel_nloops = nbthread;
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		p->ctr = arena_alloc_aligned(&cfg_arena, sizeof(*p->ctr) * (size_t)nbthread, 64);
-		for (i = 0; i < p->nsrv; i++) {
-			struct server *s = p->srv[i];
-
-			s->ctr = arena_alloc_aligned(&cfg_arena, sizeof(*s->ctr) * (size_t)nbthread, 64);
-			atomic_store(&s->admin, s->disabled ? SRV_ADMIN_MAINT : SRV_ADMIN_READY);
-			atomic_store(&s->oper, SRV_OPER_UP);
-			atomic_store(&s->eweight, s->weight);
-		}
-	}
-	lb_build_rings();
-	http_err_response(NULL, NULL, 503, &(uint32_t){0}); /* builds the pages before threads */
-}
 
 static void on_wake(struct loop *l, unsigned flags)
 {
 	(void)l;
 	if (flags & LOOP_WAKE_HALT) {
-		if (!tc->stopping)
+		if (!this_worker->stopping)
 			atomic_fetch_add(&stopped_accepting, 1);
-		tc->stopping = true;
+		this_worker->stopping = true;
 		listeners_stop();
 		backend_close_idle();
 		session_kill_all();
 		return;
 	}
-	if ((flags & LOOP_WAKE_STOP) && !tc->stopping) {
-		tc->stopping = true;
+	if ((flags & LOOP_WAKE_STOP) && !this_worker->stopping) {
+		this_worker->stopping = true;
 		listeners_stop();
 		atomic_fetch_add(&stopped_accepting, 1);
 		backend_close_idle();
@@ -83,33 +63,44 @@ static void on_wake(struct loop *l, unsigned flags)
 
 static void *worker_main(void *arg)
 {
-	struct loop *l = arg;
-	struct thread_ctx t;
+	struct worker *w = arg;
+	struct proxy_thread t;
 	char *err = NULL;
 
-	loop_bind(l);
-	tc = &t;
-	if (thread_ctx_init(&t, l, &err) != OK || listeners_start(&err) != OK) {
-		keel_log(LOG_LVL_ALERT, "worker %d: %s", l->id, err);
+	worker_bind(w);
+	if (proxy_thread_init(&t, &err) != OK || listeners_start(&err) != OK) {
+		keel_log(LOG_LVL_ALERT, "worker %d: %s", w->id, err);
 		free(err);
 		exit(1);
 	}
-	l->ctx = &t;
-	l->on_wake = on_wake;
+	w->loop.on_wake = on_wake;
 	health_thread_start();
 	if (check_thread_start(&err) != OK) {
-		keel_log(LOG_LVL_ALERT, "worker %d: %s", l->id, err);
+		keel_log(LOG_LVL_ALERT, "worker %d: %s", w->id, err);
 		free(err);
 		exit(1);
 	}
-	loop_run(l);
+	loop_run(&w->loop);
 	check_thread_stop();
 	health_thread_stop();
 	backend_close_idle();
-	thread_ctx_destroy(&t);
+	proxy_thread_destroy(&t);
 	acl_thread_cleanup();
 	atomic_fetch_sub(&running_workers, 1);
 	return NULL;
+}
+
+/* The global log targets and every proxy's, opened while still privileged. */
+static int open_logs(char **err)
+{
+	struct list *l;
+
+	if (log_open_targets(&global.logs, err) != OK)
+		return ERR;
+	list_for_each(l, &keel_proxies)
+		if (log_open_targets(&list_entry(l, struct proxy, list)->logs, err) != OK)
+			return ERR;
+	return OK;
 }
 
 static int raise_nofile(void)
@@ -122,7 +113,7 @@ static int raise_nofile(void)
 	/* Each connection may need two descriptors (client and server) plus some spare. */
 	want = global.ulimit_n ? (rlim_t)global.ulimit_n
 			       : (rlim_t)(global.maxconn ? global.maxconn : 100000) * 2 + 256 +
-				     (rlim_t)pipe_fds_wanted(); /* splice(2): two per pipe */
+				     (rlim_t)pipe_fds_wanted(proxy_any_splice()); /* splice(2): two per pipe */
 	if (rl.rlim_cur < want) {
 		struct rlimit n = {want, rl.rlim_max > want ? rl.rlim_max : want};
 
@@ -270,25 +261,17 @@ static void reload_handover(void)
 	if (done)
 		return;
 	done = true;
-	cli_stop();
+	cli_stop(true);
 	state_detach();
-}
-
-static void stop_all(unsigned flag)
-{
-	int i;
-
-	for (i = 0; i < keel_nloops; i++)
-		loop_signal(&keel_loops[i], flag);
 }
 
 void keel_stop_accepting(void)
 {
 	int i;
 
-	stop_all(LOOP_WAKE_STOP);
+	workers_signal(LOOP_WAKE_STOP);
 	/* Bounded: a worker stuck in a long iteration must not block a reload's answer. */
-	for (i = 0; i < 2000 && atomic_load(&stopped_accepting) < keel_nloops; i++)
+	for (i = 0; i < 2000 && atomic_load(&stopped_accepting) < keel_nworkers; i++)
 		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
 }
 
@@ -307,11 +290,13 @@ int keel_run(const struct keel_opts *o)
 	signal(SIGPIPE, SIG_IGN);
 	if (raise_nofile() != OK)
 		keel_log(LOG_LVL_WARNING, "cannot read the file descriptor limit");
-	keel_runtime_init(global.nbthread);
-	if (listeners_bind(global.nbthread, &err) != OK || log_open_targets(&err) != OK)
+	keel_nworkers = global.nbthread;
+	proxy_runtime_init();
+	if (listeners_bind(global.nbthread, keel_reload_take_listeners, &err) != OK ||
+	    open_logs(&err) != OK)
 		goto fail;
 	/* The admin socket too is created while privileged (docs/admin.md). */
-	if (cli_bind(&err) != OK)
+	if (cli_bind(keel_reload_take_cli, &err) != OK)
 		goto fail;
 	keel_reload_close_unused();
 	/* A reload's new process is already detached: it only writes the pid file. */
@@ -354,19 +339,18 @@ int keel_run(const struct keel_opts *o)
 		state_restore(&(struct state_report){0});
 	if (state_start(&err) != OK)
 		goto fail;
-	keel_loops = xcalloc((size_t)global.nbthread, sizeof(*keel_loops));
-	for (i = 0; i < global.nbthread; i++)
-		if (loop_init(&keel_loops[i], i, global.bufsize, &err) != OK)
-			goto fail;
+	if (workers_init(global.bufsize, &err) != OK)
+		goto fail;
 	atomic_store(&running_workers, global.nbthread);
 	for (i = 0; i < global.nbthread; i++) {
-		int e = pthread_create(&keel_loops[i].thread, NULL, worker_main, &keel_loops[i]);
+		int e = pthread_create(&keel_workers[i].loop.thread, NULL, worker_main, &keel_workers[i]);
 
 		if (e) {
 			err = strfmt("cannot start worker thread: %s", strerror(e));
 			goto fail;
 		}
 	}
+	cli_set_reload(keel_reload);
 	if (cli_start(&err) != OK)
 		goto fail;
 	keel_log(LOG_LVL_NOTICE, "keel %s started: pid %d, %d worker threads, maxconn %d%s",
@@ -383,7 +367,7 @@ int keel_run(const struct keel_opts *o)
 		keel_notify_tick(now_us);
 		if (stop_deadline && now_us >= stop_deadline) {
 			keel_log(LOG_LVL_WARNING, "hard-stop-after reached: closing the remaining connections");
-			stop_all(LOOP_WAKE_HALT);
+			workers_signal(LOOP_WAKE_HALT);
 			stop_deadline = 0;
 		}
 		if (sig < 0)
@@ -399,7 +383,7 @@ int keel_run(const struct keel_opts *o)
 				keel_log(LOG_LVL_NOTICE, "soft stop: no new connections, finishing in-flight requests (at most %u ms)",
 					 global.hard_stop_after);
 				stop_deadline = now_us + (uint64_t)global.hard_stop_after * 1000 + 1;
-				stop_all(LOOP_WAKE_STOP);
+				workers_signal(LOOP_WAKE_STOP);
 			}
 			break;
 		case SIGINT:
@@ -407,7 +391,7 @@ int keel_run(const struct keel_opts *o)
 			atomic_store(&keel_stopping, true);
 			keel_notify_stopping();
 			keel_log(LOG_LVL_NOTICE, "immediate stop");
-			stop_all(LOOP_WAKE_HALT);
+			workers_signal(LOOP_WAKE_HALT);
 			break;
 		case SIGUSR2:
 		case SIGHUP: {
@@ -425,22 +409,20 @@ int keel_run(const struct keel_opts *o)
 		}
 	}
 	for (i = 0; i < global.nbthread; i++)
-		pthread_join(keel_loops[i].thread, NULL);
-	cli_stop();
+		pthread_join(keel_workers[i].loop.thread, NULL);
+	cli_stop(atomic_load(&keel_handed_over));
 	state_stop(); /* saves a pending change */
 	keel_log(LOG_LVL_NOTICE, "keel stopped");
 	if (pidfile && !daemon_mode && !atomic_load(&keel_handed_over))
 		unlink(pidfile); /* after a reload it names the new process */
 	log_stop();
-	for (i = 0; i < global.nbthread; i++)
-		loop_destroy(&keel_loops[i]);
-	free(keel_loops);
-	keel_loops = NULL;
+	workers_destroy();
 	health_deinit();
+	history_deinit();
 	return rc;
 
 fail:
-	cli_stop();
+	cli_stop(atomic_load(&keel_handed_over));
 	keel_log(LOG_LVL_ALERT, "%s", err ? err : "start-up failed");
 	keel_reload_failed(err);
 	free(err);

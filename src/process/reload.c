@@ -33,6 +33,7 @@
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/process.h>
+#include <keel/reload.h>
 #include <keel/spawner.h>
 #include <keel/state.h>
 
@@ -40,7 +41,6 @@
 #define RELOAD_TIMEOUT_MS 25000 /* under keelctl's 30 s: the admin command always answers */
 #define RELOAD_MAX_FDS 4096
 
-extern char **environ;
 
 atomic_bool keel_stopping;
 atomic_bool keel_handed_over;

@@ -1,5 +1,6 @@
 /* Configuration reader: splits the file into lines and arguments, tracks sections and dispatches
- * each line to the keyword table of its section. */
+ * each line to the keyword tables the modules registered (cfg_register()); the value parsers
+ * every keyword table uses (times, sizes, addresses, log targets) and the messages. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -12,9 +13,8 @@
 
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/global.h>
 
-struct global global;
-struct list keel_proxies = LIST_HEAD_INIT(keel_proxies);
 struct arena cfg_arena;
 bool cfg_silent;
 
@@ -453,6 +453,147 @@ bad:
 	return ERR;
 }
 
+/* ---- log targets ---- */
+
+static const char *const facilities[] = {
+	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+	"uucp", "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2",
+	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+};
+
+static const char *const levels[] = {
+	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+};
+
+static int lookup(const char *s, const char *const *tab, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(s, tab[i]))
+			return i;
+	return -1;
+}
+
+int cfg_parse_log(struct cfg_ctx *c, struct log_targets *lt, int argc, char **argv)
+{
+	struct log_target t;
+	const char *dst;
+	int i = 1;
+
+	memset(&t, 0, sizeof(t));
+	t.fd = -1;
+	t.level = 7;
+	t.minlevel = 0;
+	t.format = LOG_FMT_RFC3164;
+	if (argc < 2) {
+		cfg_err(c, "'log' expects an address or 'global'");
+		return ERR;
+	}
+	dst = argv[i++];
+	/* Optional "len N", "format F", "sample R:S" before the facility. */
+	while (i + 1 < argc) {
+		if (!strcmp(argv[i], "len")) {
+			i += 2;
+		} else if (!strcmp(argv[i], "format")) {
+			if (!strcmp(argv[i + 1], "raw"))
+				t.format = LOG_FMT_RAW;
+			else if (!strcmp(argv[i + 1], "short"))
+				t.format = LOG_FMT_SHORT;
+			else if (!strcmp(argv[i + 1], "rfc3164") || !strcmp(argv[i + 1], "local"))
+				t.format = LOG_FMT_RFC3164;
+			else
+				cfg_warn(c, "log format '%s' is not implemented; using rfc3164", argv[i + 1]);
+			i += 2;
+		} else if (!strcmp(argv[i], "sample")) {
+			cfg_warn(c, "log 'sample' is not implemented; every line is logged");
+			i += 2;
+		} else {
+			break;
+		}
+	}
+	if (i >= argc) {
+		cfg_err(c, "'log %s' expects a facility (e.g. local0)", dst);
+		return ERR;
+	}
+	t.facility = lookup(argv[i], facilities, (int)ARRAY_SIZE(facilities));
+	if (t.facility < 0) {
+		const char *near = cfg_nearest(argv[i], facilities, ARRAY_SIZE(facilities));
+
+		cfg_err(c, "unknown log facility '%s'%s%s%s", argv[i], near ? "; did you mean '" : "",
+			near ? near : "", near ? "'?" : "");
+		return ERR;
+	}
+	i++;
+	if (i < argc) {
+		t.level = lookup(argv[i], levels, (int)ARRAY_SIZE(levels));
+		if (t.level < 0) {
+			cfg_err(c, "unknown log level '%s' (expects emerg..debug)", argv[i]);
+			return ERR;
+		}
+		i++;
+	}
+	if (i < argc) {
+		t.minlevel = lookup(argv[i], levels, (int)ARRAY_SIZE(levels));
+		if (t.minlevel < 0) {
+			cfg_err(c, "unknown log level '%s' (expects emerg..debug)", argv[i]);
+			return ERR;
+		}
+		i++;
+	}
+	if (!strcmp(dst, "stdout") || !strcmp(dst, "stderr")) {
+		t.kind = LOG_T_FD;
+		t.fd = !strcmp(dst, "stdout") ? 1 : 2;
+		if (t.format == LOG_FMT_RFC3164)
+			t.format = LOG_FMT_RAW;
+	} else if (!strncmp(dst, "file@", 5)) {
+		t.kind = LOG_T_FILE;
+		t.path = arena_strdup(&cfg_arena, dst + 5);
+		if (!t.path[0]) {
+			cfg_err(c, "'log file@' expects a path");
+			return ERR;
+		}
+		if (t.format == LOG_FMT_RFC3164)
+			t.format = LOG_FMT_RAW;
+	} else if (dst[0] == '/' || !strncmp(dst, "unix@", 5)) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&t.addr;
+		const char *path = dst[0] == '/' ? dst : dst + 5;
+
+		if (strlen(path) >= sizeof(un->sun_path)) {
+			cfg_err(c, "log socket path too long: '%s'", path);
+			return ERR;
+		}
+		t.kind = LOG_T_UNIX;
+		un->sun_family = AF_UNIX;
+		strcpy(un->sun_path, path);
+		t.addrlen = sizeof(*un);
+		t.path = arena_strdup(&cfg_arena, path);
+	} else if (!strncmp(dst, "ring@", 5) || !strncmp(dst, "fd@", 3)) {
+		cfg_warn(c, "log target '%s' is not implemented; ignored", dst);
+		return OK;
+	} else {
+		char *err = NULL;
+		bool noport;
+		const char *a = !strncmp(dst, "udp@", 4) ? dst + 4 : dst;
+
+		if (cfg_parse_addr(a, &t.addr, &t.addrlen, true, &noport, &err)) {
+			cfg_err(c, "log: %s", err);
+			free(err);
+			return ERR;
+		}
+		if (noport) {
+			if (t.addr.ss_family == AF_INET)
+				((struct sockaddr_in *)&t.addr)->sin_port = htons(514);
+			else
+				((struct sockaddr_in6 *)&t.addr)->sin6_port = htons(514);
+		}
+		t.kind = LOG_T_UDP;
+	}
+	lt->t = arena_grow(&cfg_arena, lt->t, (size_t)lt->n, (size_t)lt->n + 1, sizeof(t));
+	lt->t[lt->n++] = t;
+	return OK;
+}
+
 static size_t levenshtein(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), i, j;
@@ -496,8 +637,27 @@ const char *cfg_nearest(const char *word, const char *const *cands, size_t n)
 	return best;
 }
 
-static const char *const section_names[] = {
-	"global", "defaults", "frontend", "backend", "listen", "userlist",
+/* ---- the registry ---- */
+
+#define CFG_MAX_MODULES 16
+
+static const struct cfg_module *modules[CFG_MAX_MODULES];
+static int nmodules;
+
+void cfg_register(const struct cfg_module *m)
+{
+	int i;
+
+	for (i = 0; i < nmodules; i++)
+		if (modules[i] == m)
+			return;
+	BUG_ON(nmodules == CFG_MAX_MODULES);
+	modules[nmodules++] = m;
+}
+
+/* Sections that HAProxy knows and keel does not implement: accepted, with a warning, and skipped.
+ * A module that implements one registers it (struct cfg_sect) and it leaves this list. */
+static const char *const ignored_sections[] = {
 	"peers", "resolvers", "mailers", "cache", "program", "ring", "http-errors",
 };
 
@@ -516,16 +676,23 @@ static const char *sect_name(enum cfg_section s)
 
 static void suggest_unknown(struct cfg_ctx *c, const char *word)
 {
-	const char *cands[512];
-	const struct cfg_kw *tab = c->sect == CFG_S_GLOBAL ? cfg_kw_global : cfg_kw_proxy;
+	const char *cands[1024];
+	const struct cfg_kw *k;
+	const struct cfg_sect *sc;
 	const char *near;
 	size_t n = 0, i;
+	int m;
 
-	for (i = 0; i < ARRAY_SIZE(section_names); i++)
-		cands[n++] = section_names[i];
-	for (i = 0; tab[i].name && n < ARRAY_SIZE(cands); i++)
-		if (tab[i].sections & c->sect)
-			cands[n++] = tab[i].name;
+	cands[n++] = "global";
+	for (m = 0; m < nmodules; m++)
+		for (sc = modules[m]->sections; sc && sc->name && n < ARRAY_SIZE(cands); sc++)
+			cands[n++] = sc->name;
+	for (i = 0; i < ARRAY_SIZE(ignored_sections); i++)
+		cands[n++] = ignored_sections[i];
+	for (m = 0; m < nmodules; m++)
+		for (k = modules[m]->keywords; k && k->name && n < ARRAY_SIZE(cands); k++)
+			if (k->sections & c->sect)
+				cands[n++] = k->name;
 	near = cfg_nearest(word, cands, n);
 	if (near)
 		cfg_err(c, "unknown keyword '%s' in '%s' section; did you mean '%s'?", word,
@@ -537,84 +704,38 @@ static void suggest_unknown(struct cfg_ctx *c, const char *word)
 /* Returns true when argv[0] opened a new section. */
 static bool start_section(struct cfg_ctx *c, int argc, char **argv)
 {
-	const char *kw = argv[0];
-	unsigned cap = 0;
-	enum cfg_section s;
+	const struct cfg_sect *sc;
+	size_t i;
+	int m;
 
-	if (!strcmp(kw, "global")) {
+	if (!strcmp(argv[0], "global")) {
 		c->sect = CFG_S_GLOBAL;
 		c->cur = NULL;
 		return true;
 	}
-	if (!strcmp(kw, "defaults")) {
-		c->sect = CFG_S_DEFAULTS;
-		/* Each defaults section starts from scratch and applies to the proxies that follow. */
-		c->defaults = arena_alloc(&cfg_arena, sizeof(*c->defaults));
-		cfg_init_defaults(c->defaults);
-		c->defaults->name = arena_strdup(&cfg_arena, argc > 1 ? argv[1] : "");
-		c->cur = c->defaults;
-		if (argc > 2 && strcmp(argv[2], "from"))
-			cfg_warn(c, "defaults: extra arguments after the name are ignored");
-		return true;
-	}
-	if (!strcmp(kw, "frontend")) {
-		s = CFG_S_FRONTEND;
-		cap = PR_CAP_FE;
-	} else if (!strcmp(kw, "backend")) {
-		s = CFG_S_BACKEND;
-		cap = PR_CAP_BE;
-	} else if (!strcmp(kw, "listen")) {
-		s = CFG_S_LISTEN;
-		cap = PR_CAP_FE | PR_CAP_BE;
-	} else if (!strcmp(kw, "userlist")) {
-		c->sect = CFG_S_USERLIST;
-		c->cur = NULL;
-		cfg_warn(c, "'userlist' sections are not implemented yet; its users are ignored (use 'stats auth USER:PASS')");
-		return true;
-	} else {
-		size_t i;
-
-		for (i = 6; i < ARRAY_SIZE(section_names); i++)
-			if (!strcmp(kw, section_names[i])) {
-				c->sect = CFG_S_IGNORED;
-				c->cur = NULL;
-				cfg_warn(c, "'%s' sections are not implemented by keel yet; the section is ignored", kw);
+	for (m = 0; m < nmodules; m++)
+		for (sc = modules[m]->sections; sc && sc->name; sc++)
+			if (!strcmp(argv[0], sc->name)) {
+				sc->open(c, argc, argv);
 				return true;
 			}
-		return false;
-	}
-	c->sect = s;
-	if (argc < 2) {
-		cfg_err(c, "'%s' needs a name", kw);
-		c->cur = NULL;
-		c->sect = CFG_S_IGNORED;
-		return true;
-	}
-	c->cur = cfg_new_proxy(c, argv[1], cap);
-	/* The old "listen NAME ADDR:PORT" form carries its bind address on the section line. */
-	if (c->cur && argc > 2) {
-		if (s != CFG_S_FRONTEND && s != CFG_S_LISTEN) {
-			cfg_err(c, "'%s %s': unexpected argument '%s'", kw, argv[1], argv[2]);
-		} else {
-			char *bargv[3] = {"bind", argv[2], NULL};
-			const struct cfg_kw *k;
-
-			for (k = cfg_kw_proxy; k->name; k++)
-				if (!strcmp(k->name, "bind"))
-					k->parse(c, 2, bargv);
-			if (argc > 3)
-				cfg_warn(c, "'%s %s': arguments after the address are ignored", kw, argv[1]);
+	for (i = 0; i < ARRAY_SIZE(ignored_sections); i++)
+		if (!strcmp(argv[0], ignored_sections[i])) {
+			c->sect = CFG_S_IGNORED;
+			c->cur = NULL;
+			cfg_warn(c, "'%s' sections are not implemented by keel yet; the section is ignored",
+				 argv[0]);
+			return true;
 		}
-	}
-	return true;
+	return false;
 }
 
 static void dispatch(struct cfg_ctx *c, int argc, char **argv)
 {
-	const struct cfg_kw *tab = c->sect == CFG_S_GLOBAL ? cfg_kw_global : cfg_kw_proxy;
 	const struct cfg_kw *k;
 	const char *kw = argv[0];
 	bool found_elsewhere = false;
+	int m;
 
 	if (c->sect == CFG_S_IGNORED || c->sect == CFG_S_USERLIST)
 		return;
@@ -624,28 +745,42 @@ static void dispatch(struct cfg_ctx *c, int argc, char **argv)
 	}
 	if (c->sect != CFG_S_GLOBAL && !c->cur)
 		return; /* the section header was invalid: already reported */
-	for (k = tab; k->name; k++) {
-		if (strcmp(k->name, kw))
-			continue;
-		if (!(k->sections & c->sect)) {
-			found_elsewhere = true;
-			continue;
-		}
-		if (k->flags & KW_UNIMPL) {
-			cfg_warn(c, "'%s' is accepted but not implemented yet%s%s; it has no effect", kw,
-				 k->why ? ": " : "", k->why ? k->why : "");
+	for (m = 0; m < nmodules; m++) {
+		for (k = modules[m]->keywords; k && k->name; k++) {
+			/* The global section and the proxy sections have separate vocabularies: a
+			 * proxy keyword in global is unknown there, not misplaced. */
+			if (strcmp(k->name, kw) ||
+			    !(k->sections & CFG_S_GLOBAL) != !(c->sect & CFG_S_GLOBAL))
+				continue;
+			if (!(k->sections & c->sect)) {
+				found_elsewhere = true;
+				continue;
+			}
+			if (k->flags & KW_UNIMPL) {
+				cfg_warn(c, "'%s' is accepted but not implemented yet%s%s; it has no effect",
+					 kw, k->why ? ": " : "", k->why ? k->why : "");
+				return;
+			}
+			if (k->flags & KW_IGNORE)
+				return;
+			k->parse(c, argc, argv);
 			return;
 		}
-		if (k->flags & KW_IGNORE)
-			return;
-		k->parse(c, argc, argv);
-		return;
 	}
 	if (found_elsewhere) {
 		cfg_err(c, "'%s' is not allowed in a '%s' section", kw, sect_name(c->sect));
 		return;
 	}
 	suggest_unknown(c, kw);
+}
+
+int cfg_need_args(struct cfg_ctx *c, int argc, char **argv, int n, const char *usage)
+{
+	if (argc < n + 1) {
+		cfg_err(c, "'%s' expects %s", argv[0], usage);
+		return ERR;
+	}
+	return OK;
 }
 
 static int load_text(const char *name, const char *text, size_t len)
@@ -655,12 +790,11 @@ static int load_text(const char *name, const char *text, size_t len)
 	char *out = NULL;
 	size_t outcap = 0;
 	size_t pos = 0;
-	int rc;
+	int m;
 
-	cfg_global_defaults();
-	global.file = name;
-	c.defaults = arena_alloc(&cfg_arena, sizeof(*c.defaults));
-	cfg_init_defaults(c.defaults);
+	for (m = 0; m < nmodules; m++)
+		if (modules[m]->begin)
+			modules[m]->begin(&c);
 	while (pos < len) {
 		const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
 		size_t ll = nl ? (size_t)(nl - line) : len - pos;
@@ -687,17 +821,24 @@ static int load_text(const char *name, const char *text, size_t len)
 		dispatch(&c, argc, argv);
 	}
 	free(out);
-	if (!c.nerr && list_empty(&keel_proxies)) {
-		cfg_err(&c, "no frontend, backend or listen section: nothing to do");
-	}
+	if (!c.nerr)
+		for (m = 0; m < nmodules; m++)
+			if (modules[m]->parsed)
+				modules[m]->parsed(&c);
 	if (c.nerr) {
 		if (!cfg_silent)
 			fprintf(stderr, "[ALERT] %s: %d error(s), %d warning(s): configuration rejected\n",
 				name, c.nerr, c.nwarn);
 		return ERR;
 	}
-	rc = cfg_validate();
-	return rc;
+	/* Validation reports against the file, not the last line read. */
+	c.line = 0;
+	c.sect = CFG_S_NONE;
+	c.cur = NULL;
+	for (m = 0; m < nmodules; m++)
+		if (modules[m]->check)
+			modules[m]->check(&c);
+	return c.nerr ? ERR : OK;
 }
 
 int cfg_load_string(const char *name, const char *text, size_t len)
@@ -732,7 +873,10 @@ int cfg_load_file(const char *path)
 
 void cfg_reset(void)
 {
+	int m;
+
 	arena_free(&cfg_arena);
-	memset(&global, 0, sizeof(global));
-	list_init(&keel_proxies);
+	for (m = 0; m < nmodules; m++)
+		if (modules[m]->reset)
+			modules[m]->reset();
 }

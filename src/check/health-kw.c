@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include <keel/cfg.h>
+#include <keel/check.h>
 #include <keel/common.h>
+#include <keel/proxy.h>
 
 /* keel's defaults (documented in docs/configuration.md). */
 #define DEF_ERROR_LIMIT 3       /* HAProxy: 10, and only with "observe" */
@@ -17,7 +19,7 @@
 #define DEF_SLOW_FACTOR 5
 #define DEF_SLOW_FLOOR 200
 
-void kw_health_defaults(struct proxy *p)
+static void kw_health_defaults(struct proxy *p)
 {
 	struct chk_proxy_conf *k = &p->chk;
 	struct chk_srv_conf *s = &p->defsrv.chk;
@@ -45,7 +47,7 @@ static int want_time(struct cfg_ctx *c, const char *kw, const char *val, uint32_
 	return OK;
 }
 
-int kw_health_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i)
+static int kw_health_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i)
 {
 	const char *kw = argv[*i];
 	const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
@@ -125,7 +127,7 @@ static int parse_pct(struct cfg_ctx *c, const char *kw, const char *val, uint32_
 }
 
 /* per-try-timeout auto|off|<time> [min <time>] [max <time>] */
-int kw_pertry_timeout(struct cfg_ctx *c, int argc, char **argv)
+static int kw_pertry_timeout(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct chk_proxy_conf *k = &c->cur->chk;
 	int i;
@@ -162,7 +164,7 @@ int kw_pertry_timeout(struct cfg_ctx *c, int argc, char **argv)
 }
 
 /* retry-budget <percent> [min <n>] */
-int kw_retry_budget(struct cfg_ctx *c, int argc, char **argv)
+static int kw_retry_budget(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct chk_proxy_conf *k = &c->cur->chk;
 	long v;
@@ -180,7 +182,7 @@ int kw_retry_budget(struct cfg_ctx *c, int argc, char **argv)
 }
 
 /* all-servers-down fail-open|maintenance */
-int kw_all_servers_down(struct cfg_ctx *c, int argc, char **argv)
+static int kw_all_servers_down(struct cfg_ctx *c, int argc, char **argv)
 {
 	if (argc != 2 || (strcmp(argv[1], "fail-open") && strcmp(argv[1], "maintenance"))) {
 		cfg_err(c, "'all-servers-down' expects fail-open or maintenance");
@@ -190,7 +192,7 @@ int kw_all_servers_down(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
-int kw_max_eject_percent(struct cfg_ctx *c, int argc, char **argv)
+static int kw_max_eject_percent(struct cfg_ctx *c, int argc, char **argv)
 {
 	if (argc != 2)
 		return parse_pct(c, argv[0], NULL, &c->cur->chk.max_eject_pct);
@@ -198,7 +200,7 @@ int kw_max_eject_percent(struct cfg_ctx *c, int argc, char **argv)
 }
 
 /* slow-server off | [factor <n>] [floor <time>] */
-int kw_slow_server(struct cfg_ctx *c, int argc, char **argv)
+static int kw_slow_server(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct chk_proxy_conf *k = &c->cur->chk;
 	long v;
@@ -231,7 +233,7 @@ int kw_slow_server(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
-int health_validate(struct cfg_ctx *c, struct proxy *p)
+static int health_validate(struct cfg_ctx *c, struct proxy *p)
 {
 	struct chk_proxy_conf *k = &p->chk;
 
@@ -246,4 +248,30 @@ int health_validate(struct cfg_ctx *c, struct proxy *p)
 		k->pertry_off = true;
 	}
 	return OK;
+}
+
+static const struct cfg_kw health_kw[] = {
+	{"per-try-timeout", CFG_S_BE, kw_pertry_timeout, 0, NULL},
+	{"retry-budget", CFG_S_BE, kw_retry_budget, 0, NULL},
+	{"all-servers-down", CFG_S_BE, kw_all_servers_down, 0, NULL},
+	{"max-eject-percent", CFG_S_BE, kw_max_eject_percent, 0, NULL},
+	{"slow-server", CFG_S_BE, kw_slow_server, 0, NULL},
+	{NULL, 0, NULL, 0, NULL},
+};
+
+static const struct cfg_module health_module = {
+	.name = "health",
+	.keywords = health_kw,
+};
+
+static const struct proxy_hooks health_hooks = {
+	.init_defaults = kw_health_defaults,
+	.server_param = kw_health_server_param,
+	.check_backend = health_validate,
+};
+
+void health_register(void)
+{
+	cfg_register(&health_module);
+	proxy_register_hooks(&health_hooks);
 }

@@ -12,7 +12,9 @@
 #include <strings.h>
 
 #include <keel/cfg.h>
+#include <keel/check.h>
 #include <keel/common.h>
+#include <keel/proxy.h>
 
 /* keel's defaults (docs/configuration.md). HAProxy: inter 2s, rise 2, fall 3, fastinter and
  * downinter = inter. keel checks faster while a server changes state (fastinter, at most 1 s) so
@@ -23,7 +25,7 @@
 #define DEF_FALL 3
 #define MIN_SANE_INTER 100
 
-void kw_check_defaults(struct proxy *p)
+static void kw_check_defaults(struct proxy *p)
 {
 	struct chk_proxy_conf *k = &p->chk;
 	struct chk_srv_conf *s = &p->defsrv.chk;
@@ -125,7 +127,7 @@ static int srv_flag(struct server *s, const char *kw)
 	return 1;
 }
 
-int kw_check_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i)
+static int kw_check_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i)
 {
 	const char *kw = argv[*i];
 	const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
@@ -520,7 +522,7 @@ static int http_check_expect(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
-int kw_http_check(struct cfg_ctx *c, int argc, char **argv)
+static int kw_http_check(struct cfg_ctx *c, int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : "";
 
@@ -654,7 +656,7 @@ static int tcp_check_expect(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
-int kw_tcp_check(struct cfg_ctx *c, int argc, char **argv)
+static int kw_tcp_check(struct cfg_ctx *c, int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : "";
 
@@ -707,7 +709,7 @@ static void validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s
 			 p->name, s->name);
 }
 
-int chk_validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s)
+static int chk_validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s)
 {
 	int nerr = c->nerr;
 
@@ -715,7 +717,7 @@ int chk_validate_server(struct cfg_ctx *c, struct proxy *p, struct server *s)
 	return c->nerr > nerr ? ERR : OK;
 }
 
-int chk_validate(struct cfg_ctx *c, struct proxy *p)
+static int chk_validate(struct cfg_ctx *c, struct proxy *p)
 {
 	struct chk_proxy_conf *k = &p->chk;
 	const char *file = c->file;
@@ -749,4 +751,28 @@ int chk_validate(struct cfg_ctx *c, struct proxy *p)
 			 "the checks",
 			 p->name, k->version);
 	return c->nerr > nerr ? ERR : OK;
+}
+
+static const struct cfg_kw check_kw[] = {
+	{"http-check", CFG_S_BE, kw_http_check, 0, NULL},
+	{"tcp-check", CFG_S_BE, kw_tcp_check, 0, NULL},
+	{NULL, 0, NULL, 0, NULL},
+};
+
+static const struct cfg_module check_module = {
+	.name = "check",
+	.keywords = check_kw,
+};
+
+static const struct proxy_hooks check_hooks = {
+	.init_defaults = kw_check_defaults,
+	.server_param = kw_check_server_param,
+	.check_backend = chk_validate,
+	.check_server = chk_validate_server,
+};
+
+void check_register(void)
+{
+	cfg_register(&check_module);
+	proxy_register_hooks(&check_hooks);
 }

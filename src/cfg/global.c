@@ -1,4 +1,6 @@
-/* Keywords of the global section. */
+/* The global section: the process-wide settings (struct global), their keywords and their checks
+ * once loaded. The admin layer registers its own global keywords ("stats socket",
+ * "state-file"). */
 #include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
@@ -7,15 +9,18 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <keel/cfg.h>
-#include <keel/cli.h>
 #include <keel/common.h>
-#include <keel/state.h>
+#include <keel/global.h>
 
-void cfg_global_defaults(void)
+struct global global;
+
+static void global_begin(struct cfg_ctx *c)
 {
 	memset(&global, 0, sizeof(global));
+	global.file = c->file;
 	global.uid = global.gid = -1;
 	global.bufsize = 16384;
 	global.bufsize_stream = 65536;
@@ -23,149 +28,6 @@ void cfg_global_defaults(void)
 	global.maxhdr = 101;
 	global.spare_servers = 16;
 	global.hard_stop_after = 30000;
-	global.cli_mode = 0600;
-	global.cli_level = CLI_LVL_ADMIN; /* the file mode restricts who may connect */
-	global.cli_uid = global.cli_gid = -1;
-	global.cli_timeout = 10000;
-}
-
-static const char *const facilities[] = {
-	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-	"uucp", "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2",
-	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-};
-
-static const char *const levels[] = {
-	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-};
-
-static int lookup(const char *s, const char *const *tab, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(s, tab[i]))
-			return i;
-	return -1;
-}
-
-int cfg_parse_log(struct cfg_ctx *c, struct log_targets *lt, int argc, char **argv)
-{
-	struct log_target t;
-	const char *dst;
-	int i = 1;
-
-	memset(&t, 0, sizeof(t));
-	t.fd = -1;
-	t.level = 7;
-	t.minlevel = 0;
-	t.format = LOG_FMT_RFC3164;
-	if (argc < 2) {
-		cfg_err(c, "'log' expects an address or 'global'");
-		return ERR;
-	}
-	dst = argv[i++];
-	/* Optional "len N", "format F", "sample R:S" before the facility. */
-	while (i + 1 < argc) {
-		if (!strcmp(argv[i], "len")) {
-			i += 2;
-		} else if (!strcmp(argv[i], "format")) {
-			if (!strcmp(argv[i + 1], "raw"))
-				t.format = LOG_FMT_RAW;
-			else if (!strcmp(argv[i + 1], "short"))
-				t.format = LOG_FMT_SHORT;
-			else if (!strcmp(argv[i + 1], "rfc3164") || !strcmp(argv[i + 1], "local"))
-				t.format = LOG_FMT_RFC3164;
-			else
-				cfg_warn(c, "log format '%s' is not implemented; using rfc3164", argv[i + 1]);
-			i += 2;
-		} else if (!strcmp(argv[i], "sample")) {
-			cfg_warn(c, "log 'sample' is not implemented; every line is logged");
-			i += 2;
-		} else {
-			break;
-		}
-	}
-	if (i >= argc) {
-		cfg_err(c, "'log %s' expects a facility (e.g. local0)", dst);
-		return ERR;
-	}
-	t.facility = lookup(argv[i], facilities, (int)ARRAY_SIZE(facilities));
-	if (t.facility < 0) {
-		const char *near = cfg_nearest(argv[i], facilities, ARRAY_SIZE(facilities));
-
-		cfg_err(c, "unknown log facility '%s'%s%s%s", argv[i], near ? "; did you mean '" : "",
-			near ? near : "", near ? "'?" : "");
-		return ERR;
-	}
-	i++;
-	if (i < argc) {
-		t.level = lookup(argv[i], levels, (int)ARRAY_SIZE(levels));
-		if (t.level < 0) {
-			cfg_err(c, "unknown log level '%s' (expects emerg..debug)", argv[i]);
-			return ERR;
-		}
-		i++;
-	}
-	if (i < argc) {
-		t.minlevel = lookup(argv[i], levels, (int)ARRAY_SIZE(levels));
-		if (t.minlevel < 0) {
-			cfg_err(c, "unknown log level '%s' (expects emerg..debug)", argv[i]);
-			return ERR;
-		}
-		i++;
-	}
-	if (!strcmp(dst, "stdout") || !strcmp(dst, "stderr")) {
-		t.kind = LOG_T_FD;
-		t.fd = !strcmp(dst, "stdout") ? 1 : 2;
-		if (t.format == LOG_FMT_RFC3164)
-			t.format = LOG_FMT_RAW;
-	} else if (!strncmp(dst, "file@", 5)) {
-		t.kind = LOG_T_FILE;
-		t.path = arena_strdup(&cfg_arena, dst + 5);
-		if (!t.path[0]) {
-			cfg_err(c, "'log file@' expects a path");
-			return ERR;
-		}
-		if (t.format == LOG_FMT_RFC3164)
-			t.format = LOG_FMT_RAW;
-	} else if (dst[0] == '/' || !strncmp(dst, "unix@", 5)) {
-		struct sockaddr_un *un = (struct sockaddr_un *)&t.addr;
-		const char *path = dst[0] == '/' ? dst : dst + 5;
-
-		if (strlen(path) >= sizeof(un->sun_path)) {
-			cfg_err(c, "log socket path too long: '%s'", path);
-			return ERR;
-		}
-		t.kind = LOG_T_UNIX;
-		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, path);
-		t.addrlen = sizeof(*un);
-		t.path = arena_strdup(&cfg_arena, path);
-	} else if (!strncmp(dst, "ring@", 5) || !strncmp(dst, "fd@", 3)) {
-		cfg_warn(c, "log target '%s' is not implemented; ignored", dst);
-		return OK;
-	} else {
-		char *err = NULL;
-		bool noport;
-		const char *a = !strncmp(dst, "udp@", 4) ? dst + 4 : dst;
-
-		if (cfg_parse_addr(a, &t.addr, &t.addrlen, true, &noport, &err)) {
-			cfg_err(c, "log: %s", err);
-			free(err);
-			return ERR;
-		}
-		if (noport) {
-			if (t.addr.ss_family == AF_INET)
-				((struct sockaddr_in *)&t.addr)->sin_port = htons(514);
-			else
-				((struct sockaddr_in6 *)&t.addr)->sin6_port = htons(514);
-		}
-		t.kind = LOG_T_UDP;
-	}
-	lt->t = arena_grow(&cfg_arena, lt->t, (size_t)lt->n, (size_t)lt->n + 1, sizeof(t));
-	lt->t[lt->n++] = t;
-	return OK;
 }
 
 static int kw_daemon(struct cfg_ctx *c, int argc, char **argv)
@@ -344,120 +206,9 @@ static int kw_setenv(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
-/* "stats socket PATH [mode OCTAL] [level user|operator|admin] [user U] [group G] [uid N] [gid N]"
- * (one unix socket, served by admin/cli.c), "stats timeout T", "stats maxconn N" (accepted). */
-static int kw_stats(struct cfg_ctx *c, int argc, char **argv)
-{
-	struct sockaddr_un un;
-	const char *path, *why;
-	int i;
-
-	if (argc >= 2 && !strcmp(argv[1], "timeout")) {
-		if (argc != 3 || cfg_parse_time(argv[2], &global.cli_timeout, &why) ||
-		    !global.cli_timeout) {
-			cfg_err(c, "'stats timeout' expects a positive time");
-			return ERR;
-		}
-		return OK;
-	}
-	if (argc >= 2 && !strcmp(argv[1], "maxconn"))
-		return OK;
-	if (argc < 2 || strcmp(argv[1], "socket")) {
-		cfg_warn(c, "'stats %s' in global is not implemented; ignored", argc > 1 ? argv[1] : "");
-		return OK;
-	}
-	if (argc < 3) {
-		cfg_err(c, "'stats socket' expects a path");
-		return ERR;
-	}
-	if (global.cli_path) {
-		cfg_err(c, "only one 'stats socket' is supported (already '%s')", global.cli_path);
-		return ERR;
-	}
-	path = argv[2];
-	if (!strncmp(path, "unix@", 5))
-		path += 5;
-	if (path[0] != '/' && strncmp(path, "./", 2)) {
-		cfg_err(c, "'stats socket %s': only unix socket paths are supported (absolute or ./)",
-			argv[2]);
-		return ERR;
-	}
-	if (strlen(path) >= sizeof(un.sun_path)) {
-		cfg_err(c, "'stats socket' path too long (at most %zu bytes): '%s'",
-			sizeof(un.sun_path) - 1, path);
-		return ERR;
-	}
-	for (i = 3; i < argc; i += 2) {
-		const char *kw = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		char *end;
-		long n;
-
-		if (!strcmp(kw, "expose-fd")) {
-			/* HAProxy's "expose-fd listeners" lets a new process fetch the sockets over
-			 * the admin socket; keel's reload passes them by inheritance: nothing to do. */
-			continue;
-		}
-		if (!v) {
-			cfg_err(c, "'stats socket': '%s' expects a value", kw);
-			return ERR;
-		}
-		if (!strcmp(kw, "mode")) {
-			n = strtol(v, &end, 8);
-			if (!*v || *end || n < 0 || n > 0777) {
-				cfg_err(c, "'stats socket': mode expects an octal number up to 0777, not '%s'", v);
-				return ERR;
-			}
-			global.cli_mode = (int)n;
-		} else if (!strcmp(kw, "level")) {
-			if (!strcmp(v, "user"))
-				global.cli_level = CLI_LVL_USER;
-			else if (!strcmp(v, "operator"))
-				global.cli_level = CLI_LVL_OPER;
-			else if (!strcmp(v, "admin"))
-				global.cli_level = CLI_LVL_ADMIN;
-			else {
-				cfg_err(c, "'stats socket': level expects user, operator or admin, not '%s'", v);
-				return ERR;
-			}
-		} else if (!strcmp(kw, "user")) {
-			global.cli_user = arena_strdup(&cfg_arena, v);
-		} else if (!strcmp(kw, "group")) {
-			global.cli_group = arena_strdup(&cfg_arena, v);
-		} else if (!strcmp(kw, "uid") || !strcmp(kw, "gid")) {
-			if (cfg_parse_int(v, 0, 0x7fffffff, &n)) {
-				cfg_err(c, "'stats socket': %s expects a number", kw);
-				return ERR;
-			}
-			*(kw[0] == 'u' ? &global.cli_uid : &global.cli_gid) = (int)n;
-		} else {
-			cfg_err(c, "'stats socket': unknown option '%s' (expects mode, level, user, group, uid or gid)", kw);
-			return ERR;
-		}
-	}
-	global.cli_path = arena_strdup(&cfg_arena, path);
-	return OK;
-}
-
-/* "state-file PATH": durable runtime state (src/admin/state.c). Only the directory is checked
- * here (so also by -c); the file is read at start. */
-static int kw_state_file(struct cfg_ctx *c, int argc, char **argv)
-{
-	char *err = NULL;
-
-	if (one_arg(c, argc, argv))
-		return ERR;
-	if (state_check_path(argv[1], &err) != OK) {
-		cfg_err(c, "%s", err);
-		free(err);
-		return ERR;
-	}
-	global.state_file = arena_strdup(&cfg_arena, argv[1]);
-	return OK;
-}
-
 /* "no strict-limits": HAProxy then only warns, instead of refusing to start, when it cannot get
  * the file descriptor limit that maxconn needs. That is all keel ever does: raise_nofile() in
- * src/core/process.c raises the limit to ulimit-n (or 2 x maxconn + 256), falls back to the hard
+ * src/process/process.c raises the limit to ulimit-n (or 2 x maxconn + 256), falls back to the hard
  * limit with a warning when it may not, and when maxconn still needs more descriptors than that
  * warns that connections beyond the limit will be refused; it never fails start-up over it. So
  * the line is accepted silently. No other global keyword can be negated. */
@@ -470,7 +221,7 @@ static int kw_no(struct cfg_ctx *c, int argc, char **argv)
 	return ERR;
 }
 
-const struct cfg_kw cfg_kw_global[] = {
+static const struct cfg_kw global_kw[] = {
 	{"daemon", CFG_S_GLOBAL, kw_daemon, 0, NULL},
 	{"quiet", CFG_S_GLOBAL, kw_quiet, 0, NULL},
 	{"pidfile", CFG_S_GLOBAL, kw_string, 0, NULL},
@@ -481,7 +232,6 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"gid", CFG_S_GLOBAL, kw_id, 0, NULL},
 	{"node", CFG_S_GLOBAL, kw_string, 0, NULL},
 	{"log-tag", CFG_S_GLOBAL, kw_string, 0, NULL},
-	{"state-file", CFG_S_GLOBAL, kw_state_file, 0, NULL},
 	{"nbthread", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"nbproc", CFG_S_GLOBAL, kw_num, 0, NULL},
 	{"maxconn", CFG_S_GLOBAL, kw_num, 0, NULL},
@@ -496,7 +246,6 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"log", CFG_S_GLOBAL, kw_log, 0, NULL},
 	{"setenv", CFG_S_GLOBAL, kw_setenv, 0, NULL},
 	{"presetenv", CFG_S_GLOBAL, kw_setenv, 0, NULL},
-	{"stats", CFG_S_GLOBAL, kw_stats, 0, NULL},
 	{"debug", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},
 	{"description", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},
 	{"log-send-hostname", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
@@ -536,3 +285,39 @@ const struct cfg_kw cfg_kw_global[] = {
 	{"h1-case-adjust", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
 	{NULL, 0, NULL, 0, NULL},
 };
+
+static int count_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > KEEL_MAX_THREADS ? KEEL_MAX_THREADS : (int)n;
+}
+
+static void global_check(struct cfg_ctx *c)
+{
+	if (!global.nbthread)
+		global.nbthread = count_cpus();
+	if (global.maxrewrite >= global.bufsize / 2) {
+		cfg_warn(c, "tune.maxrewrite (%u) must be less than half of tune.bufsize (%u); using %u",
+			 global.maxrewrite, global.bufsize, global.bufsize / 4);
+		global.maxrewrite = global.bufsize / 4;
+	}
+}
+
+static void global_reset(void)
+{
+	memset(&global, 0, sizeof(global));
+}
+
+static const struct cfg_module global_module = {
+	.name = "global",
+	.keywords = global_kw,
+	.begin = global_begin,
+	.check = global_check,
+	.reset = global_reset,
+};
+
+void global_register(void)
+{
+	cfg_register(&global_module);
+}

@@ -1,0 +1,31 @@
+/* Services: pages keel answers itself instead of a server, provided by an upper layer (the stats
+ * and metrics pages of src/admin/) and registered at start, so that the request path calls them
+ * without knowing them (src/proxy/service.c). */
+#ifndef KEEL_SERVICE_H
+#define KEEL_SERVICE_H
+
+#include <stdbool.h>
+
+#include <keel/http-t.h>
+#include <keel/proxy-t.h>
+
+struct session;
+
+struct http_service {
+	/* The name "http-request use-service NAME" gives, or NULL when no rule may name it. */
+	const char *name;
+	/* Whether a request to frontend fe is for this service by its URI (asked before any rule,
+	 * in registration order), or NULL when only a rule leads to it. */
+	bool (*claims)(const struct proxy *fe, const struct http_head *h);
+	/* Answers the request (session_reply_heap(), session_error()...). h: its parsed head. */
+	void (*serve)(struct session *s, const struct http_head *h);
+};
+
+/* Registers svc (at start, before the configuration is loaded: rules look services up). */
+void http_service_register(const struct http_service *svc);
+/* The service named name, or NULL. */
+const struct http_service *http_service_find(const char *name);
+/* The first service that claims a request to fe by its URI, or NULL. */
+const struct http_service *http_service_claim(const struct proxy *fe, const struct http_head *h);
+
+#endif

@@ -1,0 +1,41 @@
+/* The registry of services (include/keel/service.h). Filled at start, read-only afterwards. */
+#include <string.h>
+
+#include <keel/common.h>
+#include <keel/service.h>
+
+#define MAX_SERVICES 8
+
+static const struct http_service *services[MAX_SERVICES];
+static int nservices;
+
+void http_service_register(const struct http_service *svc)
+{
+	int i;
+
+	for (i = 0; i < nservices; i++)
+		if (services[i] == svc)
+			return;
+	BUG_ON(nservices == MAX_SERVICES);
+	services[nservices++] = svc;
+}
+
+const struct http_service *http_service_find(const char *name)
+{
+	int i;
+
+	for (i = 0; i < nservices; i++)
+		if (services[i]->name && !strcmp(services[i]->name, name))
+			return services[i];
+	return NULL;
+}
+
+const struct http_service *http_service_claim(const struct proxy *fe, const struct http_head *h)
+{
+	int i;
+
+	for (i = 0; i < nservices; i++)
+		if (services[i]->claims && services[i]->claims(fe, h))
+			return services[i];
+	return NULL;
+}
