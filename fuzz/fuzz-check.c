@@ -1,6 +1,7 @@
-/* libFuzzer target: the answer evaluators of the check runner (src/check/check.c): HTTP check
- * and probe answers, tcp-check expect rules and agent lines. The first byte picks the evaluator
- * and whether the peer closed; the rest is what the peer sent. */
+/* libFuzzer target: the answer evaluators of the check runner (src/check/check-http.c,
+ * check-tcp.c, check-agent.c): HTTP check and probe answers, tcp-check expect rules and agent
+ * lines. The first byte picks the evaluator and whether the peer closed; the rest is what the
+ * peer sent. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
-/* Health: active checks and agent (check.c), passive detection, latency awareness, slowstart and
- * the per-try timeout with its retry budget (health.c). */
+/* Health: active checks and agent (check.c runs them; check-http.c, check-tcp.c and
+ * check-agent.c judge their answers, with what they share in check-eval.c), passive detection,
+ * latency awareness, slowstart and the per-try timeout with its retry budget (health.c). */
 #ifndef KEEL_CHECK_H
 #define KEEL_CHECK_H
 
@@ -101,9 +102,11 @@ int check_thread_start(char **err);
 /* Stops them and closes their connections (soft stop, exit). */
 void check_thread_stop(void);
 
-/* The answer evaluators, pure functions of the bytes received (unit tests, fuzz/fuzz-check.c).
- * fin says whether more bytes may come: CHK_FIN_NO (they may), CHK_FIN_EOF (the peer closed),
- * CHK_FIN_FULL (the buffer is full: the body is truncated). */
+/* ---- check-http.c, check-tcp.c, check-agent.c: what is sent, and the answers ---- */
+
+/* The answer evaluators are pure functions of the bytes received (unit tests,
+ * fuzz/fuzz-check.c). fin says whether more bytes may come: CHK_FIN_NO (they may), CHK_FIN_EOF
+ * (the peer closed), CHK_FIN_FULL (the buffer is full: the body is truncated). */
 #define CHK_FIN_NO 0
 #define CHK_FIN_EOF 1
 #define CHK_FIN_FULL 2
@@ -113,10 +116,34 @@ void check_thread_stop(void);
  * place). */
 int chk_http_eval(const struct proxy *be, bool probe, char *buf, size_t len, int fin,
 		  struct chk_result *r);
+/* s's check request, or its probe: malloc'd (the caller frees), length in *len; NULL: no memory. */
+char *chk_http_req(const struct server *s, uint32_t *len);
+char *chk_probe_req(const struct server *s, uint32_t *len);
 /* One tcp-check expect step (number idx, for the reason): OK (passed), ERR (r filled) or AGAIN. */
 int chk_tcp_expect(const struct tcpchk_step *st, int idx, const char *buf, size_t len, int fin,
 		   struct chk_result *r);
+/* r (failed, L7TOUT) for the deadline (ms) hit while expect step st (number idx) waited on buf. */
+void chk_tcp_timeout(const struct tcpchk_step *st, int idx, const char *buf, size_t len,
+		     uint32_t ms, struct chk_result *r);
 /* Parses an agent's answer (up to the first LF) into ar. */
 void chk_agent_parse(const char *s, size_t len, struct agent_result *ar);
+
+/* ---- check-eval.c: what the evaluators share ---- */
+
+#define CHK_SHOW_MAX 24 /* bytes of a pattern or an answer quoted in a reason */
+
+/* Copies at most CHK_SHOW_MAX bytes of s, control and non-ASCII bytes as '.', for a reason. */
+const char *chk_show(char *dst, size_t cap, const char *s, size_t len);
+/* Sets r's verdict, code and reason (cut at its size); r->status and r->dur_ms are left alone. */
+void chk_set_res(struct chk_result *r, bool ok, enum chk_code code, const char *f, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Whether the compiled expect regex re (a pcre2_code) matches in s; false when out of memory. */
+bool chk_re_match(void *re, const char *s, size_t len);
+
+/* An ASCII digit, whatever the locale. */
+static inline bool chk_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
 
 #endif

@@ -15,24 +15,15 @@
  * callback: events still pending in the current epoll batch for a socket closed in an I/O
  * callback are then ignored (fd == -1) instead of being mistaken for the new socket's.
  *
- * What is sent:
- *   HTTP check  "METHOD URI VERSION", then Host (the server's address as written in the
- *               configuration), the configured headers, User-Agent: keel-check, Connection: close
- *               (each unless configured), Content-Length with a body;
- *   probe       "HEAD <httpchk URI or /> HTTP/1.1" with Host, User-Agent: keel-probe and
- *               Connection: close: any valid response head below 500 passes;
- *   agent       agent-send, if set.
- * At most tune.bufsize bytes of an answer are read (16 KB by default): a body is matched on what
- * fits (see chk_http_eval()). */
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <ctype.h>
+ * What is sent and how an answer is judged is each kind of check's own business: check-http.c
+ * (the HTTP check and the probe), check-tcp.c (tcp-check expect rules), check-agent.c (the agent's
+ * answer; the agent is sent agent-send, if set). At most tune.bufsize bytes of an answer are read
+ * (16 KB by default): a body is matched on what fits (see chk_http_eval()). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pcre2.h>
 #include <stdarg.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -52,11 +43,11 @@
 
 #define AGENT_MAX_LINE 1024 /* longest agent answer read */
 #define FIRST_SPREAD_MS 500 /* the first runs are spread over this, by server index */
-#define SHOW_MAX 24	    /* bytes of a pattern or an answer quoted in a reason */
 
 /* A task's states. IDLE -> CONNECT (timer: run) -> SEND -> RECV -> IDLE (result). tcp-check
  * steps loop SEND/RECV, and go through NEXT (a connect step: the new socket is opened from the
- * timer). Any state -> IDLE on an error or a deadline. */
+ * timer). Any state -> IDLE on an error or a deadline. t->st changes only through task_set_st(),
+ * which checks each change against task_next[] (the next states of each, and who takes them). */
 enum task_st {
 	TS_IDLE = 0, /* timer: the next run */
 	TS_CONNECT,  /* connect() in progress; timer: connect deadline */
@@ -111,567 +102,43 @@ static void fmt(char *dst, size_t n, const char *f, ...)
 	va_end(ap);
 }
 
-/* Copies at most SHOW_MAX bytes of s, control and non-ASCII bytes as '.', for a reason. */
-static const char *show(char *dst, size_t cap, const char *s, size_t len)
-{
-	size_t i, n = MIN(len, MIN(cap - 1, (size_t)SHOW_MAX));
-
-	for (i = 0; i < n; i++)
-		dst[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '.';
-	dst[n] = '\0';
-	return dst;
-}
-
-static void set_res(struct chk_result *r, bool ok, enum chk_code code, const char *f, ...)
-    __attribute__((format(printf, 4, 5)));
-static void set_res(struct chk_result *r, bool ok, enum chk_code code, const char *f, ...)
-{
-	va_list ap;
-
-	r->ok = ok;
-	r->code = code;
-	va_start(ap, f);
-	vsnprintf(r->reason, sizeof(r->reason), f, ap);
-	va_end(ap);
-}
-
-/* ---- expects ---- */
-
-static bool re_match(void *re, const char *s, size_t len)
-{
-	pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-	int rc;
-
-	/* Checks are seconds apart: a match block per match keeps this thread-agnostic. */
-	if (!md)
-		return false;
-	rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, md, NULL);
-	pcre2_match_data_free(md);
-	return rc >= 0;
-}
-
-/* "200", "200-399", "200,204,300-310" (validated at load time). */
-static bool status_in(const char *list, int status)
-{
-	const char *s = list;
-
-	while (*s) {
-		char *end;
-		long lo = strtol(s, &end, 10), hi = lo;
-
-		if (*end == '-')
-			hi = strtol(end + 1, &end, 10);
-		if (status >= lo && status <= hi)
-			return true;
-		if (*end != ',')
-			break;
-		s = end + 1;
-	}
-	return false;
-}
-
-/* Whether e passes for this status and body; when not, r says why. */
-static bool expect_ok(const struct chk_expect *e, int status, const char *body, size_t blen,
-		      int fin, struct chk_result *r)
-{
-	char code[8], pat[SHOW_MAX + 1];
-	bool m;
-
-	snprintf(code, sizeof(code), "%03u", (unsigned)status % 1000u);
-	show(pat, sizeof(pat), e->arg, strlen(e->arg));
-	switch (e->type) {
-	case CHK_EXP_STATUS:
-		if (status_in(e->arg, status) != e->negate)
-			return true;
-		set_res(r, false, CHK_C_L7STS, "status %d (expected %s%s)", status,
-			e->negate ? "not " : "", pat);
-		return false;
-	case CHK_EXP_RSTATUS:
-		if (re_match(e->re, code, 3) != e->negate)
-			return true;
-		set_res(r, false, CHK_C_L7STS, "status %d (expected %sto match '%s')", status,
-			e->negate ? "not " : "", pat);
-		return false;
-	case CHK_EXP_STRING:
-		m = blen && memmem(body, blen, e->arg, strlen(e->arg));
-		break;
-	case CHK_EXP_RSTRING:
-	default:
-		m = re_match(e->re, body, blen);
-		break;
-	}
-	if (m != e->negate)
-		return true;
-	set_res(r, false, CHK_C_L7BODY, "body %s '%s'%s",
-		e->type == CHK_EXP_STRING ? (m ? "contained" : "did not contain")
-					  : (m ? "matched" : "did not match"),
-		pat, fin == CHK_FIN_FULL ? " (body truncated)" : "");
-	r->status = status;
-	return false;
-}
-
-/* ---- HTTP answers ---- */
-
-struct rsp_head {
-	int status;
-	size_t end;	/* offset of the body */
-	long long clen; /* -1: none */
-	bool chunked;
+/* ---- states ----
+ *
+ * For a current state, task_next[] gives the states it may go to (bit 1u << next); a change not
+ * listed is a bug. task_init()'s memset starts a task in IDLE. Entries marked "not reached" are
+ * not taken in the tests: they stay because the function that takes them is written to work from
+ * there, and a missing entry would stop the process (BUG_ON() is always on). */
+static const uint8_t task_next[] = {
+	/* task_start(), when the timer starts a run, calls task_connect() (CONNECT). IDLE again:
+	 * replan() from task_timer_cb() when the plan is to wait and from cs_start(); fail() when
+	 * the run cannot start, out of memory in task_start() or no port, socket or epoll
+	 * registration or a connect() failing at once in task_connect() (not reached). */
+	[TS_IDLE] = 1u << TS_IDLE | 1u << TS_CONNECT,
+	/* task_connected(), from on_connect_event(): SEND, or RECV with nothing to send (an agent
+	 * without agent-send); its tcp_next() goes to SEND for a first send rule, RECV for a first
+	 * expect rule (not reached) and NEXT for a connect rule right after the connect (not
+	 * reached). IDLE: fail() on a refused connection, or on the connect deadline from
+	 * task_timeout() (not reached); check_done() from task_connected() for a connect-only
+	 * check. */
+	[TS_CONNECT] = 1u << TS_SEND | 1u << TS_RECV | 1u << TS_NEXT | 1u << TS_IDLE,
+	/* task_io_cb() and tcp_next() once all is sent (RECV); fail() on a send error in
+	 * task_send() or on the deadline from task_timeout() (IDLE: not reached). */
+	[TS_SEND] = 1u << TS_RECV | 1u << TS_IDLE,
+	/* tcp_next(): an expect rule after a send rule, or more bytes for the same expect rule
+	 * (RECV again); a send rule after an expect or a send rule (SEND: not reached); a connect
+	 * rule (NEXT: not reached). IDLE: check_done() on a verdict from http_input() or
+	 * tcp_next(), agent_done() on an answer from agent_input(), fail() on the deadline from
+	 * task_timeout(). */
+	[TS_RECV] = 1u << TS_RECV | 1u << TS_SEND | 1u << TS_NEXT | 1u << TS_IDLE,
+	/* task_timer_cb() calls task_connect() (CONNECT), which fail()s when it cannot open the
+	 * connection (IDLE); both not reached. */
+	[TS_NEXT] = 1u << TS_CONNECT | 1u << TS_IDLE,
 };
 
-static bool is_digit(char c)
+static void task_set_st(struct chk_task *t, enum task_st to)
 {
-	return c >= '0' && c <= '9';
-}
-
-/* Offset just past the empty line ending the head that starts at off, or 0 when not there yet. */
-static size_t head_end(const char *b, size_t len, size_t off)
-{
-	const char *p = b + off, *end = b + len;
-
-	while ((p = memchr(p, '\n', (size_t)(end - p)))) {
-		p++;
-		if (p < end && *p == '\n')
-			return (size_t)(p + 1 - b);
-		if (p + 1 < end && p[0] == '\r' && p[1] == '\n')
-			return (size_t)(p + 2 - b);
-		if (p >= end || (p + 1 >= end && *p == '\r'))
-			return 0;
-	}
-	return 0;
-}
-
-/* Reads Content-Length and Transfer-Encoding from the header lines in [from, h->end). */
-static bool parse_fields(const char *b, size_t from, struct rsp_head *h)
-{
-	size_t i = from;
-
-	h->clen = -1;
-	h->chunked = false;
-	while (i < h->end) {
-		const char *line = b + i, *lf = memchr(line, '\n', h->end - i);
-		size_t n = lf ? (size_t)(lf - line) : h->end - i;
-		const char *v;
-
-		i += n + 1;
-		if (n >= 15 && !strncasecmp(line, "content-length:", 15)) {
-			long long cl = 0;
-			size_t k = 15;
-
-			for (v = line + k; k < n && (*v == ' ' || *v == '\t'); v++, k++)
-				;
-			if (k >= n || !is_digit(*v))
-				return false;
-			for (; k < n && is_digit(*v) && cl < (1ll << 50); v++, k++)
-				cl = cl * 10 + (*v - '0');
-			if (h->clen >= 0 && h->clen != cl)
-				return false;
-			h->clen = cl;
-		} else if (n >= 18 && !strncasecmp(line, "transfer-encoding:", 18)) {
-			/* "chunked" last: the body is chunked (HTTP/1.1 framing rules) */
-			size_t e = n;
-
-			while (e > 18 &&
-			       (line[e - 1] == '\r' || line[e - 1] == ' ' || line[e - 1] == '\t'))
-				e--;
-			h->chunked = e >= 25 && !strncasecmp(line + e - 7, "chunked", 7);
-		}
-	}
-	return true;
-}
-
-/* Parses the status line and head starting at off. OK, AGAIN, or ERR with r filled. */
-static int parse_one_head(const char *b, size_t len, size_t off, int fin, struct rsp_head *h,
-			  struct chk_result *r)
-{
-	const char *s = b + off, *lf;
-	size_t n = len - off;
-	char txt[SHOW_MAX + 1];
-
-	if (memcmp(s, "HTTP/", MIN(n, 5)) ||
-	    (n >= 13 && !(is_digit(s[5]) && s[6] == '.' && is_digit(s[7]) && s[8] == ' ' &&
-			  is_digit(s[9]) && is_digit(s[10]) && is_digit(s[11]) &&
-			  (s[12] == ' ' || s[12] == '\r' || s[12] == '\n')))) {
-		set_res(r, false, CHK_C_L7RSP, "invalid response '%s'",
-			show(txt, sizeof(txt), s, n));
-		return ERR;
-	}
-	lf = memchr(s, '\n', n);
-	h->end = lf ? head_end(b, len, off) : 0;
-	if (n < 13 || !h->end) {
-		if (fin == CHK_FIN_NO)
-			return AGAIN;
-		if (fin == CHK_FIN_FULL)
-			set_res(r, false, CHK_C_L7RSP, "response head larger than %zu bytes", len);
-		else if (n < 13 || !lf)
-			set_res(r, false, CHK_C_L7RSP, "connection closed in the status line");
-		else
-			set_res(r, false, CHK_C_L7RSP, "connection closed in the response head");
-		return ERR;
-	}
-	h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-	if (h->status < 100) {
-		set_res(r, false, CHK_C_L7RSP, "invalid status %03d", h->status);
-		return ERR;
-	}
-	if (!parse_fields(b, (size_t)(lf + 1 - b), h)) {
-		set_res(r, false, CHK_C_L7RSP, "invalid Content-Length (status %d)", h->status);
-		r->status = h->status;
-		return ERR;
-	}
-	return OK;
-}
-
-/* The final response head: interim 1xx heads (but 101) are skipped. */
-static int parse_head(const char *b, size_t len, int fin, struct rsp_head *h, struct chk_result *r)
-{
-	size_t off = 0;
-	int rc;
-
-	if (!len) {
-		if (fin == CHK_FIN_NO)
-			return AGAIN;
-		set_res(r, false, CHK_C_L7RSP, "connection closed before a response");
-		return ERR;
-	}
-	for (;;) {
-		rc = parse_one_head(b, len, off, fin, h, r);
-		if (rc != OK || h->status >= 200 || h->status == 101)
-			return rc;
-		off = h->end;
-		if (off >= len) {
-			if (fin == CHK_FIN_NO)
-				return AGAIN;
-			set_res(r, false, CHK_C_L7RSP,
-				"connection closed after an interim %d response", h->status);
-			return ERR;
-		}
-	}
-}
-
-/* Decodes a chunked body from b into out (out may be b: it never writes ahead of its reading,
- * or NULL to only scan). Returns the decoded length; *done when the last chunk was seen or the
- * framing is broken (nothing more is worth waiting for). */
-static size_t dechunk(char *b, size_t len, char *out, bool *done)
-{
-	size_t i = 0, o = 0;
-
-	*done = false;
-	for (;;) {
-		unsigned long long sz = 0;
-		size_t digits = 0, take;
-		const char *lf;
-
-		while (i < len && isxdigit((unsigned char)b[i]) && digits < 12) {
-			char ch = b[i++];
-
-			sz = sz * 16 + (unsigned)(is_digit(ch) ? ch - '0' : (ch | 0x20) - 'a' + 10);
-			digits++;
-		}
-		if (i >= len)
-			return o;
-		if (!digits || (b[i] != '\r' && b[i] != '\n' && b[i] != ';')) {
-			*done = true; /* broken framing */
-			return o;
-		}
-		lf = memchr(b + i, '\n', len - i);
-		if (!lf)
-			return o;
-		i = (size_t)(lf + 1 - b);
-		if (!sz) {
-			*done = true;
-			return o;
-		}
-		take = (size_t)MIN((unsigned long long)(len - i), sz);
-		if (out)
-			memmove(out + o, b + i, take);
-		o += take;
-		i += take;
-		if (take < sz)
-			return o;
-		/* the CRLF after the data */
-		if (i < len && b[i] == '\r')
-			i++;
-		if (i < len && b[i] == '\n')
-			i++;
-		else if (i < len) {
-			*done = true;
-			return o;
-		}
-	}
-}
-
-static bool needs_body(const struct chk_proxy_conf *k)
-{
-	int i;
-
-	for (i = 0; i < k->nexpect; i++)
-		if (k->expect[i].type == CHK_EXP_STRING || k->expect[i].type == CHK_EXP_RSTRING)
-			return true;
-	return false;
-}
-
-/* The body of the response in buf: AGAIN while it may still grow, else OK with *body and *blen
- * (decoded when chunked, cut to Content-Length). */
-static int get_body(char *buf, size_t len, int fin, const struct rsp_head *h, bool head_req,
-		    char **body, size_t *blen)
-{
-	char *b = buf + h->end;
-	size_t n = len - h->end;
-	bool done;
-
-	*body = b;
-	*blen = 0;
-	if (head_req || h->status == 204 || h->status == 304 || h->status < 200)
-		return OK;
-	if (h->chunked) {
-		dechunk(b, n, NULL, &done);
-		if (!done && fin == CHK_FIN_NO)
-			return AGAIN;
-		*blen = dechunk(b, n, b, &done);
-	} else if (h->clen >= 0) {
-		if ((long long)n < h->clen && fin == CHK_FIN_NO)
-			return AGAIN;
-		*blen = (size_t)MIN((long long)n, h->clen);
-	} else {
-		if (fin == CHK_FIN_NO)
-			return AGAIN; /* delimited by the close */
-		*blen = n;
-	}
-	return OK;
-}
-
-int chk_http_eval(const struct proxy *be, bool probe, char *buf, size_t len, int fin,
-		  struct chk_result *r)
-{
-	const struct chk_proxy_conf *k = &be->chk;
-	struct rsp_head h;
-	char *body;
-	size_t blen;
-	int rc, i;
-
-	r->status = 0;
-	rc = parse_head(buf, len, fin, &h, r);
-	if (rc != OK)
-		return rc == AGAIN ? AGAIN : OK;
-	r->status = h.status;
-	if (probe) {
-		if (h.status < 500)
-			set_res(r, true, CHK_C_L7OK, "status %d", h.status);
-		else
-			set_res(r, false, CHK_C_L7STS, "status %d (a probe expects below 500)",
-				h.status);
-		return OK;
-	}
-	if (!k->nexpect) {
-		/* HAProxy's rule: 2xx and 3xx pass. */
-		if (h.status >= 200 && h.status < 400)
-			set_res(r, true, CHK_C_L7OK, "status %d", h.status);
-		else
-			set_res(r, false, CHK_C_L7STS, "status %d (expected 2xx/3xx)", h.status);
-		return OK;
-	}
-	body = buf + h.end;
-	blen = 0;
-	if (needs_body(k) &&
-	    get_body(buf, len, fin, &h, k->method && !strcasecmp(k->method, "HEAD"), &body,
-		     &blen) == AGAIN)
-		return AGAIN;
-	for (i = 0; i < k->nexpect; i++)
-		if (!expect_ok(&k->expect[i], h.status, body, blen, fin, r)) {
-			r->status = h.status;
-			return OK;
-		}
-	set_res(r, true, CHK_C_L7OK, "status %d", h.status);
-	return OK;
-}
-
-/* ---- tcp-check ---- */
-
-int chk_tcp_expect(const struct tcpchk_step *st, int idx, const char *buf, size_t len, int fin,
-		   struct chk_result *r)
-{
-	const struct chk_expect *e = &st->exp;
-	char pat[SHOW_MAX + 1], got[SHOW_MAX + 1];
-	bool m;
-
-	m = e->type == CHK_EXP_RSTRING ? re_match(e->re, buf, len)
-				       : len && st->len && memmem(buf, len, st->data, st->len);
-	show(pat, sizeof(pat), e->arg, strlen(e->arg));
-	show(got, sizeof(got), buf, len);
-	r->status = 0;
-	if (m) {
-		if (!e->negate)
-			return OK;
-		set_res(r, false, CHK_C_L7RSP, "step %d: received '%s', expected no '%s'", idx, got,
-			pat);
-		return ERR;
-	}
-	/* A negated expect is decided on the first bytes received (a server that keeps its
-	 * connection open would otherwise always take the whole timeout). */
-	if (e->negate && len)
-		return OK;
-	if (fin == CHK_FIN_NO)
-		return AGAIN;
-	if (!len)
-		set_res(r, false, CHK_C_L7RSP, "step %d: connection closed before '%s'", idx, pat);
-	else
-		set_res(r, false, CHK_C_L7RSP, "step %d: expected '%s', received '%s'", idx, pat,
-			got);
-	return ERR;
-}
-
-/* ---- agent ---- */
-
-static enum agent_word agent_word(const char *w, size_t n)
-{
-	static const struct {
-		const char *name;
-		enum agent_word word;
-	} words[] = {
-	    {"up", AGENT_UP},		{"down", AGENT_DOWN},	{"ready", AGENT_READY},
-	    {"drain", AGENT_DRAIN},	{"maint", AGENT_MAINT}, {"fail", AGENT_FAIL},
-	    {"stopped", AGENT_STOPPED},
-	};
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(words); i++)
-		if (strlen(words[i].name) == n && !strncasecmp(w, words[i].name, n))
-			return words[i].word;
-	return AGENT_NONE;
-}
-
-/* agent_result carries one state word: when an answer has several, the one that takes the most
- * traffic away wins (down/fail/stopped, then maint, drain, ready, up). */
-static int word_rank(enum agent_word w)
-{
-	switch (w) {
-	case AGENT_DOWN:
-	case AGENT_FAIL:
-	case AGENT_STOPPED:
-		return 5;
-	case AGENT_MAINT:
-		return 4;
-	case AGENT_DRAIN:
-		return 3;
-	case AGENT_READY:
-		return 2;
-	case AGENT_UP:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-void chk_agent_parse(const char *s, size_t len, struct agent_result *ar)
-{
-	const char *lf = memchr(s, '\n', len), *p, *end;
-	size_t n = lf ? (size_t)(lf - s) : len, i, o = 0;
-
-	memset(ar, 0, sizeof(*ar));
-	ar->ok = true;
-	ar->weight_pct = -1;
-	while (n && (s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	/* The answer itself goes to the logs, made printable. */
-	for (i = 0; i < n && o < sizeof(ar->reason) - 1; i++)
-		ar->reason[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '.';
-	ar->reason[o] = '\0';
-	if (!n)
-		snprintf(ar->reason, sizeof(ar->reason), "(empty answer)");
-	end = memchr(s, '#', n);
-	end = end ? end : s + n;
-	for (p = s; p < end;) {
-		const char *w;
-		size_t wl;
-
-		while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
-			p++;
-		for (w = p; p < end && *p != ' ' && *p != ',' && *p != '\t'; p++)
-			;
-		wl = (size_t)(p - w);
-		if (wl >= 2 && wl <= 7 && w[wl - 1] == '%') {
-			long v = 0;
-
-			for (i = 0; i < wl - 1 && is_digit(w[i]); i++)
-				v = v * 10 + (w[i] - '0');
-			if (i == wl - 1)
-				ar->weight_pct = (int)v;
-		} else if (wl) {
-			enum agent_word aw = agent_word(w, wl);
-
-			if (word_rank(aw) > word_rank(ar->word))
-				ar->word = aw;
-		}
-	}
-}
-
-/* ---- requests ---- */
-
-static bool has_hdr(const char *hdrs, const char *name)
-{
-	size_t n = strlen(name);
-	const char *p = hdrs;
-
-	while (p && *p) {
-		if (!strncasecmp(p, name, n) && p[n] == ':')
-			return true;
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return false;
-}
-
-/* The Host header: the server's address as written, without an ipv4@/ipv6@ prefix. */
-static const char *host_of(const struct server *s)
-{
-	const char *a = s->addr_str ? s->addr_str : "";
-
-	if (!strncmp(a, "ipv4@", 5) || !strncmp(a, "ipv6@", 5))
-		a += 5;
-	return a;
-}
-
-static char *build_check_req(const struct server *s, uint32_t *len)
-{
-	const struct chk_proxy_conf *k = &s->be->chk;
-	const char *h = k->hdrs ? k->hdrs : "", *body = k->body ? k->body : "";
-	char host[300] = "", cl[48] = "";
-	char *req;
-	int n;
-
-	/* Added unless configured: the request must reach the same virtual host as live traffic,
-	 * and the server must not keep the connection open after answering. */
-	if (!has_hdr(h, "host"))
-		snprintf(host, sizeof(host), "Host: %s\r\n", host_of(s));
-	if (*body && !has_hdr(h, "content-length"))
-		snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", strlen(body));
-	n = asprintf(&req, "%s %s %s\r\n%s%s%s%s%s\r\n%s", k->method ? k->method : "OPTIONS",
-		     k->uri ? k->uri : "/", k->version ? k->version : "HTTP/1.0", host, h,
-		     has_hdr(h, "user-agent") ? "" : "User-Agent: keel-check\r\n",
-		     has_hdr(h, "connection") ? "" : "Connection: close\r\n", cl, body);
-	if (n < 0)
-		return NULL;
-	*len = (uint32_t)n;
-	return req;
-}
-
-static char *build_probe_req(const struct server *s, uint32_t *len)
-{
-	const struct proxy *be = s->be;
-	const char *uri = (be->opts & PO_HTTPCHK) && be->chk.uri ? be->chk.uri : "/";
-	char *req;
-	int n;
-
-	n = asprintf(&req,
-		     "HEAD %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel-probe\r\n"
-		     "Connection: close\r\n\r\n",
-		     uri, host_of(s));
-	if (n < 0)
-		return NULL;
-	*len = (uint32_t)n;
-	return req;
+	BUG_ON(!(task_next[t->st] & (1u << to)));
+	t->st = to;
 }
 
 /* ---- addresses ---- */
@@ -763,7 +230,7 @@ static void replan(struct chk_task *t)
 	uint32_t delay = 0;
 
 	t->plan = health_check_plan(t->cs->srv, &delay);
-	t->st = TS_IDLE;
+	task_set_st(t, TS_IDLE);
 	timer_arm(&t->timer, now_us + (uint64_t)MAX(delay, 1) * 1000);
 }
 
@@ -779,7 +246,7 @@ static void check_done(struct chk_task *t, struct chk_result *r)
 static void agent_done(struct chk_task *t, struct agent_result *ar)
 {
 	task_close(t);
-	t->st = TS_IDLE;
+	task_set_st(t, TS_IDLE);
 	health_agent_result(t->cs->srv, ar);
 	timer_arm(&t->timer, now_us + (uint64_t)MAX(t->cs->srv->chk.agent_inter, 1) * 1000);
 }
@@ -844,7 +311,7 @@ static void task_connect(struct chk_task *t, int port)
 	}
 	t->conn_ms = MIN(be->to.connect, be->to.check);
 	t->conn_deadline = now_us + (uint64_t)t->conn_ms * 1000;
-	t->st = TS_CONNECT;
+	task_set_st(t, TS_CONNECT);
 	timer_arm(&t->timer, MIN(t->conn_deadline, t->deadline));
 }
 
@@ -907,7 +374,7 @@ static void task_connected(struct chk_task *t)
 		return;
 	}
 	t->outoff = 0;
-	t->st = t->outlen ? TS_SEND : TS_RECV;
+	task_set_st(t, t->outlen ? TS_SEND : TS_RECV);
 }
 
 static void on_connect_event(struct chk_task *t, uint32_t events)
@@ -1025,7 +492,7 @@ static void tcp_next(struct chk_task *t)
 			/* A new connection: opened from the timer, not from this callback. */
 			loop_close(&t->h);
 			t->len = 0;
-			t->st = TS_NEXT;
+			task_set_st(t, TS_NEXT);
 			timer_arm(&t->timer, now_us);
 			return;
 		case TCPCHK_SEND:
@@ -1035,16 +502,16 @@ static void tcp_next(struct chk_task *t)
 				t->outoff = 0;
 				t->len =
 				    0; /* a new exchange: earlier bytes answered earlier rules */
-				t->st = TS_SEND;
+				task_set_st(t, TS_SEND);
 			}
 			rc = task_send(t);
 			if (rc != OK)
 				return;
-			t->st = TS_RECV;
+			task_set_st(t, TS_RECV);
 			t->step++;
 			break;
 		case TCPCHK_EXPECT:
-			t->st = TS_RECV;
+			task_set_st(t, TS_RECV);
 			fin = task_recv(t, &err);
 			memset(&r, 0, sizeof(r));
 			rc = chk_tcp_expect(st, t->step + 1, t->buf, t->len, fin, &r);
@@ -1088,7 +555,7 @@ static void task_io_cb(struct fdh *h, uint32_t events)
 	if (t->st == TS_SEND) {
 		if (task_send(t) != OK)
 			return;
-		t->st = TS_RECV;
+		task_set_st(t, TS_RECV);
 	}
 	if (t->st != TS_RECV)
 		return;
@@ -1122,18 +589,10 @@ static void task_timeout(struct chk_task *t)
 		fail(t, CHK_C_L7TOUT, "timeout after %u ms sending the request", ms);
 	else if (t->plan == CHK_PLAN_CHECK && be->chk.kind == CHK_KIND_TCP &&
 		 t->step < be->chk.nsteps && be->chk.steps[t->step].type == TCPCHK_EXPECT) {
-		const struct tcpchk_step *st = &be->chk.steps[t->step];
 		struct chk_result r;
-		char pat[SHOW_MAX + 1];
 
-		/* Like HAProxy, a mismatch waits for more bytes until the end: say what came. */
-		if (t->len &&
-		    chk_tcp_expect(st, t->step + 1, t->buf, t->len, CHK_FIN_EOF, &r) == ERR)
-			fail(t, CHK_C_L7TOUT, "%s (timeout after %u ms)", r.reason, ms);
-		else
-			fail(t, CHK_C_L7TOUT, "step %d: timeout after %u ms waiting for '%s'",
-			     t->step + 1, ms,
-			     show(pat, sizeof(pat), st->exp.arg, strlen(st->exp.arg)));
+		chk_tcp_timeout(&be->chk.steps[t->step], t->step + 1, t->buf, t->len, ms, &r);
+		fail(t, CHK_C_L7TOUT, "%s", r.reason);
 	} else
 		fail(t, CHK_C_L7TOUT, "timeout after %u ms waiting for the response%s", ms,
 		     t->len ? " body" : "");
@@ -1209,8 +668,8 @@ static int cs_start(struct chk_srv *cs, struct server *srv, int i)
 {
 	uint64_t first = now_us + (uint64_t)(i * 37 % FIRST_SPREAD_MS) * 1000;
 
-	cs->req = build_check_req(srv, &cs->reqlen);
-	cs->probe = build_probe_req(srv, &cs->probelen);
+	cs->req = chk_http_req(srv, &cs->reqlen);
+	cs->probe = chk_probe_req(srv, &cs->probelen);
 	if (!cs->req || !cs->probe) {
 		free(cs->req);
 		free(cs->probe);

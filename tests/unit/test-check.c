@@ -1,6 +1,7 @@
-/* Unit tests for src/check/check.c: the HTTP answer evaluator (status line, interim responses,
- * framing, expects, truncation, garbage), the tcp-check expect rule and the agent's answer. The
- * runner itself (sockets, timers) is covered by tests/system/test_checks.py. */
+/* Unit tests for the check answer evaluators in src/check/: the HTTP answer evaluator
+ * (check-http.c: status line, interim responses, framing, expects, truncation, garbage), the
+ * tcp-check expect rule (check-tcp.c) and the agent's answer (check-agent.c). The runner itself
+ * (check.c: sockets, timers) is covered by tests/system/test_checks.py. */
 #include <string.h>
 
 #include <keel/cfg.h>
