@@ -9,7 +9,7 @@
 #include <keel/modules.h>
 #include <keel/worker.h>
 #include <keel/proxy.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/common.h>
 

@@ -18,7 +18,7 @@
 #include <keel/backend.h>
 #include <keel/buf.h>
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/global.h>

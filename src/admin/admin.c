@@ -9,7 +9,7 @@
 #include <keel/acl.h>
 #include <keel/admin.h>
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/common.h>
 #include <keel/global.h>

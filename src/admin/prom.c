@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/drain.h>
 #include <keel/global.h>

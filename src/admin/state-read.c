@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/log.h>
 #include <keel/proxy.h>

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/proxy.h>
 #include <keel/sbuf.h>

@@ -19,7 +19,7 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/http.h>
 #include <keel/log.h>

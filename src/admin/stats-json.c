@@ -4,7 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/drain.h>

@@ -10,7 +10,7 @@
 #include <keel/acl.h>
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/drain.h>

@@ -7,6 +7,7 @@
 
 #include <keel/admin.h>
 #include <keel/check.h>
+#include <keel/health.h>
 #include <keel/cookie.h>
 #include <keel/drain.h>
 #include <keel/global.h>

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include <keel/backend.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/cfg.h>
 #include <keel/clock.h>
 #include <keel/common.h>

@@ -10,7 +10,7 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/global.h>
 #include <keel/loop.h>
 #include <keel/proxy.h>

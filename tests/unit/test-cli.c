@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/common.h>
 #include <keel/proxy.h>

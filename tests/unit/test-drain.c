@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>

@@ -5,7 +5,7 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/loop.h>

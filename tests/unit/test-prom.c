@@ -2,7 +2,7 @@
  * string escaping of src/core/sbuf.c (the ";json" stats page). */
 #include <string.h>
 
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/prom.h>
 #include <keel/sbuf.h>

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include <keel/cfg.h>
-#include <keel/check.h>
+#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/server.h>
 #include <keel/state.h>

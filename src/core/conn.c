@@ -1,0 +1,34 @@
+/* Connections (include/keel/conn.h): set-up, the epoll events, closing. */
+#include <sys/epoll.h>
+
+#include <keel/common.h>
+#include <keel/conn.h>
+#include <keel/loop.h>
+
+int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void (*cb)(struct fdh *, uint32_t))
+{
+	c->h.cb = cb;
+	c->flags = 0;
+	c->xprt = x;
+	c->xprt_ctx = NULL;
+	return loop_add(&c->h, fd);
+}
+
+void conn_events(struct conn *c, uint32_t events)
+{
+	if (events & EPOLLIN)
+		c->flags |= CF_RD_READY;
+	if (events & EPOLLRDHUP)
+		c->flags |= CF_RD_READY | CF_RDHUP;
+	if (events & EPOLLOUT)
+		c->flags |= CF_WR_READY;
+	if (events & (EPOLLERR | EPOLLHUP))
+		c->flags |= CF_ERROR | CF_RD_READY;
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->xprt && c->xprt->close)
+		c->xprt->close(c);
+	loop_close(&c->h);
+}
