@@ -30,6 +30,7 @@
 #include <keel/pool.h>
 #include <keel/proxy.h>
 #include <keel/session.h>
+#include <keel/stream-t.h>
 #include <keel/timer.h>
 #include <keel/worker.h>
 
@@ -321,14 +322,15 @@ static void bench_hdr_find(uint64_t n, int arg)
 	sink_total += acc;
 }
 
-/* ---- full head analysis (src/proxy/http-ana.c) on a session that has no sockets ---- */
+/* ---- full head analysis (src/proxy/http-ana.c) on a stream that has no sockets ---- */
 
-static struct session ana_sess;
+static struct stream ana_sess;
+static struct session ana_cli; /* its client connection: the address */
 static struct txn ana_txn;
 
 static int ana_setup(void)
 {
-	struct session *s = &ana_sess;
+	struct stream *s = &ana_sess;
 
 	memset(s, 0, sizeof(*s));
 	memset(&ana_txn, 0, sizeof(ana_txn));
@@ -337,8 +339,9 @@ static int ana_setup(void)
 	if (!s->fe || !s->be)
 		return ERR;
 	s->txn = &ana_txn;
-	s->addr.in.sin_family = AF_INET;
-	s->addr.in.sin_addr.s_addr = htonl(0xc0000207); /* 192.0.2.7 */
+	s->sess = &ana_cli;
+	ana_cli.addr.in.sin_family = AF_INET;
+	ana_cli.addr.in.sin_addr.s_addr = htonl(0xc0000207); /* 192.0.2.7 */
 	if (!buf_get(&s->req.b) || !buf_get(&s->rsp.b))
 		return ERR;
 	return OK;
@@ -406,7 +409,8 @@ static void bench_ana_response(uint64_t n, int arg)
 
 /* ---- balancers ---- */
 
-static struct session lb_sess;
+static struct stream lb_sess;
+static struct session lb_cli;
 static struct txn lb_txn;
 static struct be_tctx *lb_bt;
 
@@ -428,6 +432,7 @@ static int lb_setup(int arg)
 	memset(&lb_txn, 0, sizeof(lb_txn));
 	lb_sess.be = lb_sess.fe = be;
 	lb_sess.txn = &lb_txn;
+	lb_sess.sess = &lb_cli;
 	lb_bt = &thr.be[be->id];
 	/* Servers carry some load, different on each, so that leastconn and random compare. */
 	for (i = 0; i < be->nsrv; i++)

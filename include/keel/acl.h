@@ -7,14 +7,14 @@
 #include <keel/acl-t.h>
 #include <keel/cfg.h>
 
-struct session;
+struct stream;
 
 /* Parses an acl line (argv[0] == "acl") into px->acls. Returns OK or ERR (reported). */
 int acl_parse(struct cfg_ctx *c, struct proxy *px, int argc, char **argv);
 /* Parses a condition starting at argv[0] ("if" or "unless"). Returns NULL (reported) on error. */
 struct acl_cond *acl_cond_parse(struct cfg_ctx *c, struct proxy *px, int argc, char **argv);
 /* Evaluates a condition; a NULL condition is true. */
-bool acl_cond_eval(const struct acl_cond *cond, struct session *s);
+bool acl_cond_eval(const struct acl_cond *cond, struct stream *s);
 /* Frees the calling thread's regex match data (at worker exit). */
 void acl_thread_cleanup(void);
 /* Matches one sample against an ACL's patterns (exposed for unit tests). */

@@ -45,12 +45,11 @@ struct proxy_thread {
 	struct list listeners;   /* struct listener */
 	struct list sessions;    /* struct session */
 	uint32_t nsess;
-	struct pool sess_pool, txn_pool, sconn_pool;
+	struct pool txn_pool, sconn_pool; /* (the muxes keep their connections' pools) */
 	struct http_hdr *hdrs;   /* tune.http.maxhdr header slots for head analysis */
 	struct http_hdr *hdrs2;
 	uint64_t rnd;            /* xorshift state for random balancing */
 	struct timer resume;     /* retries paused listeners (maxconn, EMFILE) */
 };
-
 
 #endif

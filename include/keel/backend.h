@@ -5,7 +5,7 @@
 #include <stdbool.h>
 
 #include <keel/backend-t.h>
-#include <keel/session-t.h>
+#include <keel/stream-t.h>
 
 /* Whether a server may receive new traffic (admin ready, operationally up, weight > 0). */
 bool srv_usable(const struct server *s);
@@ -18,18 +18,18 @@ bool srv_take_slot(struct server *srv);
 void srv_put_slot(struct server *srv);
 
 /* Assigns a server and a slot to s: OK (s->srv set), AGAIN (queued) or ERR (no server). */
-int backend_assign(struct session *s);
+int backend_assign(struct stream *s);
 /* Same, for a given server (retry without redispatch). */
-int backend_assign_pinned(struct session *s, struct server *srv);
+int backend_assign_pinned(struct stream *s, struct server *srv);
 /* Removes s from its queue, if queued. */
-void backend_dequeue(struct session *s);
+void backend_dequeue(struct stream *s);
 /* Serves this thread's queues (after a wake-up or an enqueue). */
 void backend_process_queues(void);
 
 /* Connects s to s->srv, reusing an idle connection when possible. OK, or ERR (s->txn->err_why). */
-int backend_connect(struct session *s);
+int backend_connect(struct stream *s);
 /* Detaches the server connection from s: back to the idle pool when reusable, else closed. */
-void backend_release_conn(struct session *s, bool reusable);
+void backend_release_conn(struct stream *s, bool reusable);
 /* Closes every idle server connection of this thread (soft stop). */
 void backend_close_idle(void);
 /* Closes this thread's idle connections to deleted servers and to replaced addresses. */

@@ -63,6 +63,7 @@ struct cfg_kw {
 };
 
 #define CFG_UNIMPL(name, sects, why) {name, sects, NULL, KW_UNIMPL, why}
+#define CFG_KW_END {NULL, 0, NULL, 0, NULL}
 
 /* A section a module opens ("frontend NAME"): open() sets c->sect and c->cur from the section
  * line, reporting errors through c. */

@@ -13,8 +13,10 @@
 
 /* ---- configuration (check-kw.c) ---- */
 
-/* Registers the keywords, server options, defaults and backend checks of active checks. */
-void check_register(void);
+/* Active checks' keywords, and their part in the proxy sections: server options, defaults,
+ * backend checks (registered at start, src/process/modules.c). */
+extern const struct cfg_module check_module;
+extern const struct proxy_hooks check_hooks;
 /* "option httpchk ...", "option tcp-check": argv[i] is the first word after the option name
  * (the proxy module's "option" keyword calls them). */
 int kw_opt_httpchk(struct cfg_ctx *c, int argc, char **argv, int i);

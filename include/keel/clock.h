@@ -17,6 +17,12 @@ static inline uint64_t now_ms(void)
 	return now_us / 1000;
 }
 
+/* A duration in ms (how timeouts are configured) in us (how deadlines are kept). */
+static inline uint64_t ms_to_us(uint32_t ms)
+{
+	return (uint64_t)ms * 1000u;
+}
+
 /* Converts a monotonic instant of this thread to wall-clock microseconds. */
 static inline uint64_t clock_to_wall(uint64_t mono_us)
 {

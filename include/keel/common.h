@@ -33,6 +33,20 @@
 
 _Noreturn void keel_bug(const char *file, int line, const char *cond);
 
+/* Appends item to the array tab, whose first n entries are in use, unless it is there already:
+ * the registries that modules fill at start (keywords, hooks, services). A full one is a bug,
+ * their sizes are constants of the code, not of the configuration. */
+#define REGISTER(tab, n, item)                                                                     \
+	do {                                                                                       \
+		int reg_i_ = 0;                                                                    \
+		while (reg_i_ < (n) && (tab)[reg_i_] != (item))                                    \
+			reg_i_++;                                                                  \
+		if (reg_i_ == (n)) {                                                               \
+			BUG_ON((n) == (int)ARRAY_SIZE(tab));                                       \
+			(tab)[(n)++] = (item);                                                     \
+		}                                                                                  \
+	} while (0)
+
 /* Allocation failures at config time are fatal; at run time callers use plain malloc and handle NULL. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t sz);

@@ -16,6 +16,9 @@ extern const struct xprt_ops xprt_raw;
 int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void (*cb)(struct fdh *, uint32_t));
 /* Folds epoll events into c's flags (the owner's event handler calls it first). */
 void conn_events(struct conn *c, uint32_t events);
+/* The outcome of a non-blocking connect() once the socket turned writable or failed: 0 when
+ * connected, else the errno value (ECONNREFUSED...). */
+int conn_connect_error(struct conn *c);
 /* Frees the transport's state and closes the socket; pending events for it are then ignored. */
 void conn_close(struct conn *c);
 

@@ -20,8 +20,8 @@ enum ck_verdict {
 		     * it moves as from maintenance */
 };
 
-/* Registers the "cookie" keyword with the configuration loader. */
-void cookie_register(void);
+/* The "cookie" keyword (registered at start, src/process/modules.c). */
+extern const struct cfg_module cookie_module;
 /* "cookie NAME [insert|rewrite|prefix] [options]" in defaults, backend or listen. */
 int cookie_kw(struct cfg_ctx *c, int argc, char **argv);
 

@@ -16,8 +16,9 @@
 
 struct server;
 
-/* Registers the drain server options with the proxy sections. */
-void drain_register(void);
+/* The drain server options, in the proxy sections (registered at start,
+ * src/process/modules.c). */
+extern const struct proxy_hooks drain_hooks;
 /* "drain-idle T" and "drain-deadline T|off" on a server or default-server line: 1 when argv[*i]
  * was one (*i then points at its value), 0 when the word is not theirs, ERR on an error reported
  * through c. */

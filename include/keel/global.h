@@ -2,11 +2,12 @@
 #ifndef KEEL_GLOBAL_H
 #define KEEL_GLOBAL_H
 
+#include <keel/cfg.h>
 #include <keel/global-t.h>
 
 extern struct global global;
 
-/* Registers the global section's keywords with the configuration loader. */
-void global_register(void);
+/* The global section's keywords (registered at start, src/process/modules.c). */
+extern const struct cfg_module global_module;
 
 #endif

@@ -12,9 +12,10 @@
 #include <keel/drain-t.h>
 #include <keel/proxy-t.h>
 
-/* Registers the keywords, server options, defaults and backend checks of passive health,
- * per-try timeouts and the retry budget (health-kw.c). */
-void health_register(void);
+/* The keywords of passive health, per-try timeouts and the retry budget, and their part in the
+ * proxy sections (health-kw.c; registered at start, src/process/modules.c). */
+extern const struct cfg_module health_module;
+extern const struct proxy_hooks health_hooks;
 
 /* Period of the health tick (latency windows, slowstart, ejection expiry, budget windows). */
 #define HEALTH_TICK_MS 500

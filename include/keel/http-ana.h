@@ -6,16 +6,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <keel/session-t.h>
+#include <keel/stream-t.h>
 
 /* Analyses a complete request head of hlen bytes at the start of s->req: validation, services
  * (stats, metrics), http-request rules, backend choice, header rewrite in place. Returns OK when
  * the request goes to a server, ERR when a reply was set instead. */
-int http_ana_request(struct session *s, uint32_t hlen);
+int http_ana_request(struct stream *s, uint32_t hlen);
 /* Same for a response head. *interim is set for 1xx heads (forwarded as they are). Returns OK or
  * ERR (502 set). */
-int http_ana_response(struct session *s, uint32_t hlen, bool *interim);
+int http_ana_response(struct stream *s, uint32_t hlen, bool *interim);
 /* Answers 401 with a Basic challenge for realm, and closes after it. */
-void http_reply_auth(struct session *s, const char *realm);
+void http_reply_auth(struct stream *s, const char *realm);
 
 #endif

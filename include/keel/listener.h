@@ -3,6 +3,7 @@
 #ifndef KEEL_LISTENER_H
 #define KEEL_LISTENER_H
 
+#include <keel/listener-t.h>
 #include <keel/proxy-t.h>
 
 /* Binds every frontend's addresses, nbthread sockets each. inherited (may be NULL): in a process

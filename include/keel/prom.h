@@ -8,11 +8,11 @@
 #include <keel/proxy-t.h>
 #include <keel/sbuf.h>
 
-struct session;
+struct stream;
 
 /* Answers s with the Prometheus metrics page (text format 0.0.4); for "stats prometheus-uri"
  * and "http-request use-service prometheus-exporter". */
-void prom_serve(struct session *s);
+void prom_serve(struct stream *s);
 /* The whole metrics page; fe (may be NULL): the frontend serving it, whose "stats
  * hide-version" empties the version label. */
 void prom_render(struct sbuf *b, const struct proxy *fe);

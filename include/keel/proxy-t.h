@@ -23,6 +23,8 @@
 
 struct chash;
 struct http_service;
+struct mux_ops;
+struct xprt_ops;
 
 /* Durations in milliseconds; 0 means "unset" until defaults are applied at validation time. */
 struct timeouts {
@@ -109,6 +111,7 @@ struct server {
 	int maxqueue;            /* 0: unlimited */
 	bool backup;
 	bool disabled;           /* starts in maintenance */
+	const struct xprt_ops *xprt; /* transport to the server: raw TCP (TLS later) */
 	struct chk_srv_conf chk; /* checks, agent, passive detection */
 	char *cookie;
 	uint32_t pool_purge_ms;  /* idle server connections are closed after this */
@@ -170,6 +173,8 @@ struct bind_conf {
 	char *name;
 	const char *file;
 	int line;
+	const struct xprt_ops *xprt; /* the clients' transport: raw TCP (TLS later) */
+	const struct mux_ops *mux;   /* what their bytes carry: HTTP/1 (HTTP/2 later) */
 	int fds[KEEL_MAX_THREADS]; /* one SO_REUSEPORT socket per worker thread */
 };
 

@@ -31,8 +31,8 @@ struct proxy_hooks {
 
 /* Registers h (at start, before the first configuration load). */
 void proxy_register_hooks(const struct proxy_hooks *h);
-/* Registers the proxy sections and their keywords with the configuration loader. */
-void proxy_register(void);
+/* The proxy sections and their keywords (registered at start, src/process/modules.c). */
+extern const struct cfg_module proxy_module;
 
 /* The proxy named name with one of the capabilities in cap (enum proxy_cap), or NULL. */
 struct proxy *proxy_by_name(const char *name, unsigned cap);

@@ -9,7 +9,7 @@
 #include <keel/http-t.h>
 #include <keel/proxy-t.h>
 
-struct session;
+struct stream;
 
 struct http_service {
 	/* The name "http-request use-service NAME" gives, or NULL when no rule may name it. */
@@ -17,8 +17,8 @@ struct http_service {
 	/* Whether a request to frontend fe is for this service by its URI (asked before any rule,
 	 * in registration order), or NULL when only a rule leads to it. */
 	bool (*claims)(const struct proxy *fe, const struct http_head *h);
-	/* Answers the request (session_reply_heap(), session_error()...). h: its parsed head. */
-	void (*serve)(struct session *s, const struct http_head *h);
+	/* Answers the request (stream_reply_heap(), stream_error()...). h: its parsed head. */
+	void (*serve)(struct stream *s, const struct http_head *h);
 };
 
 /* Registers svc (at start, before the configuration is loaded: rules look services up). */

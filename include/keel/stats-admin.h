@@ -13,7 +13,7 @@
 
 #include <keel/http-t.h>
 
-struct session;
+struct stream;
 struct proxy;
 
 #define STATS_TOKEN_LEN 32       /* hex characters */
@@ -28,7 +28,7 @@ void stats_admin_token(const struct proxy *fe, const char *user, char out[STATS_
  * health_set_admin() and answers 303 to the stats page. Answers 403 (no admin, bad token or
  * origin), 400 (bad form, unknown server), 413 (body too large). user: the authenticated user or
  * "". */
-void stats_admin_post(struct session *s, const struct http_head *h, bool admin, const char *user);
+void stats_admin_post(struct stream *s, const struct http_head *h, bool admin, const char *user);
 
 /* Parses "a=1&b=x%20y" and copies the decoded value of name into out (cap bytes with the NUL).
  * Returns true when found and it fits. Exposed for unit tests. */

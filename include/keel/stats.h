@@ -12,7 +12,7 @@
 #include <keel/proxy-t.h>
 #include <keel/sbuf.h>
 
-struct session;
+struct stream;
 
 /* The per-thread counters of a proxy or server, summed (relaxed reads: each cell is a
  * snapshot, the sum is not atomic as a whole, which is fine for monotonic counters). */
@@ -32,16 +32,16 @@ const char *stats_state_word(const char *state);
 
 /* Answers s with a 200 carrying body (no body for HEAD), or a 500 when rendering ran out of
  * memory; takes body's storage. */
-void stats_reply(struct session *s, struct sbuf *body, const char *ctype);
+void stats_reply(struct stream *s, struct sbuf *body, const char *ctype);
 
 /* The ";json" stats page: one JSON document (see docs/metrics.md). fe: the frontend serving it
  * (for "stats hide-version"). */
 void stats_json_render(struct sbuf *b, const struct proxy *fe);
 
 /* The HTML stats page (admin/stats.c): answers a request to the stats URI. */
-void stats_serve(struct session *s, const struct http_head *h);
+void stats_serve(struct stream *s, const struct http_head *h);
 /* The ";json" variant of the stats page (admin/stats-json.c). */
-void stats_json_serve(struct session *s);
+void stats_json_serve(struct stream *s);
 /* The stats CSV (the ";csv" page) as a malloc'd string of *len bytes, NULL when out of memory
  * (the admin socket's "show stat"). */
 char *stats_csv(size_t *len);

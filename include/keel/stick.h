@@ -11,10 +11,12 @@
 #include <keel/stick-t.h>
 
 struct sbuf;
-struct session;
+struct stream;
 
-/* Registers the "stick-table" and "stick" keywords and the backend check. */
-void stick_register(void);
+/* The "stick-table" and "stick" keywords and the backend check (registered at start,
+ * src/process/modules.c). */
+extern const struct cfg_module stick_module;
+extern const struct proxy_hooks stick_hooks;
 /* "stick-table type ip|integer|string [len N] size N [expire T] ..." in a backend or listen. */
 int stick_table_kw(struct cfg_ctx *c, int argc, char **argv);
 /* "stick on|match|store-request|store-response SAMPLE [table NAME] [if|unless COND]". */
@@ -77,9 +79,9 @@ struct stktable *stick_table_by_name(const char *name);
  * s->txn->req_head). A hit on a usable server sets TX_STK_PINNED | TX_CK_PINNED and
  * s->txn->stk.srv; a hit on an unusable one leaves stk.srv set without the flags (the user moves).
  */
-void stick_request(struct session *s);
+void stick_request(struct stream *s);
 /* Response side (the head is in s->txn->rsp_head): reports a moved user, applies the pending
  * request stores and the store-response rules with the server that answered. tid: the worker. */
-void stick_response(struct session *s, int tid);
+void stick_response(struct stream *s, int tid);
 
 #endif

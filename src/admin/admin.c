@@ -233,7 +233,7 @@ static const struct cfg_kw admin_kw[] = {
 	{"stats", CFG_S_GLOBAL, kw_global_stats, 0, NULL},
 	{"state-file", CFG_S_GLOBAL, kw_state_file, 0, NULL},
 	{"stats", CFG_S_PROXY, kw_proxy_stats, 0, NULL},
-	{NULL, 0, NULL, 0, NULL},
+	CFG_KW_END,
 };
 
 static const struct cfg_module admin_module = {
@@ -244,7 +244,7 @@ static const struct cfg_module admin_module = {
 
 /* ---- pages ---- */
 
-static void reply_auth(struct session *s, const struct proxy *fe)
+static void reply_auth(struct stream *s, const struct proxy *fe)
 {
 	http_reply_auth(s, fe->stats.realm ? fe->stats.realm : "HAProxy Statistics");
 }
@@ -256,7 +256,7 @@ static bool metrics_claims(const struct proxy *fe, const struct http_head *h)
 	       !memcmp(http_ptr(h, h->path), fe->stats.prom_uri, h->path.len);
 }
 
-static void metrics_serve(struct session *s, const struct http_head *h)
+static void metrics_serve(struct stream *s, const struct http_head *h)
 {
 	if (!stats_check_auth(s->fe, h))
 		reply_auth(s, s->fe);
@@ -270,7 +270,7 @@ static bool stats_claims(const struct proxy *fe, const struct http_head *h)
 	       !memcmp(http_ptr(h, h->uri), fe->stats.uri, strlen(fe->stats.uri));
 }
 
-static void stats_page_serve(struct session *s, const struct http_head *h)
+static void stats_page_serve(struct stream *s, const struct http_head *h)
 {
 	if (!stats_check_auth(s->fe, h))
 		reply_auth(s, s->fe);
@@ -279,7 +279,7 @@ static void stats_page_serve(struct session *s, const struct http_head *h)
 }
 
 /* "http-request use-service prometheus-exporter": the rule decides who gets it. */
-static void exporter_serve(struct session *s, const struct http_head *h)
+static void exporter_serve(struct stream *s, const struct http_head *h)
 {
 	prom_serve(s);
 }

@@ -19,6 +19,7 @@
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
+#include <keel/stream-t.h>
 #include <keel/stats.h>
 #include <keel/worker.h>
 
@@ -483,7 +484,7 @@ void prom_render(struct sbuf *b, const struct proxy *fe)
 	free(ps);
 }
 
-void prom_serve(struct session *s)
+void prom_serve(struct stream *s)
 {
 	struct sbuf body = {0};
 

@@ -27,6 +27,7 @@
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stats-admin.h>
+#include <keel/stream.h>
 
 /* ---- the token ---- */
 
@@ -249,7 +250,7 @@ static bool origin_ok(const struct http_head *h)
 					    hlen);
 }
 
-void stats_admin_post(struct session *s, const struct http_head *h, bool admin, const char *user)
+void stats_admin_post(struct stream *s, const struct http_head *h, bool admin, const char *user)
 {
 	const struct buf *rb = &s->req.b;
 	const char *body = h->base + h->len;
@@ -260,37 +261,37 @@ void stats_admin_post(struct session *s, const struct http_head *h, bool admin, 
 	struct server *srv;
 
 	if (!admin) {
-		session_error(s, 403, "stats page: POST without 'stats admin'", "PR");
+		stream_error(s, 403, "stats page: POST without 'stats admin'", "PR");
 		return;
 	}
 	if (h->flags & HM_CHUNKED) {
-		session_error(s, 400, "stats page: chunked form body", "PR");
+		stream_error(s, 400, "stats page: chunked form body", "PR");
 		return;
 	}
 	cl = (h->flags & HM_HAS_CL) ? (size_t)h->content_length : 0;
 	if (cl > STATS_ADMIN_BODY_MAX) {
-		session_error(s, 413, "stats page: form body too large", "PR");
+		stream_error(s, 413, "stats page: form body too large", "PR");
 		return;
 	}
 	avail = (size_t)(rb->data + rb->tail - body);
 	if (!cl || avail < cl) {
-		session_error(s, 400, "stats page: the form did not arrive with the request head", "PR");
+		stream_error(s, 400, "stats page: the form did not arrive with the request head", "PR");
 		return;
 	}
 	if (!origin_ok(h)) {
-		session_error(s, 403, "stats page: Origin/Referer does not match Host", "PR");
+		stream_error(s, 403, "stats page: Origin/Referer does not match Host", "PR");
 		return;
 	}
 	stats_admin_token(s->fe, user, want);
 	if (!stats_form_get(body, cl, "token", tok, sizeof(tok)) ||
 	    !ct_eq(tok, strlen(tok), want, STATS_TOKEN_LEN)) {
-		session_error(s, 403, "stats page: missing or invalid token", "PR");
+		stream_error(s, 403, "stats page: missing or invalid token", "PR");
 		return;
 	}
 	if (!stats_form_get(body, cl, "action", action, sizeof(action)) ||
 	    !stats_form_get(body, cl, "b", bname, sizeof(bname)) ||
 	    !stats_form_get(body, cl, "s", sname, sizeof(sname))) {
-		session_error(s, 400, "stats page: the form needs action, b and s", "PR");
+		stream_error(s, 400, "stats page: the form needs action, b and s", "PR");
 		return;
 	}
 	if (!strcmp(action, "ready"))
@@ -300,12 +301,12 @@ void stats_admin_post(struct session *s, const struct http_head *h, bool admin, 
 	else if (!strcmp(action, "maint"))
 		st = SRV_ADMIN_MAINT;
 	else {
-		session_error(s, 400, "stats page: unknown action", "PR");
+		stream_error(s, 400, "stats page: unknown action", "PR");
 		return;
 	}
 	srv = find_server(bname, sname);
 	if (!srv) {
-		session_error(s, 400, "stats page: unknown backend or server", "PR");
+		stream_error(s, 400, "stats page: unknown backend or server", "PR");
 		return;
 	}
 	if (user && *user)
@@ -316,5 +317,5 @@ void stats_admin_post(struct session *s, const struct http_head *h, bool admin, 
 	r = strfmt("HTTP/1.1 303 See Other\r\nlocation: %s\r\ncontent-length: 0\r\n"
 		   "cache-control: no-cache\r\nconnection: close\r\n\r\n",
 		   s->fe->stats.uri);
-	session_reply_heap(s, r, (uint32_t)strlen(r), 303, true);
+	stream_reply_heap(s, r, (uint32_t)strlen(r), 303, true);
 }

@@ -6,6 +6,7 @@
 #include <keel/common.h>
 #include <keel/session.h>
 #include <keel/stats.h>
+#include <keel/stream.h>
 #include <keel/worker.h>
 
 
@@ -66,7 +67,7 @@ const char *stats_state_word(const char *state)
 	return "up";
 }
 
-void stats_reply(struct session *s, struct sbuf *body, const char *ctype)
+void stats_reply(struct stream *s, struct sbuf *body, const char *ctype)
 {
 	struct sbuf out = {0};
 	bool oom = body->oom;
@@ -82,8 +83,8 @@ void stats_reply(struct session *s, struct sbuf *body, const char *ctype)
 	*body = (struct sbuf){0};
 	if (oom || out.oom || !out.p) {
 		free(out.p);
-		session_error(s, 500, "out of memory rendering a statistics page", "PR");
+		stream_error(s, 500, "out of memory rendering a statistics page", "PR");
 		return;
 	}
-	session_reply_heap(s, out.p, (uint32_t)out.len, 200, false);
+	stream_reply_heap(s, out.p, (uint32_t)out.len, 200, false);
 }

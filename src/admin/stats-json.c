@@ -12,6 +12,7 @@
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
+#include <keel/stream-t.h>
 #include <keel/stats.h>
 #include <keel/worker.h>
 
@@ -149,7 +150,7 @@ void stats_json_render(struct sbuf *b, const struct proxy *fe)
 	sbuf_printf(b, "]}\n");
 }
 
-void stats_json_serve(struct session *s)
+void stats_json_serve(struct stream *s)
 {
 	struct sbuf body = {0};
 

@@ -22,6 +22,7 @@
 #include <keel/stick.h>
 #include <keel/sbuf.h>
 #include <keel/session.h>
+#include <keel/stream-t.h>
 #include <keel/stats.h>
 #include <keel/stats-admin.h>
 #include <keel/worker.h>
@@ -683,12 +684,12 @@ static void render_html(struct sbuf *b, struct page *pg)
 static void auth_user(const struct proxy *p, const struct http_head *h, char *user, size_t cap);
 
 /* Whether "stats admin if COND" is set and COND holds for this request. */
-static bool admin_allowed(struct session *s)
+static bool admin_allowed(struct stream *s)
 {
 	return s->fe->stats.admin_set && acl_cond_eval(s->fe->stats.admin, s);
 }
 
-void stats_serve(struct session *s, const struct http_head *h)
+void stats_serve(struct stream *s, const struct http_head *h)
 {
 	struct sbuf body = {0};
 	const char *u = http_ptr(h, h->uri);

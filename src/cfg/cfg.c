@@ -646,13 +646,7 @@ static int nmodules;
 
 void cfg_register(const struct cfg_module *m)
 {
-	int i;
-
-	for (i = 0; i < nmodules; i++)
-		if (modules[i] == m)
-			return;
-	BUG_ON(nmodules == CFG_MAX_MODULES);
-	modules[nmodules++] = m;
+	REGISTER(modules, nmodules, m);
 }
 
 /* Sections that HAProxy knows and keel does not implement: accepted, with a warning, and skipped.

@@ -283,7 +283,7 @@ static const struct cfg_kw global_kw[] = {
 	{"strict-limits", CFG_S_GLOBAL, NULL, KW_UNIMPL,
 	 "keel only warns when the file descriptor limit is too low for maxconn"},
 	{"h1-case-adjust", CFG_S_GLOBAL, NULL, KW_UNIMPL, NULL},
-	{NULL, 0, NULL, 0, NULL},
+	CFG_KW_END,
 };
 
 static int count_cpus(void)
@@ -309,7 +309,7 @@ static void global_reset(void)
 	memset(&global, 0, sizeof(global));
 }
 
-static const struct cfg_module global_module = {
+const struct cfg_module global_module = {
 	.name = "global",
 	.keywords = global_kw,
 	.begin = global_begin,
@@ -317,7 +317,3 @@ static const struct cfg_module global_module = {
 	.reset = global_reset,
 };
 
-void global_register(void)
-{
-	cfg_register(&global_module);
-}

@@ -756,23 +756,18 @@ static int chk_validate(struct cfg_ctx *c, struct proxy *p)
 static const struct cfg_kw check_kw[] = {
 	{"http-check", CFG_S_BE, kw_http_check, 0, NULL},
 	{"tcp-check", CFG_S_BE, kw_tcp_check, 0, NULL},
-	{NULL, 0, NULL, 0, NULL},
+	CFG_KW_END,
 };
 
-static const struct cfg_module check_module = {
+const struct cfg_module check_module = {
 	.name = "check",
 	.keywords = check_kw,
 };
 
-static const struct proxy_hooks check_hooks = {
+const struct proxy_hooks check_hooks = {
 	.init_defaults = kw_check_defaults,
 	.server_param = kw_check_server_param,
 	.check_backend = chk_validate,
 	.check_server = chk_validate_server,
 };
 
-void check_register(void)
-{
-	cfg_register(&check_module);
-	proxy_register_hooks(&check_hooks);
-}

@@ -256,22 +256,17 @@ static const struct cfg_kw health_kw[] = {
 	{"all-servers-down", CFG_S_BE, kw_all_servers_down, 0, NULL},
 	{"max-eject-percent", CFG_S_BE, kw_max_eject_percent, 0, NULL},
 	{"slow-server", CFG_S_BE, kw_slow_server, 0, NULL},
-	{NULL, 0, NULL, 0, NULL},
+	CFG_KW_END,
 };
 
-static const struct cfg_module health_module = {
+const struct cfg_module health_module = {
 	.name = "health",
 	.keywords = health_kw,
 };
 
-static const struct proxy_hooks health_hooks = {
+const struct proxy_hooks health_hooks = {
 	.init_defaults = kw_health_defaults,
 	.server_param = kw_health_server_param,
 	.check_backend = health_validate,
 };
 
-void health_register(void)
-{
-	cfg_register(&health_module);
-	proxy_register_hooks(&health_hooks);
-}

@@ -826,8 +826,7 @@ static int ntick_fns;
 
 void health_on_tick(void (*fn)(void))
 {
-	BUG_ON(ntick_fns == MAX_TICK_FNS);
-	tick_fns[ntick_fns++] = fn;
+	REGISTER(tick_fns, ntick_fns, fn);
 }
 
 void health_tick(void)

@@ -1,5 +1,7 @@
 /* Connections (include/keel/conn.h): set-up, the epoll events, closing. */
+#include <errno.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <keel/common.h>
 #include <keel/conn.h>
@@ -24,6 +26,16 @@ void conn_events(struct conn *c, uint32_t events)
 		c->flags |= CF_WR_READY;
 	if (events & (EPOLLERR | EPOLLHUP))
 		c->flags |= CF_ERROR | CF_RD_READY;
+}
+
+int conn_connect_error(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->h.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		return errno;
+	return err;
 }
 
 void conn_close(struct conn *c)

@@ -1,16 +1,16 @@
 /* The list of modules, lowest layer first: the only place that knows them all. A module brings
  * its configuration keywords and sections (cfg_register()), its part in the proxy sections
  * (proxy_register_hooks()) and, for the admin layer, the services and events it subscribes to.
- * Order matters where hooks run in sequence: the global section's defaults first, the checks of
- * a backend in the order check, health, stick tables. */
+ * Order matters where hooks run in sequence: the global section's defaults first; a backend's
+ * checks and a server's options in the order check, health, stick tables, drain. */
 #include <stdbool.h>
 
 #include <keel/admin.h>
 #include <keel/check.h>
-#include <keel/health.h>
 #include <keel/cookie.h>
 #include <keel/drain.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/modules.h>
 #include <keel/proxy.h>
 #include <keel/stick.h>
@@ -22,12 +22,15 @@ void keel_modules_register(void)
 	if (done)
 		return;
 	done = true;
-	global_register(); /* ground: the global section */
-	proxy_register();  /* runtime: proxy sections, binds, servers, rules, balancing */
-	check_register();  /* active checks and the agent */
-	health_register(); /* passive health, per-try timeouts, retry budget */
-	cookie_register(); /* cookie persistence */
-	stick_register();  /* stick tables */
-	drain_register();  /* drain limits of sticky users */
-	admin_register();  /* admin socket, state file, stats and metrics pages, history */
+	cfg_register(&global_module); /* ground: the global section */
+	cfg_register(&proxy_module);  /* runtime: proxy sections, binds, servers, rules, balancing */
+	cfg_register(&check_module);  /* active checks and the agent */
+	proxy_register_hooks(&check_hooks);
+	cfg_register(&health_module); /* passive health, per-try timeouts, retry budget */
+	proxy_register_hooks(&health_hooks);
+	cfg_register(&cookie_module); /* cookie persistence */
+	cfg_register(&stick_module);  /* stick tables */
+	proxy_register_hooks(&stick_hooks);
+	proxy_register_hooks(&drain_hooks); /* drain limits of sticky users */
+	admin_register(); /* admin socket, state file, stats and metrics pages, history */
 }

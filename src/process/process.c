@@ -48,7 +48,7 @@ static void on_wake(struct loop *l, unsigned flags)
 		this_worker->stopping = true;
 		listeners_stop();
 		backend_close_idle();
-		session_kill_all();
+		session_stop_all(true);
 		return;
 	}
 	if ((flags & LOOP_WAKE_STOP) && !this_worker->stopping) {
@@ -56,7 +56,7 @@ static void on_wake(struct loop *l, unsigned flags)
 		listeners_stop();
 		atomic_fetch_add(&stopped_accepting, 1);
 		backend_close_idle();
-		session_soft_stop();
+		session_stop_all(false);
 	}
 	if (flags & LOOP_WAKE_QUEUE)
 		backend_process_queues();

@@ -15,7 +15,7 @@
 #include <keel/common.h>
 #include <keel/http.h>
 #include <keel/sample.h>
-#include <keel/session-t.h>
+#include <keel/stream-t.h>
 
 int acl_parse_net(const char *s, int *family, uint8_t addr[16], uint8_t *prefix)
 {
@@ -685,7 +685,7 @@ static bool eval_hdr_acl(const struct acl *acl, const struct http_head *h)
 	return false;
 }
 
-static bool eval_acl(const struct acl *acl, struct session *s)
+static bool eval_acl(const struct acl *acl, struct stream *s)
 {
 	const struct acl *a;
 	struct sample smp;
@@ -707,7 +707,7 @@ static bool eval_acl(const struct acl *acl, struct session *s)
 	return false;
 }
 
-bool acl_cond_eval(const struct acl_cond *cond, struct session *s)
+bool acl_cond_eval(const struct acl_cond *cond, struct stream *s)
 {
 	int g, t;
 	bool res = false;

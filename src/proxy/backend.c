@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <keel/backend.h>
+#include <keel/listener-t.h>
 #include <keel/cfg.h>
+#include <keel/conn.h>
 #include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
@@ -21,9 +23,11 @@
 #include <keel/lb.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/mux.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
+#include <keel/stream.h>
 #include <keel/timer.h>
 #include <keel/worker.h>
 
@@ -81,12 +85,12 @@ static struct be_tctx *bt_of(const struct proxy *be)
 	return &proxy_thread->be[be->id];
 }
 
-static void enqueue(struct session *s, struct server *srv)
+static void enqueue(struct stream *s, struct server *srv)
 {
 	struct be_tctx *bt = bt_of(s->be);
 
 	s->q_srv = srv;
-	sess_set_ss(s, SS_QUEUED);
+	stream_set_ss(s, SS_QUEUED);
 	list_add_tail(&bt->queue, &s->qlist);
 	bt->nqueued++;
 	atomic_fetch_add(&s->be->nbpend, 1);
@@ -95,7 +99,7 @@ static void enqueue(struct session *s, struct server *srv)
 	CTR_INC(s->be->ctr[this_worker->id].queued_tot);
 }
 
-void backend_dequeue(struct session *s)
+void backend_dequeue(struct stream *s)
 {
 	struct be_tctx *bt;
 
@@ -111,7 +115,7 @@ void backend_dequeue(struct session *s)
 }
 
 /* Tries to give s a server with a free slot (or its pinned server). */
-static bool try_assign(struct session *s, struct server *pinned)
+static bool try_assign(struct stream *s, struct server *pinned)
 {
 	struct be_tctx *bt = bt_of(s->be);
 	struct server *srv;
@@ -139,7 +143,7 @@ static bool try_assign(struct session *s, struct server *pinned)
 	return false;
 }
 
-int backend_assign_pinned(struct session *s, struct server *srv)
+int backend_assign_pinned(struct stream *s, struct server *srv)
 {
 	BUG_ON(s->has_slot);
 	if (atomic_load_explicit(&srv->nbpend, memory_order_acquire) == 0 && try_assign(s, srv))
@@ -151,7 +155,7 @@ int backend_assign_pinned(struct session *s, struct server *srv)
 	return s->ss == SS_QUEUED ? AGAIN : OK;
 }
 
-int backend_assign(struct session *s)
+int backend_assign(struct stream *s)
 {
 	struct proxy *be = s->be;
 	struct be_tctx *bt = bt_of(be);
@@ -194,22 +198,22 @@ void backend_process_queues(void)
 		struct be_tctx *bt = &proxy_thread->be[i];
 
 		while (bt->nqueued) {
-			struct session *s = list_first(&bt->queue, struct session, qlist);
+			struct stream *s = list_first(&bt->queue, struct stream, qlist);
 			struct server *pinned = s->q_srv;
 
 			if (!try_assign(s, pinned))
 				break; /* FIFO: the head waits, so does everyone behind it */
 			backend_dequeue(s);
-			sess_set_ss(s, SS_NONE);
+			stream_set_ss(s, SS_NONE);
 			s->txn->t_queue = now_us;
-			session_wake(s);
+			stream_wake(s);
 		}
 	}
 }
 
 static void sconn_free(struct sconn *sc)
 {
-	loop_close(&sc->h);
+	conn_close(&sc->c);
 	timer_disarm(&sc->timer);
 	loop_defer_free(&proxy_thread->sconn_pool, sc);
 }
@@ -230,7 +234,7 @@ static void idle_timer_cb(struct timer *t)
 
 static void sconn_io_cb(struct fdh *h, uint32_t events)
 {
-	struct sconn *sc = container_of(h, struct sconn, h);
+	struct sconn *sc = container_of(h, struct sconn, c.h);
 
 	if (!sc->owner) {
 		/* An idle connection that becomes readable was closed by the server (or sent
@@ -239,18 +243,11 @@ static void sconn_io_cb(struct fdh *h, uint32_t events)
 			idle_close(sc);
 		return;
 	}
-	if (events & EPOLLIN)
-		sc->flags |= CF_RD_READY;
-	if (events & EPOLLOUT)
-		sc->flags |= CF_WR_READY;
-	if (events & (EPOLLERR | EPOLLHUP))
-		sc->flags |= CF_ERROR | CF_RD_READY;
-	if (events & EPOLLRDHUP)
-		sc->flags |= CF_RD_READY | CF_RDHUP;
-	session_run(sc->owner);
+	conn_events(&sc->c, events);
+	stream_run(sc->owner);
 }
 
-int backend_connect(struct session *s)
+int backend_connect(struct stream *s)
 {
 	struct server *srv = s->srv;
 	struct srv_tctx *st = &bt_of(s->be)->srv[srv->id];
@@ -275,10 +272,10 @@ int backend_connect(struct session *s)
 		st->nidle--;
 		timer_disarm(&sc->timer);
 		sc->owner = s;
-		sc->flags &= ~(uint16_t)CF_RD_READY;
+		sc->c.flags &= ~(uint16_t)CF_RD_READY;
 		s->sc = sc;
 		s->txn->flags |= TX_REUSED;
-		sess_set_ss(s, SS_READY);
+		stream_set_ss(s, SS_READY);
 		s->txn->t_conn = now_us;
 		return OK;
 	}
@@ -286,9 +283,9 @@ int backend_connect(struct session *s)
 	gen = server_addr(srv, &addr, &alen, &from_client);
 	if (from_client) {
 		if (addr.ss_family == AF_INET)
-			((struct sockaddr_in *)&addr)->sin_port = s->local.in.sin_port;
+			((struct sockaddr_in *)&addr)->sin_port = s->sess->local.in.sin_port;
 		else
-			((struct sockaddr_in6 *)&addr)->sin6_port = s->local.in6.sin6_port;
+			((struct sockaddr_in6 *)&addr)->sin6_port = s->sess->local.in6.sin6_port;
 	}
 	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
@@ -303,8 +300,6 @@ int backend_connect(struct session *s)
 		return ERR;
 	}
 	memset(sc, 0, sizeof(*sc));
-	sc->h.cb = sconn_io_cb;
-	sc->h.fd = fd;
 	sc->srv = srv;
 	sc->owner = s;
 	sc->addr_gen = gen;
@@ -316,7 +311,7 @@ int backend_connect(struct session *s)
 		close(fd);
 		return ERR;
 	}
-	if (loop_add(&sc->h, fd) != OK) {
+	if (conn_init(&sc->c, fd, srv->xprt, sconn_io_cb) != OK) {
 		s->txn->err_why = "epoll registration failed";
 		pool_free(&proxy_thread->sconn_pool, sc);
 		close(fd);
@@ -325,11 +320,11 @@ int backend_connect(struct session *s)
 	llen = sizeof(sc->local);
 	getsockname(fd, &sc->local.sa, &llen);
 	s->sc = sc;
-	sess_set_ss(s, SS_CONNECTING);
+	stream_set_ss(s, SS_CONNECTING);
 	return OK;
 }
 
-void backend_release_conn(struct session *s, bool reusable)
+void backend_release_conn(struct stream *s, bool reusable)
 {
 	struct sconn *sc = s->sc;
 	struct srv_tctx *st;
@@ -338,14 +333,14 @@ void backend_release_conn(struct session *s, bool reusable)
 		return;
 	s->sc = NULL;
 	sc->owner = NULL;
-	if (!reusable || this_worker->stopping || (sc->flags & (CF_EOF | CF_ERROR)) || sc->h.fd < 0 ||
+	if (!reusable || this_worker->stopping || (sc->c.flags & (CF_EOF | CF_ERROR)) || sc->c.h.fd < 0 ||
 	    sc->addr_gen != server_addr_gen(sc->srv) || server_deleted(sc->srv)) {
 		sconn_free(sc);
 		return;
 	}
 	st = &bt_of(sc->srv->be)->srv[sc->srv->id];
 	sc->nreq++;
-	sc->flags &= ~(uint16_t)CF_RD_READY;
+	sc->c.flags &= ~(uint16_t)CF_RD_READY;
 	list_add_head(&st->idle, &sc->idle);
 	st->nidle++;
 	timer_arm(&sc->timer, now_us + (uint64_t)sc->srv->pool_purge_ms * 1000);
@@ -403,7 +398,7 @@ int proxy_thread_init(struct proxy_thread *t, char **err)
 	proxy_thread = t;
 	list_init(&t->listeners);
 	list_init(&t->sessions);
-	pool_init(&t->sess_pool, "session", sizeof(struct session), 4096);
+	mux_h1_thread_init();
 	pool_init(&t->txn_pool, "txn", sizeof(struct txn), 1024);
 	pool_init(&t->sconn_pool, "sconn", sizeof(struct sconn), 4096);
 	t->hdrs = calloc((size_t)global.maxhdr + 1, sizeof(*t->hdrs));
@@ -457,7 +452,7 @@ void proxy_thread_destroy(struct proxy_thread *t)
 	free(t->be);
 	free(t->hdrs);
 	free(t->hdrs2);
-	pool_flush(&t->sess_pool);
+	mux_h1_thread_exit();
 	pool_flush(&t->txn_pool);
 	pool_flush(&t->sconn_pool);
 }

@@ -19,6 +19,7 @@
 #include <keel/sample.h>
 #include <keel/session.h>
 #include <keel/service.h>
+#include <keel/stream.h>
 #include <keel/worker.h>
 
 #define MAX_ADDED 32
@@ -116,7 +117,7 @@ static void edit_add(struct head_edit *ed, const char *name, uint32_t nlen, cons
 }
 
 /* Renders a log-format value into the edit arena. */
-static bool render_value(struct head_edit *ed, const struct logformat *lf, struct session *s,
+static bool render_value(struct head_edit *ed, const struct logformat *lf, struct stream *s,
 			 const char **val, uint32_t *vlen)
 {
 	char tmp[2048];
@@ -222,7 +223,7 @@ static bool replace_head(struct chan *c, uint32_t oldlen, uint32_t newlen)
 	return true;
 }
 
-static void apply_rules(struct session *s, struct head_edit *ed, struct list *rules, int *deny,
+static void apply_rules(struct stream *s, struct head_edit *ed, struct list *rules, int *deny,
 			struct http_rule **final)
 {
 	struct list *l;
@@ -320,7 +321,7 @@ static uint32_t log_escape(char *dst, uint32_t cap, const char *src, uint32_t le
 	return o;
 }
 
-static void capture_headers(struct session *s, const struct http_head *h, bool req)
+static void capture_headers(struct stream *s, const struct http_head *h, bool req)
 {
 	struct txn *t = s->txn;
 	const struct capture *caps = req ? s->fe->req_cap : s->fe->rsp_cap;
@@ -343,16 +344,16 @@ static void capture_headers(struct session *s, const struct http_head *h, bool r
 		t->cap_rsp_len = len;
 }
 
-void http_reply_auth(struct session *s, const char *realm)
+void http_reply_auth(struct stream *s, const char *realm)
 {
 	char *r = strfmt("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\ncache-control: no-cache\r\n"
 			 "www-authenticate: Basic realm=\"%s\"\r\nconnection: close\r\n\r\n",
 			 realm);
 
-	session_reply_heap(s, r, (uint32_t)strlen(r), 401, true);
+	stream_reply_heap(s, r, (uint32_t)strlen(r), 401, true);
 }
 
-static void reply_final_rule(struct session *s, struct head_edit *ed, struct http_rule *r)
+static void reply_final_rule(struct stream *s, struct head_edit *ed, struct http_rule *r)
 {
 	const char *v;
 	uint32_t vl;
@@ -361,7 +362,7 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 	switch (r->action) {
 	case HRA_DENY:
 		CTR_INC(s->fe->ctr[this_worker->id].denied_req);
-		session_error(s, r->status, "denied by http-request rule", "PR");
+		stream_error(s, r->status, "denied by http-request rule", "PR");
 		return;
 	case HRA_AUTH:
 		http_reply_auth(s, r->realm);
@@ -372,7 +373,7 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 		uint32_t pl = h->path.len ? (uint32_t)(h->uri.off + h->uri.len - h->path.off) : 1;
 
 		if (!render_value(ed, &r->value, s, &v, &vl)) {
-			session_error(s, 500, "redirect value too long", "PR");
+			stream_error(s, 500, "redirect value too long", "PR");
 			return;
 		}
 		if (r->redir_kind == 0)
@@ -393,7 +394,7 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 				      hi >= 0 ? (int)h->hdr[hi].value.len : 0,
 				      hi >= 0 ? http_ptr(h, h->hdr[hi].value) : "", (int)pl, path);
 		}
-		session_reply_heap(s, resp, (uint32_t)strlen(resp), r->status, true);
+		stream_reply_heap(s, resp, (uint32_t)strlen(resp), r->status, true);
 		return;
 	}
 	case HRA_RETURN: {
@@ -403,7 +404,7 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 			      "cache-control: no-cache\r\nconnection: close\r\n\r\n%s",
 			      r->status, http_reason(r->status), strlen(body),
 			      r->content_type ? r->content_type : "text/plain", body);
-		session_reply_heap(s, resp, (uint32_t)strlen(resp), r->status, true);
+		stream_reply_heap(s, resp, (uint32_t)strlen(resp), r->status, true);
 		return;
 	}
 	case HRA_USE_SERVICE:
@@ -414,7 +415,7 @@ static void reply_final_rule(struct session *s, struct head_edit *ed, struct htt
 	}
 }
 
-static struct proxy *choose_backend(struct session *s)
+static struct proxy *choose_backend(struct stream *s)
 {
 	struct list *l;
 
@@ -429,25 +430,25 @@ static struct proxy *choose_backend(struct session *s)
 	return s->fe->defbe;
 }
 
-static void add_forwarded(struct session *s, struct head_edit *ed, const struct proxy *px)
+static void add_forwarded(struct stream *s, struct head_edit *ed, const struct proxy *px)
 {
 	char ip[INET6_ADDRSTRLEN];
 	const char *name = px->fwdfor_hdr ? px->fwdfor_hdr : "X-Forwarded-For";
 	uint32_t nlen = px->fwdfor_hdr ? px->fwdfor_hdrlen : 15;
-	const void *a = s->addr.sa.sa_family == AF_INET ? (const void *)&s->addr.in.sin_addr
-							 : (const void *)&s->addr.in6.sin6_addr;
+	const void *a = s->sess->addr.sa.sa_family == AF_INET ? (const void *)&s->sess->addr.in.sin_addr
+							 : (const void *)&s->sess->addr.in6.sin6_addr;
 	char *v;
 	size_t l;
 
 	if (px->fwdfor_except_set &&
-	    acl_net_match(s->addr.sa.sa_family, a, px->fwdfor_except_family, px->fwdfor_except,
+	    acl_net_match(s->sess->addr.sa.sa_family, a, px->fwdfor_except_family, px->fwdfor_except,
 			  px->fwdfor_except_prefix))
 		return;
 	if (px->fwdfor_ifnone && edit_has(ed, name, nlen))
 		return;
-	if (s->addr.sa.sa_family == AF_INET)
+	if (s->sess->addr.sa.sa_family == AF_INET)
 		l = ipv4_str(a, ip);
-	else if (inet_ntop(s->addr.sa.sa_family, a, ip, sizeof(ip)))
+	else if (inet_ntop(s->sess->addr.sa.sa_family, a, ip, sizeof(ip)))
 		l = strlen(ip);
 	else
 		return;
@@ -476,12 +477,12 @@ static void add_forwarded(struct session *s, struct head_edit *ed, const struct 
 /* The user behind a request whose persistence cookie names a draining server: its client address
  * and its Cookie headers without the persistence cookie, so that each browser with its own
  * application session counts once (docs/internals/health.md, "Drain and sticky users"). Never 0. */
-static uint64_t ck_user_fp(const struct session *s, const struct http_head *h,
+static uint64_t ck_user_fp(const struct stream *s, const struct http_head *h,
 			   const struct cookie_conf *ck)
 {
-	const void *a = s->addr.sa.sa_family == AF_INET ? (const void *)&s->addr.in.sin_addr
-							 : (const void *)&s->addr.in6.sin6_addr;
-	uint64_t fp = lb_hash(a, s->addr.sa.sa_family == AF_INET ? 4 : 16), c = 0;
+	const void *a = s->sess->addr.sa.sa_family == AF_INET ? (const void *)&s->sess->addr.in.sin_addr
+							 : (const void *)&s->sess->addr.in6.sin6_addr;
+	uint64_t fp = lb_hash(a, s->sess->addr.sa.sa_family == AF_INET ? 4 : 16), c = 0;
 	int i;
 
 	/* the original values: a rewrite only flags them deleted */
@@ -495,7 +496,7 @@ static uint64_t ck_user_fp(const struct session *s, const struct http_head *h,
 
 /* Where the user of a request whose cookie names srv goes (cookie_verdict()); a user that stays
  * on a draining server is recorded there, so that it counts and keeps its place. */
-static enum ck_verdict ck_verdict(struct session *s, const struct http_head *h, struct server *srv)
+static enum ck_verdict ck_verdict(struct stream *s, const struct http_head *h, struct server *srv)
 {
 	bool persist = (s->be->opts & PO_PERSIST) != 0;
 	enum ck_verdict v;
@@ -514,7 +515,7 @@ static enum ck_verdict ck_verdict(struct session *s, const struct http_head *h, 
  * cookie, decides whether it pins the request (TX_CK_PINNED, t->ck_srv; s->srv is set once the
  * analysis succeeded), removes it (insert indirect) or strips its "SRV~" prefix (prefix) in the
  * Cookie headers sent to the server, and tells the new server where a moved user came from. */
-static void ck_request(struct session *s, struct head_edit *ed)
+static void ck_request(struct stream *s, struct head_edit *ed)
 {
 	const struct cookie_conf *ck = &s->be->ck;
 	struct txn *t = s->txn;
@@ -594,7 +595,7 @@ static bool rsp_private(const struct http_head *h)
  * mode and for direct hits with indirect, rewritten in rewrite and prefix modes, left alone with
  * preserve) and inserts keel's cookie in insert mode when the client lacks a valid one for the
  * server that answered (or a dated cookie needs a refresh). */
-static void ck_response(struct session *s, struct head_edit *ed)
+static void ck_response(struct stream *s, struct head_edit *ed)
 {
 	const struct cookie_conf *ck = &s->be->ck;
 	struct txn *t = s->txn;
@@ -676,7 +677,7 @@ static void capture_reqline(struct txn *t, const struct http_head *h)
 	t->reqline_len = log_escape(t->reqline, KEEL_LOG_URI_LEN, h->base, l);
 }
 
-int http_ana_request(struct session *s, uint32_t hlen)
+int http_ana_request(struct stream *s, uint32_t hlen)
 {
 	struct txn *t = s->txn;
 	struct http_head *h = &(struct http_head){0};
@@ -697,7 +698,7 @@ int http_ana_request(struct session *s, uint32_t hlen)
 		/* Keep what we can for the log. */
 		capture_reqline(t, h);
 		CTR_INC(s->fe->ctr[this_worker->id].failed_req);
-		session_error(s, h->err_status, h->err, "PR");
+		stream_error(s, h->err_status, h->err, "PR");
 		return ERR;
 	}
 	t->req_head = h;
@@ -722,7 +723,7 @@ int http_ana_request(struct session *s, uint32_t hlen)
 		static const char ok[] = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\ncache-control: no-cache\r\n\r\n";
 		char *r = strfmt("%s", ok);
 
-		session_reply_heap(s, r, (uint32_t)strlen(r), 200, false);
+		stream_reply_heap(s, r, (uint32_t)strlen(r), 200, false);
 		goto out_reply;
 	}
 	/* Pages an upper layer serves (the metrics and stats pages). */
@@ -738,7 +739,7 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	}
 	s->be = choose_backend(s);
 	if (!s->be) {
-		session_error(s, 503, "no backend for this request", "PR");
+		stream_error(s, 503, "no backend for this request", "PR");
 		goto out_reply;
 	}
 	if (s->be != s->fe) {
@@ -770,7 +771,7 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	if (lb_hash_key(s, s->be, &t->lb_hash))
 		t->flags |= TX_HAS_HASH;
 	if (ed->overflow) {
-		session_error(s, 500, "header rewrite overflow", "PR");
+		stream_error(s, 500, "header rewrite overflow", "PR");
 		goto out_reply;
 	}
 
@@ -836,14 +837,14 @@ int http_ana_request(struct session *s, uint32_t hlen)
 	}
 	newlen = serialise(ed, line, 5, (t->flags & TX_UPGRADE) != 0, conn);
 	if (!newlen || !replace_head(&s->req, hlen, newlen)) {
-		session_error(s, 431, "request head too large after rewrite", "PR");
+		stream_error(s, 431, "request head too large after rewrite", "PR");
 		goto out_reply;
 	}
 	t->bytes_in += hlen;
 	if (h->flags & HM_DONE) {
-		sess_set_rq(s, RQ_DONE);
+		stream_set_rq(s, RQ_DONE);
 	} else {
-		sess_set_rq(s, RQ_BODY);
+		stream_set_rq(s, RQ_BODY);
 		t->req_body_left = h->content_length;
 	}
 	/* Requests safe to replay keep their bytes until the response starts. */
@@ -860,7 +861,7 @@ out_reply:
 	return ERR;
 }
 
-int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
+int http_ana_response(struct stream *s, uint32_t hlen, bool *interim)
 {
 	struct txn *t = s->txn;
 	struct http_head *h = &(struct http_head){0};
@@ -937,11 +938,11 @@ int http_ana_response(struct session *s, uint32_t hlen, bool *interim)
 	}
 	t->rsp_head_left = newlen;
 	if (h->status == 101) {
-		sess_set_rs(s, RS_TUNNEL);
+		stream_set_rs(s, RS_TUNNEL);
 	} else if (h->flags & HM_DONE) {
-		sess_set_rs(s, RS_DONE);
+		stream_set_rs(s, RS_DONE);
 	} else {
-		sess_set_rs(s, RS_BODY);
+		stream_set_rs(s, RS_BODY);
 	}
 	return OK;
 }

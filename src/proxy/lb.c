@@ -316,7 +316,7 @@ struct server *lb_hash_pick(struct proxy *be, struct be_tctx *bt, uint64_t h)
 	return be->srv[bt->map[h % bt->nmap]];
 }
 
-bool lb_hash_key(struct session *s, struct proxy *be, uint64_t *h)
+bool lb_hash_key(struct stream *s, struct proxy *be, uint64_t *h)
 {
 	const struct http_head *rq = s->txn->req_head;
 	struct sample smp;
@@ -324,10 +324,10 @@ bool lb_hash_key(struct session *s, struct proxy *be, uint64_t *h)
 
 	switch (be->lb) {
 	case LB_SOURCE:
-		if (s->addr.sa.sa_family == AF_INET)
-			*h = lb_hash(&s->addr.in.sin_addr, 4);
+		if (s->sess->addr.sa.sa_family == AF_INET)
+			*h = lb_hash(&s->sess->addr.in.sin_addr, 4);
 		else
-			*h = lb_hash(&s->addr.in6.sin6_addr, 16);
+			*h = lb_hash(&s->sess->addr.in6.sin6_addr, 16);
 		return true;
 	case LB_URI:
 		if (!rq)
@@ -354,7 +354,7 @@ bool lb_hash_key(struct session *s, struct proxy *be, uint64_t *h)
 	return true;
 }
 
-struct server *lb_pick(struct session *s, struct be_tctx *bt, const struct server *avoid)
+struct server *lb_pick(struct stream *s, struct be_tctx *bt, const struct server *avoid)
 {
 	struct proxy *be = s->be;
 

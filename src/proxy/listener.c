@@ -16,6 +16,7 @@
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/mux-t.h>
 #include <keel/proxy.h>
 #include <keel/session.h>
 #include <keel/timer.h>
@@ -159,7 +160,7 @@ static void accept_some(struct listener *li)
 			}
 			return;
 		}
-		session_accept(li, fd, &addr);
+		li->bind->mux->accept(li, fd, &addr);
 	}
 	/* More may be pending and the edge will not fire again: continue after this iteration. */
 	li->paused = true;

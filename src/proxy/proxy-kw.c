@@ -11,7 +11,9 @@
 #include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/conn.h>
 #include <keel/errors.h>
+#include <keel/mux.h>
 #include <keel/proxy.h>
 #include <keel/sample.h>
 #include <keel/service.h>
@@ -92,6 +94,8 @@ static int kw_bind(struct cfg_ctx *c, int argc, char **argv)
 		b->name = name ? arena_strdup(&cfg_arena, name) : NULL;
 		b->file = c->file;
 		b->line = c->line;
+		b->xprt = &xprt_raw;
+		b->mux = &mux_h1;
 		for (i = 0; i < KEEL_MAX_THREADS; i++)
 			b->fds[i] = -1;
 		list_add_tail(&p->binds, &b->list);
@@ -1044,7 +1048,7 @@ const struct cfg_kw proxy_kw[] = {
 	UNIMPL("retry-on", CFG_S_BE, "keel retries connection failures and, for idempotent requests, empty responses"),
 	UNIMPL("http-after-response", CFG_S_NODEF, NULL),
 	UNIMPL("appsession", CFG_S_BE, NULL),
-	{NULL, 0, NULL, 0, NULL},
+	CFG_KW_END,
 };
 
 /* ---- sections ---- */
@@ -1133,7 +1137,7 @@ static void proxy_reset(void)
 	list_init(&keel_proxies);
 }
 
-static const struct cfg_module proxy_module = {
+const struct cfg_module proxy_module = {
 	.name = "proxy",
 	.keywords = proxy_kw,
 	.sections = proxy_sections,
@@ -1143,7 +1147,3 @@ static const struct cfg_module proxy_module = {
 	.reset = proxy_reset,
 };
 
-void proxy_register(void)
-{
-	cfg_register(&proxy_module);
-}

@@ -7,6 +7,7 @@
 
 #include <keel/cfg.h>
 #include <keel/common.h>
+#include <keel/conn.h>
 #include <keel/drain.h>
 #include <keel/errors.h>
 #include <keel/global.h>
@@ -23,13 +24,7 @@ static int nhooks;
 
 void proxy_register_hooks(const struct proxy_hooks *h)
 {
-	int i;
-
-	for (i = 0; i < nhooks; i++)
-		if (hooks[i] == h)
-			return;
-	BUG_ON(nhooks == PROXY_MAX_HOOKS);
-	hooks[nhooks++] = h;
+	REGISTER(hooks, nhooks, h);
 }
 
 static int next_proxy_id;
@@ -45,6 +40,7 @@ void proxy_init_defaults(struct proxy *p)
 	p->defsrv.weight = 1;
 	p->defsrv.pool_purge_ms = 4000;
 	p->defsrv.drain_idle_ms = DRAIN_IDLE_DEF_MS;
+	p->defsrv.xprt = &xprt_raw;
 	for (i = 0; i < nhooks; i++)
 		if (hooks[i]->init_defaults)
 			hooks[i]->init_defaults(p);

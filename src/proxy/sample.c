@@ -15,7 +15,7 @@
 #include <keel/http.h>
 #include <keel/sample.h>
 #include <keel/server.h>
-#include <keel/session-t.h>
+#include <keel/stream-t.h>
 #include <keel/session.h>
 
 const char *const LOGFMT_HTTPLOG =
@@ -204,7 +204,7 @@ static bool find_cookie(const struct http_head *h, const char *name, uint32_t nl
 	return false;
 }
 
-bool sample_fetch(struct session *s, const struct sample_expr *e, struct sample *out)
+bool sample_fetch(struct stream *s, const struct sample_expr *e, struct sample *out)
 {
 	const struct http_head *rq = s->txn ? s->txn->req_head : NULL;
 	const struct http_head *rs = s->txn ? s->txn->rsp_head : NULL;
@@ -213,14 +213,14 @@ bool sample_fetch(struct session *s, const struct sample_expr *e, struct sample 
 	memset(out, 0, sizeof(*out));
 	switch (e->fetch) {
 	case SMP_SRC:
-		return set_addr(out, &s->addr);
+		return set_addr(out, &s->sess->addr);
 	case SMP_DST:
-		return set_addr(out, &s->local);
+		return set_addr(out, &s->sess->local);
 	case SMP_SRC_PORT:
-		out->num = addr_port(&s->addr);
+		out->num = addr_port(&s->sess->addr);
 		return true;
 	case SMP_DST_PORT:
-		out->num = addr_port(&s->local);
+		out->num = addr_port(&s->sess->local);
 		return true;
 	case SMP_METHOD:
 		return rq && set_str(out, http_ptr(rq, rq->method), rq->method.len);
@@ -575,7 +575,7 @@ static int sum_atomic(const atomic_int *v)
 }
 
 
-size_t logformat_render(const struct logformat *lf, struct session *s, char *out, size_t cap)
+size_t logformat_render(const struct logformat *lf, struct stream *s, char *out, size_t cap)
 {
 	struct lfout o = {.p = out, .len = 0, .cap = cap};
 	const struct txn *t = s->txn;
@@ -610,10 +610,10 @@ size_t logformat_render(const struct logformat *lf, struct session *s, char *out
 			}
 			break;
 		}
-		case LF_CLIENT_IP: putaddr(&o, &s->addr, false); break;
-		case LF_CLIENT_PORT: putaddr(&o, &s->addr, true); break;
-		case LF_FRONT_IP: putaddr(&o, &s->local, false); break;
-		case LF_FRONT_PORT: putaddr(&o, &s->local, true); break;
+		case LF_CLIENT_IP: putaddr(&o, &s->sess->addr, false); break;
+		case LF_CLIENT_PORT: putaddr(&o, &s->sess->addr, true); break;
+		case LF_FRONT_IP: putaddr(&o, &s->sess->local, false); break;
+		case LF_FRONT_PORT: putaddr(&o, &s->sess->local, true); break;
 		case LF_BACK_SRC_IP:
 		case LF_BACK_SRC_PORT:
 			if (s->sc)
@@ -633,13 +633,13 @@ size_t logformat_render(const struct logformat *lf, struct session *s, char *out
 			break;
 		case LF_DATE:
 		case LF_DATE_TR:
-			putdate(&o, t ? t->wall_start : s->wall_accept);
+			putdate(&o, t ? t->wall_start : s->sess->wall_accept);
 			break;
 		case LF_TS:
-			putnum(&o, (long long)((t ? t->wall_start : s->wall_accept) / 1000000));
+			putnum(&o, (long long)((t ? t->wall_start : s->sess->wall_accept) / 1000000));
 			break;
 		case LF_MS:
-			putnum(&o, (long long)(((t ? t->wall_start : s->wall_accept) / 1000) % 1000));
+			putnum(&o, (long long)(((t ? t->wall_start : s->sess->wall_accept) / 1000) % 1000));
 			break;
 		case LF_FRONTEND: put(&o, s->fe->name, strlen(s->fe->name)); break;
 		case LF_BACKEND:
@@ -662,9 +662,9 @@ size_t logformat_render(const struct logformat *lf, struct session *s, char *out
 		case LF_TC: putnum(&o, t ? span_ms(t->t_queue, t->t_conn) : -1); break;
 		case LF_TR: putnum(&o, t ? span_ms(t->t_conn, t->t_rsp) : -1); break;
 		case LF_TA: putnum(&o, t ? span_ms(t->t_start, t->t_end) : -1); break;
-		case LF_TT: putnum(&o, span_ms(s->t_accept, t && t->t_end ? t->t_end : now_us)); break;
+		case LF_TT: putnum(&o, span_ms(s->sess->t_accept, t && t->t_end ? t->t_end : now_us)); break;
 		case LF_TH: putnum(&o, 0); break;
-		case LF_TI: putnum(&o, t ? span_ms(s->t_idle, t->t_start) : -1); break;
+		case LF_TI: putnum(&o, t ? span_ms(s->sess->t_idle, t->t_start) : -1); break;
 		case LF_REQ_LINE:
 			if (t && t->reqline_len)
 				put(&o, t->reqline, t->reqline_len);
@@ -734,7 +734,7 @@ size_t logformat_render(const struct logformat *lf, struct session *s, char *out
 		case LF_QUEUE_SRV: putnum(&o, s->srv ? sum_atomic(&s->srv->nbpend) : 0); break;
 		case LF_QUEUE_BE: putnum(&o, s->be ? sum_atomic(&s->be->nbpend) : 0); break;
 		case LF_PID: putnum(&o, (long long)getpid()); break;
-		case LF_REQ_COUNTER: putnum(&o, s->nreq); break;
+		case LF_REQ_COUNTER: putnum(&o, s->sess->nreq); break;
 		case LF_HOSTNAME: {
 			char host[256];
 

@@ -50,8 +50,7 @@ static int nchange_fns;
 
 void server_on_change(void (*fn)(struct server *srv))
 {
-	BUG_ON(nchange_fns == MAX_CHANGE_FNS);
-	change_fns[nchange_fns++] = fn;
+	REGISTER(change_fns, nchange_fns, fn);
 }
 
 void server_changed(struct server *srv)

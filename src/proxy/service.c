@@ -11,13 +11,7 @@ static int nservices;
 
 void http_service_register(const struct http_service *svc)
 {
-	int i;
-
-	for (i = 0; i < nservices; i++)
-		if (services[i] == svc)
-			return;
-	BUG_ON(nservices == MAX_SERVICES);
-	services[nservices++] = svc;
+	REGISTER(services, nservices, svc);
 }
 
 const struct http_service *http_service_find(const char *name)

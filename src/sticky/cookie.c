@@ -456,15 +456,11 @@ void cookie_report_moved(struct server *from, const struct server *to, bool drai
 
 static const struct cfg_kw cookie_kws[] = {
 	{"cookie", CFG_S_BE, cookie_kw, 0, NULL},
-	{NULL, 0, NULL, 0, NULL},
+	CFG_KW_END,
 };
 
-static const struct cfg_module cookie_module = {
+const struct cfg_module cookie_module = {
 	.name = "cookie",
 	.keywords = cookie_kws,
 };
 
-void cookie_register(void)
-{
-	cfg_register(&cookie_module);
-}

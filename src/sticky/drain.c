@@ -383,11 +383,7 @@ void drain_tick(struct server *srv, uint64_t now)
 		 srv->be->name, srv->name, t);
 }
 
-static const struct proxy_hooks drain_hooks = {
+const struct proxy_hooks drain_hooks = {
 	.server_param = drain_server_param,
 };
 
-void drain_register(void)
-{
-	proxy_register_hooks(&drain_hooks);
-}

@@ -28,7 +28,7 @@
 #include <keel/sample.h>
 #include <keel/sbuf.h>
 #include <keel/server.h>
-#include <keel/session-t.h>
+#include <keel/stream-t.h>
 #include <keel/stick.h>
 
 struct stick_entry {
@@ -814,7 +814,7 @@ static void pending_add(struct txn *txn, struct stktable *t, const uint8_t *key,
 	st->used = (uint16_t)(st->used + klen);
 }
 
-void stick_request(struct session *s)
+void stick_request(struct stream *s)
 {
 	struct proxy *be = s->be;
 	struct txn *txn = s->txn;
@@ -868,7 +868,7 @@ void stick_request(struct session *s)
 	}
 }
 
-void stick_response(struct session *s, int tid)
+void stick_response(struct stream *s, int tid)
 {
 	struct proxy *be = s->be;
 	struct txn *txn = s->txn;
@@ -958,20 +958,15 @@ int stick_restore(struct stktable *t, const uint8_t *key, uint16_t klen, int srv
 static const struct cfg_kw stick_kws[] = {
 	{"stick-table", CFG_S_NODEF, stick_table_kw, 0, NULL},
 	{"stick", CFG_S_BE_ONLY, stick_kw, 0, NULL},
-	{NULL, 0, NULL, 0, NULL},
+	CFG_KW_END,
 };
 
-static const struct cfg_module stick_module = {
+const struct cfg_module stick_module = {
 	.name = "stick",
 	.keywords = stick_kws,
 };
 
-static const struct proxy_hooks stick_hooks = {
+const struct proxy_hooks stick_hooks = {
 	.check_backend = stick_validate,
 };
 
-void stick_register(void)
-{
-	cfg_register(&stick_module);
-	proxy_register_hooks(&stick_hooks);
-}

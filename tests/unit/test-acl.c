@@ -9,7 +9,7 @@
 #include <keel/common.h>
 #include <keel/http.h>
 #include <keel/proxy.h>
-#include <keel/session-t.h>
+#include <keel/stream-t.h>
 
 #include "cfgload.h"
 #include "unit.h"
@@ -473,7 +473,8 @@ TEST(net_match)
 
 /* ---- conditions on a session ---- */
 
-static struct session sess;
+static struct stream sess;
+static struct session cli; /* the stream's client connection: its addresses */
 static struct txn txn;
 static struct http_head rq;
 static struct http_hdr rqh[64];
@@ -485,6 +486,7 @@ static bool request(const char *raw, const char *client)
 	size_t len = strlen(raw);
 
 	memset(&sess, 0, sizeof(sess));
+	memset(&cli, 0, sizeof(cli));
 	memset(&txn, 0, sizeof(txn));
 	memset(&rq, 0, sizeof(rq));
 	memcpy(rqbuf, raw, len + 1);
@@ -494,19 +496,20 @@ static bool request(const char *raw, const char *client)
 		return FAIL("request rejected (%d %s): %s", rq.err_status, rq.err, raw);
 	txn.req_head = &rq;
 	sess.txn = &txn;
+	sess.sess = &cli;
 	sess.fe = fe;
 	sess.be = fe;
-	if (inet_pton(AF_INET, client, &sess.addr.in.sin_addr) == 1) {
-		sess.addr.in.sin_family = AF_INET;
-		sess.addr.in.sin_port = htons(40000);
+	if (inet_pton(AF_INET, client, &cli.addr.in.sin_addr) == 1) {
+		cli.addr.in.sin_family = AF_INET;
+		cli.addr.in.sin_port = htons(40000);
 	} else {
-		sess.addr.in6.sin6_family = AF_INET6;
-		inet_pton(AF_INET6, client, &sess.addr.in6.sin6_addr);
-		sess.addr.in6.sin6_port = htons(40000);
+		cli.addr.in6.sin6_family = AF_INET6;
+		inet_pton(AF_INET6, client, &cli.addr.in6.sin6_addr);
+		cli.addr.in6.sin6_port = htons(40000);
 	}
-	sess.local.in.sin_family = AF_INET;
-	sess.local.in.sin_port = htons(8080);
-	inet_pton(AF_INET, "127.0.0.1", &sess.local.in.sin_addr);
+	cli.local.in.sin_family = AF_INET;
+	cli.local.in.sin_port = htons(8080);
+	inet_pton(AF_INET, "127.0.0.1", &cli.local.in.sin_addr);
 	return true;
 }
 

@@ -10,13 +10,15 @@
 #include <keel/common.h>
 #include <keel/lb.h>
 #include <keel/loop.h>
+#include <keel/stream-t.h>
 
 #include "rt.h"
 #include "unit.h"
 
 static struct proxy *be;
 static struct be_tctx *bt;
-static struct session sess;
+static struct stream sess;
+static struct session cli; /* the stream's client connection: its addresses */
 static struct txn txn;
 
 static void teardown(void)
@@ -34,10 +36,12 @@ static bool setup(const char *body)
 		return false;
 	bt = &rt_thr.be[be->id];
 	memset(&sess, 0, sizeof(sess));
+	memset(&cli, 0, sizeof(cli));
 	memset(&txn, 0, sizeof(txn));
 	sess.be = be;
 	sess.fe = be;
 	sess.txn = &txn;
+	sess.sess = &cli;
 	return true;
 }
 
@@ -351,8 +355,8 @@ TEST(source_balance_sticks_per_client)
 	if (!setup(" balance source\n server a 10.0.0.1:80\n server b 10.0.0.2:80\n"
 		   " server c 10.0.0.3:80\n"))
 		goto out;
-	sess.addr.in.sin_family = AF_INET;
-	inet_pton(AF_INET, "192.0.2.7", &sess.addr.in.sin_addr);
+	cli.addr.in.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &cli.addr.in.sin_addr);
 	/* The key is computed once per request, at analysis (http-ana.c). */
 	if (!CHECK(lb_hash_key(&sess, be, &txn.lb_hash)))
 		goto out;
@@ -374,7 +378,7 @@ TEST(source_balance_sticks_per_client)
 
 		CHECK(lb_hash_key(&sess, be, &h2));
 		CHECK_EQ_U64(h1, h2);
-		inet_pton(AF_INET, "192.0.2.8", &sess.addr.in.sin_addr);
+		inet_pton(AF_INET, "192.0.2.8", &cli.addr.in.sin_addr);
 		CHECK(lb_hash_key(&sess, be, &h2));
 		CHECK(h1 != h2);
 	}
@@ -612,8 +616,8 @@ static void check_backups(const char *algo)
 	if (!setup(body))
 		return;
 	if (!strcmp(algo, "source")) {
-		sess.addr.in.sin_family = AF_INET;
-		inet_pton(AF_INET, "192.0.2.7", &sess.addr.in.sin_addr);
+		cli.addr.in.sin_family = AF_INET;
+		inet_pton(AF_INET, "192.0.2.7", &cli.addr.in.sin_addr);
 		if (!CHECK(lb_hash_key(&sess, be, &txn.lb_hash)))
 			return;
 		txn.flags |= TX_HAS_HASH;
