@@ -71,7 +71,8 @@ static int bind_one(const struct bind_conf *b, bool reuseport, bool probe, char 
 	return fd;
 }
 
-int listeners_bind(int nbthread, int (*inherited)(const struct sockaddr_storage *addr, int *fds, int max),
+int listeners_bind(int nbthread,
+		   int (*inherited)(const struct sockaddr_storage *addr, int *fds, int max),
 		   char **err)
 {
 	struct list *l, *bl;

@@ -186,7 +186,12 @@ static bool h1_rcv(struct stream *s)
 	return p;
 }
 
-/* ---- client side out ---- */
+/* ---- client side out ----
+ *
+ * h1_snd(): in any state, writes what the stream has for the client: a local reply, else
+ * s->rsp between out and fwd, then (once the buffer is empty) the pipe of a spliced body; after
+ * the loop's I/O phase only (stream_send_later()). It changes no state: txn_end() sees the end.
+ * A failed write marks the client gone (CF_ERROR). */
 
 /* A write to the client that failed: the client is gone (the stream sees CF_ERROR). */
 static bool h1_write_failed(struct stream *s)
@@ -264,7 +269,11 @@ static void h1_shutw(struct stream *s)
 	h1_sync(s);
 }
 
-/* ---- end of a request ---- */
+/* ---- end of a request ----
+ *
+ * h1_end(): after txn_end() (rq DONE, or BODY when a reply cut the request short): keep-alive
+ * -> IDLE for the next request (rs, ss back to NONE); otherwise the lingering close -> CLOSING,
+ * or the stream closes at once when nothing is left to read. */
 
 /* The lingering close. Closing with unread bytes from the client makes the kernel send a reset,
  * which can destroy the response still in flight. When nothing is pending, close now (the kernel

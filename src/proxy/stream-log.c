@@ -124,6 +124,7 @@ void stream_log(struct stream *s)
 	n = MIN(n, sizeof(line) - 1);
 	log_request(this_worker->id, &fe->logs, fe->log_global,
 		    (t->status >= 500 || t->term[0] != '-') && (opts & PO_LOG_SEPARATE_ERRORS)
-			    ? LOG_LVL_ERR : LOG_LVL_INFO,
+			? LOG_LVL_ERR
+			: LOG_LVL_INFO,
 		    line, n);
 }

@@ -272,8 +272,9 @@ static bool req_process(struct stream *s)
 			if (len >= tl->bufsize - global.maxrewrite) {
 				CTR_INC(s->fe->ctr[this_worker->id].failed_req);
 				stream_error(s, t->req_line1 ? 431 : 414,
-					      t->req_line1 ? "request head too large" : "request line too long",
-					      "PR");
+					     t->req_line1 ? "request head too large"
+							  : "request line too long",
+					     "PR");
 				return true;
 			}
 			if (s->cflags & (CF_EOF | CF_ERROR)) {
@@ -349,7 +350,16 @@ static bool req_process(struct stream *s)
 	}
 }
 
-/* ---- server side ---- */
+/* ---- server side ----
+ *
+ * srv_process(): a request with a backend and no reply yet. NONE: takes a slot on a server
+ * (balancing, or the pinned server) -> QUEUED when all are full, then connects -> CONNECTING, or
+ * READY on a pooled connection; no server at all is a 503. CONNECTING: the connect completed ->
+ * READY, or failed -> try_again() (NONE) or a 503 (CLOSED). Other states: nothing.
+ * srv_send(): READY only: writes s->req between out and fwd to the server (after the I/O phase).
+ * srv_recv(): READY only, until the response is DONE: reads into s->rsp, or splices into the
+ * response's pipe. Neither changes a state, except srv_splice_in() at the end of a spliced body
+ * (RS_DONE). */
 
 /* Whether the request can be sent again from the start. */
 static bool replayable(const struct stream *s)
@@ -818,10 +828,10 @@ static bool rsp_process(struct stream *s)
 					     "invalid or truncated response head");
 				srv_detach(s);
 				stream_error(s, 502,
-					      r == HTTP_SCAN_ERROR ? "invalid response head"
-					      : srv_gone ? "server closed in the middle of the response head"
-							 : "response head too large",
-					      "SH");
+					     r == HTTP_SCAN_ERROR ? "invalid response head"
+					     : srv_gone ? "server closed in the middle of the response head"
+							: "response head too large",
+					     "SH");
 				return true;
 			}
 			{
@@ -990,8 +1000,8 @@ static bool txn_end(struct stream *s)
 		srv_put_slot(s->srv);
 		s->has_slot = false;
 	}
-	s->sess->mux->end(s, cli_ka && !this_worker->stopping &&
-				     !(s->cflags & (CF_EOF | CF_ERROR)));
+	s->sess->mux->end(s,
+			  cli_ka && !this_worker->stopping && !(s->cflags & (CF_EOF | CF_ERROR)));
 	return true;
 }
 
