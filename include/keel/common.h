@@ -18,6 +18,9 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal ("64" for KEEL_MAX_THREADS). */
+#define KEEL_STR(x) KEEL_STR_(x)
+#define KEEL_STR_(x) #x
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 

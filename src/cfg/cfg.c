@@ -478,7 +478,9 @@ static int lookup(const char *s, const char *const *tab, int n)
 int cfg_parse_log(struct cfg_ctx *c, struct log_targets *lt, int argc, char **argv)
 {
 	struct log_target t;
+	int *lvl[] = {&t.level, &t.minlevel};
 	const char *dst;
+	size_t k;
 	int i = 1;
 
 	memset(&t, 0, sizeof(t));
@@ -525,21 +527,13 @@ int cfg_parse_log(struct cfg_ctx *c, struct log_targets *lt, int argc, char **ar
 		return ERR;
 	}
 	i++;
-	if (i < argc) {
-		t.level = lookup(argv[i], levels, (int)ARRAY_SIZE(levels));
-		if (t.level < 0) {
+	/* Then, optionally, the highest level sent and the lowest. */
+	for (k = 0; k < ARRAY_SIZE(lvl) && i < argc; k++, i++) {
+		*lvl[k] = lookup(argv[i], levels, (int)ARRAY_SIZE(levels));
+		if (*lvl[k] < 0) {
 			cfg_err(c, "unknown log level '%s' (expects emerg..debug)", argv[i]);
 			return ERR;
 		}
-		i++;
-	}
-	if (i < argc) {
-		t.minlevel = lookup(argv[i], levels, (int)ARRAY_SIZE(levels));
-		if (t.minlevel < 0) {
-			cfg_err(c, "unknown log level '%s' (expects emerg..debug)", argv[i]);
-			return ERR;
-		}
-		i++;
 	}
 	if (!strcmp(dst, "stdout") || !strcmp(dst, "stderr")) {
 		t.kind = LOG_T_FD;

@@ -99,52 +99,41 @@ static int kw_id(struct cfg_ctx *c, int argc, char **argv)
 	return OK;
 }
 
+/* The numeric global settings: their range and what the error says they expect. */
+static const struct {
+	const char *name;
+	int *dst;
+	long min, max;
+	const char *expects;
+} nums[] = {
+	{"nbthread", &global.nbthread, 1, KEEL_MAX_THREADS, "a number from 1 to " KEEL_STR(KEEL_MAX_THREADS)},
+	{"maxconn", &global.maxconn, 1, 10000000, "a positive number"},
+	{"ulimit-n", &global.ulimit_n, 64, 100000000, "a number of at least 64"},
+	{"tune.http.maxhdr", &global.maxhdr, 1, 32767, "a number from 1 to 32767"},
+	{"tune.spare-servers", &global.spare_servers, 0, 4096, "a number from 0 to 4096"},
+	{"maxpipes", &global.maxpipes, 0, 10000000, "a number (0: maxconn / 4)"},
+};
+
 static int kw_num(struct cfg_ctx *c, int argc, char **argv)
 {
 	long v;
-	const char *kw = argv[0];
+	size_t i;
 
 	if (one_arg(c, argc, argv))
 		return ERR;
-	if (!strcmp(kw, "nbthread")) {
-		if (cfg_parse_int(argv[1], 1, KEEL_MAX_THREADS, &v)) {
-			cfg_err(c, "'nbthread' expects a number from 1 to %d", KEEL_MAX_THREADS);
-			return ERR;
-		}
-		global.nbthread = (int)v;
-	} else if (!strcmp(kw, "maxconn")) {
-		if (cfg_parse_int(argv[1], 1, 10000000, &v)) {
-			cfg_err(c, "'maxconn' expects a positive number");
-			return ERR;
-		}
-		global.maxconn = (int)v;
-	} else if (!strcmp(kw, "ulimit-n")) {
-		if (cfg_parse_int(argv[1], 64, 100000000, &v)) {
-			cfg_err(c, "'ulimit-n' expects a number of at least 64");
-			return ERR;
-		}
-		global.ulimit_n = (int)v;
-	} else if (!strcmp(kw, "tune.http.maxhdr")) {
-		if (cfg_parse_int(argv[1], 1, 32767, &v)) {
-			cfg_err(c, "'tune.http.maxhdr' expects a number from 1 to 32767");
-			return ERR;
-		}
-		global.maxhdr = (int)v;
-	} else if (!strcmp(kw, "tune.spare-servers")) {
-		if (cfg_parse_int(argv[1], 0, 4096, &v)) {
-			cfg_err(c, "'tune.spare-servers' expects a number from 0 to 4096");
-			return ERR;
-		}
-		global.spare_servers = (int)v;
-	} else if (!strcmp(kw, "maxpipes")) {
-		if (cfg_parse_int(argv[1], 0, 10000000, &v)) {
-			cfg_err(c, "'maxpipes' expects a number (0: maxconn / 4)");
-			return ERR;
-		}
-		global.maxpipes = (int)v;
-	} else if (!strcmp(kw, "nbproc")) {
+	if (!strcmp(argv[0], "nbproc")) {
 		if (cfg_parse_int(argv[1], 1, 64, &v) || v != 1)
 			cfg_warn(c, "'nbproc' is obsolete; keel runs one process with 'nbthread' threads");
+		return OK;
+	}
+	for (i = 0; i < ARRAY_SIZE(nums); i++) {
+		if (strcmp(argv[0], nums[i].name))
+			continue;
+		if (cfg_parse_int(argv[1], nums[i].min, nums[i].max, &v)) {
+			cfg_err(c, "'%s' expects %s", argv[0], nums[i].expects);
+			return ERR;
+		}
+		*nums[i].dst = (int)v;
 	}
 	return OK;
 }

@@ -252,6 +252,14 @@ bool stream_send_later(struct stream *s)
  * gets a 400 (or, once the response started, the stream closes). TUNNEL: forwards everything.
  * DONE: nothing (pipelined bytes wait in the socket). */
 
+/* The client went away before the end of its request (term: the log's termination state). */
+static void cli_aborted(struct stream *s, const char *term)
+{
+	stream_set_term(s, term);
+	CTR_INC(s->fe->ctr[this_worker->id].cli_aborts);
+	stream_close(s);
+}
+
 static bool req_process(struct stream *s)
 {
 	struct chan *c = &s->req;
@@ -278,9 +286,7 @@ static bool req_process(struct stream *s)
 				return true;
 			}
 			if (s->cflags & (CF_EOF | CF_ERROR)) {
-				stream_set_term(s, "CR");
-				CTR_INC(s->fe->ctr[this_worker->id].cli_aborts);
-				stream_close(s);
+				cli_aborted(s, "CR");
 				return true;
 			}
 			return false;
@@ -331,9 +337,7 @@ static bool req_process(struct stream *s)
 		}
 		if (s->cflags & (CF_EOF | CF_ERROR)) {
 			/* The client went away in the middle of its body. */
-			stream_set_term(s, "CD");
-			CTR_INC(s->fe->ctr[this_worker->id].cli_aborts);
-			stream_close(s);
+			cli_aborted(s, "CD");
 			return true;
 		}
 		return false;
@@ -1199,12 +1203,12 @@ void stream_run(struct stream *s)
 		if (s->closing)
 			break;
 		if (s->cflags & CF_ERROR) {
-			/* The client is gone: nothing left to do for it. */
-			if (s->txn && s->rq != RQ_CLOSING) {
-				stream_set_term(s, "CD");
-				CTR_INC(s->fe->ctr[this_worker->id].cli_aborts);
-			}
-			stream_close(s);
+			/* The client is gone: nothing left to do for it. An idle or closing
+			 * connection is no abort. */
+			if (s->txn && s->rq != RQ_CLOSING)
+				cli_aborted(s, "CD");
+			else
+				stream_close(s);
 			break;
 		}
 		if (t0 && s->txn == t0 && t0->rsp_pipe)
