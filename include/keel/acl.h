@@ -5,7 +5,7 @@
 #include <stdbool.h>
 
 #include <keel/acl-t.h>
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 
 struct stream;
 

@@ -5,13 +5,7 @@
 
 #include <stddef.h>
 
-struct arena_block;
-struct arena_cleanup;
-
-struct arena {
-	struct arena_block *blocks;
-	struct arena_cleanup *cleanups;
-};
+#include <keel/arena-t.h>
 
 void *arena_alloc(struct arena *a, size_t n); /* zeroed, 16-byte aligned; fatal on OOM */
 /* Same, aligned to align bytes (a power of two, e.g. 64 for per-thread counter blocks). */

@@ -9,7 +9,7 @@
 #include <keel/http-t.h>
 #include <keel/list.h>
 #include <keel/loop-t.h>
-#include <keel/pool.h>
+#include <keel/pool-t.h>
 
 struct srv_tctx {
 	struct list idle; /* idle struct sconn, most recently used first */

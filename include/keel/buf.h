@@ -1,7 +1,6 @@
-/* Byte buffers. A buffer is a (storage, size, head, tail) window: bytes in [head, tail) are live,
- * [tail, size) is free space, [0, head) is reclaimable by buf_compact(). Storage comes from the
- * loop's buffer pool and is returned as soon as the buffer is empty, so an idle connection holds no
- * buffer memory. Invariant: head <= tail <= size. */
+/* Byte buffers (struct buf and its invariant: include/keel/buf-t.h). Storage comes from the loop's
+ * buffer pool and is returned as soon as the buffer is empty, so an idle connection holds no
+ * buffer memory. */
 #ifndef KEEL_BUF_H
 #define KEEL_BUF_H
 
@@ -9,14 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <keel/buf-t.h>
 #include <keel/common.h>
-
-struct buf {
-	char *data;     /* NULL when no storage is attached */
-	uint32_t size;
-	uint32_t head;
-	uint32_t tail;
-};
 
 static inline uint32_t buf_len(const struct buf *b)
 {

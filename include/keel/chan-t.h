@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include <keel/buf.h>
+#include <keel/buf-t.h>
 
 /* A byte stream in one direction. Invariant: b.head <= out <= fwd <= b.tail.
  * [b.head, out) was sent but is retained for a retry, [out, fwd) is ready to send,

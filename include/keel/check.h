@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 #include <keel/check-t.h>
 #include <keel/proxy-t.h>
 

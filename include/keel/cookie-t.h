@@ -24,6 +24,15 @@ enum ck_opt {
 	CKO_NO_MOVED_HDR = 1u << 6, /* keel: no X-Keel-Moved-From to the new server */
 };
 
+/* What a persistence cookie naming a server means for the request (cookie_verdict()). */
+enum ck_verdict {
+	CKV_GO = 0, /* send the request there (usable, draining, or down with "option persist") */
+	CKV_DOWN,   /* down or ejected: the user moves to another server */
+	CKV_MAINT,  /* in maintenance (or deleted): the user moves, even with "option persist" */
+	CKV_GONE,   /* in drain, and the user was idle for drain-idle or the drain-deadline passed:
+		     * it moves as from maintenance */
+};
+
 #define CK_DATE_DELIM '|' /* insert mode with maxidle/maxlife: VALUE|last|first (hex seconds) */
 #define CK_PREFIX_DELIM '~'
 #define CK_REFRESH_S 4    /* a dated cookie is re-sent when its last date is older than this */

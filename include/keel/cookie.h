@@ -7,18 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 #include <keel/cookie-t.h>
 #include <keel/proxy-t.h>
-
-/* What a persistence cookie naming srv means for the request. */
-enum ck_verdict {
-	CKV_GO = 0, /* send the request there (usable, draining, or down with "option persist") */
-	CKV_DOWN,   /* down or ejected: the user moves to another server */
-	CKV_MAINT,  /* in maintenance (or deleted): the user moves, even with "option persist" */
-	CKV_GONE,   /* in drain, and the user was idle for drain-idle or the drain-deadline passed:
-		     * it moves as from maintenance */
-};
 
 /* The "cookie" keyword (registered at start, src/process/modules.c). */
 extern const struct cfg_module cookie_module;

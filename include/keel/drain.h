@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 #include <keel/drain-t.h>
 
 struct server;

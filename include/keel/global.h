@@ -2,7 +2,7 @@
 #ifndef KEEL_GLOBAL_H
 #define KEEL_GLOBAL_H
 
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 #include <keel/global-t.h>
 
 extern struct global global;

@@ -70,6 +70,13 @@ struct http_head {
 	bool skip_body; /* responses to HEAD: no body whatever the headers say */
 };
 
+/* What http_scan_head() found. */
+enum http_scan_result {
+	HTTP_SCAN_MORE = 0,  /* the head is not complete yet */
+	HTTP_SCAN_DONE = 1,  /* *head_len holds the length of the complete head */
+	HTTP_SCAN_ERROR = 2, /* framing error (bare LF, obs-fold, NUL): answer 400 */
+};
+
 /* An errorfile: a whole HTTP response replacing keel's page for one status (per proxy). */
 struct errmsg {
 	char *data;              /* a whole HTTP response */

@@ -7,12 +7,6 @@
 
 #include <keel/http-t.h>
 
-enum http_scan_result {
-	HTTP_SCAN_MORE = 0,  /* the head is not complete yet */
-	HTTP_SCAN_DONE = 1,  /* *head_len holds the length of the complete head */
-	HTTP_SCAN_ERROR = 2, /* framing error (bare LF, obs-fold, NUL): answer 400 */
-};
-
 /* Scans buf[0..len) for the end of an HTTP/1 head (CRLF CRLF), resuming at *pos (0 on the first
  * call, updated). Rejects bare LF line endings and obs-fold continuation lines. *line1_done tells
  * whether the start line is complete, which decides between 414 and 431 when the head is too big. */

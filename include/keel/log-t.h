@@ -5,6 +5,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* syslog severities */
+enum { LOG_LVL_EMERG, LOG_LVL_ALERT, LOG_LVL_CRIT, LOG_LVL_ERR, LOG_LVL_WARNING, LOG_LVL_NOTICE,
+       LOG_LVL_INFO, LOG_LVL_DEBUG };
+
 enum log_target_kind {
 	LOG_T_UDP,   /* syslog over UDP (RFC 3164 framing) */
 	LOG_T_UNIX,  /* syslog over a unix datagram socket (/dev/log) */

@@ -11,10 +11,6 @@
 
 #include <keel/log-t.h>
 
-/* syslog severities */
-enum { LOG_LVL_EMERG, LOG_LVL_ALERT, LOG_LVL_CRIT, LOG_LVL_ERR, LOG_LVL_WARNING, LOG_LVL_NOTICE,
-       LOG_LVL_INFO, LOG_LVL_DEBUG };
-
 /* Opens the targets of lt not opened yet (call before chroot, for the global targets and each
  * proxy's). Returns OK or ERR with *err. */
 int log_open_targets(struct log_targets *lt, char **err);

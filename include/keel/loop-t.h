@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include <keel/list.h>
-#include <keel/pool.h>
+#include <keel/pool-t.h>
 #include <keel/timer-t.h>
 
 struct kpipe;

@@ -2,13 +2,7 @@
 #ifndef KEEL_ORIGIN_H
 #define KEEL_ORIGIN_H
 
-struct origin_opts {
-	const char *name;  /* sent as X-Origin and in bodies */
-	int listen_fds[8]; /* listening sockets (nonblocking) */
-	int nlisten;
-	int quiet;
-	const char *id_log; /* NULL, or a file the X-Req-Id of every POST is appended to */
-};
+#include <keel/origin-t.h>
 
 /* Opens a listening socket on "IP:PORT" or "[IPv6]:PORT". Returns the fd, or -1 with *err set
  * (malloc'd). */

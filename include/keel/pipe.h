@@ -7,18 +7,10 @@
 #define KEEL_PIPE_H
 
 #include <stdbool.h>
-#include <stdint.h>
+
+#include <keel/pipe-t.h>
 
 struct loop;
-
-struct kpipe {
-	int rd, wr;	    /* read and write ends, non-blocking */
-	uint32_t len;	    /* bytes in the pipe (the splices in minus the splices out) */
-	struct kpipe *next; /* in the loop's cache */
-};
-
-/* What a pipe holds at most, in bytes: the kernel's default pipe size (16 pages). */
-#define PIPE_CAP (16u * 4096u)
 
 /* An empty pipe from the thread's cache or a new one. Returns NULL when maxpipes pipes exist,
  * or descriptors or memory are short: the caller then copies through its buffer instead. */

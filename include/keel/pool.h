@@ -6,15 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct pool {
-	const char *name;
-	size_t size;      /* object size, >= sizeof(void *) */
-	void *free;       /* singly linked list of released objects */
-	uint32_t nfree;   /* objects in the free list */
-	uint32_t nused;   /* objects handed out and not yet released */
-	uint32_t max_free; /* beyond this, released objects go back to malloc */
-	uint64_t failed;  /* allocations that failed (memory pressure) */
-};
+#include <keel/pool-t.h>
 
 void pool_init(struct pool *p, const char *name, size_t size, uint32_t max_free);
 /* Returns an uninitialised object, or NULL when memory is exhausted. */

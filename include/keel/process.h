@@ -3,15 +3,7 @@
 #ifndef KEEL_PROCESS_H
 #define KEEL_PROCESS_H
 
-#include <stdbool.h>
-
-struct keel_opts {
-	bool foreground;   /* -d / -db: never detach */
-	bool force_daemon; /* -D */
-	const char *pidfile; /* -p overrides the config */
-	bool quiet;
-	char **argv; /* the command line, run again by a reload */
-};
+#include <keel/process-t.h>
 
 /* Runs the loaded configuration until stopped. Returns the process exit code. */
 int keel_run(const struct keel_opts *o);

@@ -21,6 +21,7 @@
 #include <keel/sample-t.h>
 #include <keel/stick-t.h>
 
+struct cfg_ctx;
 struct chash;
 struct http_service;
 struct mux_ops;
@@ -303,6 +304,21 @@ struct proxy {
 	atomic_uint rr_seq;      /* round-robin position, shared by the threads */
 	struct counters *ctr;    /* one per thread */
 	struct list list;        /* in keel_proxies */
+};
+
+/* A runtime module's part in the proxy sections. Every hook may be NULL; hooks run in
+ * registration order. */
+struct proxy_hooks {
+	/* Sets the module's defaults in a new defaults section (p is zeroed). */
+	void (*init_defaults)(struct proxy *p);
+	/* A server option at argv[*i]: 1 when consumed (*i advanced past its value), 0 when not the
+	 * module's, ERR (reported through c) on error. */
+	int (*server_param)(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i);
+	/* Validates a backend once the whole file is read (its server array has its final room);
+	 * resolves what was left unset. OK or ERR (reported). */
+	int (*check_backend)(struct cfg_ctx *c, struct proxy *p);
+	/* The same for one server added at runtime ("add server"). */
+	int (*check_server)(struct cfg_ctx *c, struct proxy *p, struct server *s);
 };
 
 #endif

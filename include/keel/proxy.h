@@ -6,28 +6,13 @@
 #ifndef KEEL_PROXY_H
 #define KEEL_PROXY_H
 
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 #include <keel/proxy-t.h>
 
 /* Every proxy of the loaded configuration, in file order (struct proxy.list). */
 extern struct list keel_proxies;
 /* The proxy sections' keyword table (exposed for the "did you mean" unit test). */
 extern const struct cfg_kw proxy_kw[];
-
-/* A runtime module's part in the proxy sections. Every hook may be NULL; hooks run in
- * registration order. */
-struct proxy_hooks {
-	/* Sets the module's defaults in a new defaults section (p is zeroed). */
-	void (*init_defaults)(struct proxy *p);
-	/* A server option at argv[*i]: 1 when consumed (*i advanced past its value), 0 when not the
-	 * module's, ERR (reported through c) on error. */
-	int (*server_param)(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i);
-	/* Validates a backend once the whole file is read (its server array has its final room);
-	 * resolves what was left unset. OK or ERR (reported). */
-	int (*check_backend)(struct cfg_ctx *c, struct proxy *p);
-	/* The same for one server added at runtime ("add server"). */
-	int (*check_server)(struct cfg_ctx *c, struct proxy *p, struct server *s);
-};
 
 /* Registers h (at start, before the first configuration load). */
 void proxy_register_hooks(const struct proxy_hooks *h);

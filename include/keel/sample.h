@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 #include <keel/sample-t.h>
 
 struct stream;

@@ -4,14 +4,9 @@
 #ifndef KEEL_SBUF_H
 #define KEEL_SBUF_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
-struct sbuf {
-	char *p;      /* NUL-terminated when len > 0; owned, free() it */
-	size_t len, cap;
-	bool oom;
-};
+#include <keel/sbuf-t.h>
 
 /* Appends the formatted text. */
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -4,22 +4,10 @@
 #ifndef KEEL_SERVICE_H
 #define KEEL_SERVICE_H
 
-#include <stdbool.h>
 
 #include <keel/http-t.h>
 #include <keel/proxy-t.h>
-
-struct stream;
-
-struct http_service {
-	/* The name "http-request use-service NAME" gives, or NULL when no rule may name it. */
-	const char *name;
-	/* Whether a request to frontend fe is for this service by its URI (asked before any rule,
-	 * in registration order), or NULL when only a rule leads to it. */
-	bool (*claims)(const struct proxy *fe, const struct http_head *h);
-	/* Answers the request (stream_reply_heap(), stream_error()...). h: its parsed head. */
-	void (*serve)(struct stream *s, const struct http_head *h);
-};
+#include <keel/service-t.h>
 
 /* Registers svc (at start, before the configuration is loaded: rules look services up). */
 void http_service_register(const struct http_service *svc);

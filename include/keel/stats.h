@@ -11,16 +11,9 @@
 #include <keel/http-t.h>
 #include <keel/proxy-t.h>
 #include <keel/sbuf.h>
+#include <keel/stats-t.h>
 
 struct stream;
-
-/* The per-thread counters of a proxy or server, summed (relaxed reads: each cell is a
- * snapshot, the sum is not atomic as a whole, which is fine for monotonic counters). */
-struct stats_sums {
-	uint64_t conn_tot, req_tot, rsp[6], bytes_in, bytes_out, denied_req, failed_req;
-	uint64_t failed_conn, failed_rsp, retries, redispatches, timeouts, queued_tot;
-	uint64_t queue_timeouts, cli_aborts, srv_aborts, sticky_moves;
-};
 
 /* Sums c[0..keel_nworkers-1] into s (zeroes s when c is NULL). */
 void stats_sum(const struct counters *c, struct stats_sums *s);

@@ -84,4 +84,9 @@ struct stick_txn {
 	} st[STICK_MAX_PENDING];
 };
 
+/* What stick_foreach() calls for each live entry of a table (the state file): its key, the id of
+ * the server it names, and left_ms until it expires (0: never). */
+typedef void (*stick_entry_fn)(void *arg, const uint8_t *key, uint16_t klen, int srv_id,
+			       uint64_t left_ms);
+
 #endif

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <keel/cfg.h>
+#include <keel/cfg-t.h>
 #include <keel/stick-t.h>
 
 struct sbuf;
@@ -67,8 +67,6 @@ void stick_dump(struct stktable *t, bool entries, struct sbuf *o);
  * recently used first, under each shard's lock in turn: fn must be quick and must not call into
  * the table. left_ms: until it expires, 0 never. stick_restore() stores an entry read back,
  * keeping its remaining lifetime left_ms when shorter than the table's "expire". */
-typedef void (*stick_entry_fn)(void *arg, const uint8_t *key, uint16_t klen, int srv_id,
-			       uint64_t left_ms);
 void stick_foreach(struct stktable *t, stick_entry_fn fn, void *arg);
 int stick_restore(struct stktable *t, const uint8_t *key, uint16_t klen, int srv_id,
 		  uint64_t left_ms);

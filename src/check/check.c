@@ -37,6 +37,7 @@
 #include <keel/global.h>
 #include <keel/log.h>
 #include <keel/loop.h>
+#include <keel/pool.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/timer.h>

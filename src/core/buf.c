@@ -1,6 +1,7 @@
 /* Buffer storage management (the byte-level helpers are inline in buf.h). */
 #include <keel/buf.h>
 #include <keel/loop.h>
+#include <keel/pool.h>
 
 bool buf_get(struct buf *b)
 {

@@ -12,6 +12,7 @@
 #include <keel/common.h>
 #include <keel/loop.h>
 #include <keel/pipe.h>
+#include <keel/pool.h>
 #include <keel/timer.h>
 
 __thread struct loop *tl;

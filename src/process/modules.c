@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include <keel/admin.h>
+#include <keel/cfg.h>
 #include <keel/check.h>
 #include <keel/cookie.h>
 #include <keel/drain.h>

@@ -24,6 +24,7 @@
 #include <keel/log.h>
 #include <keel/loop.h>
 #include <keel/mux.h>
+#include <keel/pool.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>

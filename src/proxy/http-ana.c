@@ -6,6 +6,7 @@
 
 #include <keel/acl.h>
 #include <keel/backend.h>
+#include <keel/buf.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>

@@ -30,6 +30,7 @@
 #include <keel/loop.h>
 #include <keel/mux-t.h>
 #include <keel/pipe.h>
+#include <keel/pool.h>
 #include <keel/session.h>
 #include <keel/stream.h>
 #include <keel/timer.h>
