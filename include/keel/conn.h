@@ -5,6 +5,7 @@
 #define KEEL_CONN_H
 
 #include <stdbool.h>
+#include <sys/epoll.h>
 
 #include <keel/conn-t.h>
 
@@ -15,7 +16,17 @@ extern const struct xprt_ops xprt_raw;
  * the calling thread's loop (cb: the owner's event handler). OK, or ERR (fd left open). */
 int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void (*cb)(struct fdh *, uint32_t));
 /* Folds epoll events into c's flags (the owner's event handler calls it first). */
-void conn_events(struct conn *c, uint32_t events);
+static inline void conn_events(struct conn *c, uint32_t events)
+{
+	if (events & EPOLLIN)
+		c->flags |= CF_RD_READY;
+	if (events & EPOLLRDHUP)
+		c->flags |= CF_RD_READY | CF_RDHUP;
+	if (events & EPOLLOUT)
+		c->flags |= CF_WR_READY;
+	if (events & (EPOLLERR | EPOLLHUP))
+		c->flags |= CF_ERROR | CF_RD_READY;
+}
 /* The outcome of a non-blocking connect() once the socket turned writable or failed: 0 when
  * connected, else the errno value (ECONNREFUSED...). */
 int conn_connect_error(struct conn *c);

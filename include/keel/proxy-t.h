@@ -294,6 +294,7 @@ struct proxy {
 	struct cookie_conf ck;   /* "cookie": persistence (src/sticky/cookie.c) */
 	struct stick_conf stk;   /* "stick-table", "stick": stick tables (src/sticky/stick.c) */
 	/* runtime */
+	uint8_t svc_mask;        /* frontend: services answered at their own URIs (service.h) */
 	atomic_int feconn;       /* frontend: current client connections */
 	atomic_int beconn;       /* backend: requests being served */
 	atomic_int nbpend;       /* backend: requests queued, all threads */

@@ -249,6 +249,11 @@ static void reply_auth(struct stream *s, const struct proxy *fe)
 	http_reply_auth(s, fe->stats.realm ? fe->stats.realm : "HAProxy Statistics");
 }
 
+static bool metrics_on(const struct proxy *fe)
+{
+	return fe->stats.prom_uri != NULL;
+}
+
 /* "stats prometheus-uri": the exact path (a query string is ignored), before the stats prefix. */
 static bool metrics_claims(const struct proxy *fe, const struct http_head *h)
 {
@@ -262,6 +267,11 @@ static void metrics_serve(struct stream *s, const struct http_head *h)
 		reply_auth(s, s->fe);
 	else
 		prom_serve(s);
+}
+
+static bool stats_on(const struct proxy *fe)
+{
+	return fe->stats.enabled;
 }
 
 static bool stats_claims(const struct proxy *fe, const struct http_head *h)
@@ -284,9 +294,9 @@ static void exporter_serve(struct stream *s, const struct http_head *h)
 	prom_serve(s);
 }
 
-static const struct http_service metrics_page = {NULL, metrics_claims, metrics_serve};
-static const struct http_service stats_page = {NULL, stats_claims, stats_page_serve};
-static const struct http_service exporter = {"prometheus-exporter", NULL, exporter_serve};
+static const struct http_service metrics_page = {NULL, metrics_on, metrics_claims, metrics_serve};
+static const struct http_service stats_page = {NULL, stats_on, stats_claims, stats_page_serve};
+static const struct http_service exporter = {"prometheus-exporter", NULL, NULL, exporter_serve};
 
 void admin_register(void)
 {

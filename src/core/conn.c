@@ -1,6 +1,5 @@
 /* Connections (include/keel/conn.h): set-up, the epoll events, closing. */
 #include <errno.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <keel/common.h>
@@ -14,18 +13,6 @@ int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void (*cb)(struc
 	c->xprt = x;
 	c->xprt_ctx = NULL;
 	return loop_add(&c->h, fd);
-}
-
-void conn_events(struct conn *c, uint32_t events)
-{
-	if (events & EPOLLIN)
-		c->flags |= CF_RD_READY;
-	if (events & EPOLLRDHUP)
-		c->flags |= CF_RD_READY | CF_RDHUP;
-	if (events & EPOLLOUT)
-		c->flags |= CF_WR_READY;
-	if (events & (EPOLLERR | EPOLLHUP))
-		c->flags |= CF_ERROR | CF_RD_READY;
 }
 
 int conn_connect_error(struct conn *c)

@@ -728,7 +728,7 @@ int http_ana_request(struct stream *s, uint32_t hlen)
 		goto out_reply;
 	}
 	/* Pages an upper layer serves (the metrics and stats pages). */
-	svc = http_service_claim(s->fe, h);
+	svc = s->fe->svc_mask ? http_service_claim(s->fe, h) : NULL;
 	if (svc) {
 		svc->serve(s, h);
 		goto out_reply;

@@ -93,7 +93,7 @@ static void h1_accept(struct listener *li, int fd, const union sockaddr_u *addr)
 
 /* ---- client side in ----
  *
- * h1_read(): reads the client socket into s->req. Not while a request is answered (RQ_DONE:
+ * h1_read(): reads the client socket into s->req (when it is readable). Not while a request is answered (RQ_DONE:
  * pipelined bytes wait in the socket); after the last response (RQ_CLOSING), reads and drops.
  * h1_start(): RQ_IDLE -> HEAD at the first byte of a request (a transaction starts), or the
  * stream closes when the client closed its idle connection. */
@@ -104,8 +104,6 @@ static bool h1_read(struct stream *s, struct conn *cn)
 	uint32_t room, reserve = chan_reserve(s->rq == RQ_IDLE || s->rq == RQ_HEAD);
 	ssize_t n;
 
-	if (!(cn->flags & CF_RD_READY) || (cn->flags & (CF_EOF | CF_ERROR)))
-		return false;
 	/* A transport with its own exchange (TLS) completes it before any request byte. */
 	if (conn_handshake(cn) != OK)
 		return false;
@@ -178,8 +176,12 @@ static bool h1_start(struct stream *s)
 
 static bool h1_rcv(struct stream *s)
 {
-	bool p = h1_read(s, &s->sess->cli);
+	struct conn *cn = &s->sess->cli;
+	bool p = false;
 
+	/* Nothing to read is the common case: checked here, before the call. */
+	if ((cn->flags & CF_RD_READY) && !(cn->flags & (CF_EOF | CF_ERROR)))
+		p = h1_read(s, cn);
 	h1_sync(s);
 	if (s->rq == RQ_IDLE)
 		p |= h1_start(s);

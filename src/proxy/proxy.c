@@ -13,6 +13,7 @@
 #include <keel/global.h>
 #include <keel/lb.h>
 #include <keel/proxy.h>
+#include <keel/service.h>
 #include <keel/worker.h>
 
 struct list keel_proxies = LIST_HEAD_INIT(keel_proxies);
@@ -199,6 +200,8 @@ void proxy_check_all(struct cfg_ctx *c)
 				if (hooks[i]->check_backend)
 					hooks[i]->check_backend(c, p);
 		}
+		if (p->cap & PR_CAP_FE)
+			p->svc_mask = (uint8_t)http_service_mask(p);
 		if (p->stats.enabled && (p->cap & PR_CAP_FE) && p->stats.nusers == 0)
 			cfg_warn(c, "'%s': stats page at '%s' has no 'stats auth': it is open to anyone who can reach it", p->name, p->stats.uri);
 	}

@@ -2,9 +2,10 @@
 #include <string.h>
 
 #include <keel/common.h>
+#include <keel/proxy-t.h>
 #include <keel/service.h>
 
-#define MAX_SERVICES 8
+#define MAX_SERVICES 8 /* the bits of struct proxy's svc_mask */
 
 static const struct http_service *services[MAX_SERVICES];
 static int nservices;
@@ -24,12 +25,23 @@ const struct http_service *http_service_find(const char *name)
 	return NULL;
 }
 
+unsigned http_service_mask(const struct proxy *fe)
+{
+	unsigned mask = 0;
+	int i;
+
+	for (i = 0; i < nservices; i++)
+		if (services[i]->on && services[i]->on(fe))
+			mask |= 1u << i;
+	return mask;
+}
+
 const struct http_service *http_service_claim(const struct proxy *fe, const struct http_head *h)
 {
 	int i;
 
 	for (i = 0; i < nservices; i++)
-		if (services[i]->claims && services[i]->claims(fe, h))
+		if ((fe->svc_mask & (1u << i)) && services[i]->claims(fe, h))
 			return services[i];
 	return NULL;
 }
