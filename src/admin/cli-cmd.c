@@ -538,44 +538,43 @@ static struct server *one_server(int argc, char **argv, const char *cmd, struct 
 	return find_server(argv[0], o);
 }
 
-static int cmd_enable_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+/* What "enable" and "disable" turn on or off: the server (admin state ready or maint), or its
+ * active checks. */
+enum srv_switch { SW_SERVER, SW_HEALTH };
+
+/* "enable|disable server|health B/S": cmd names the command in the error line. */
+static int switch_server(int argc, char **argv, const char *cmd, enum srv_switch what, bool on,
+			 struct sbuf *o)
 {
-	struct server *s = one_server(argc, argv, "enable server", o);
+	struct server *s = one_server(argc, argv, cmd, o);
 
 	if (!s)
 		return ERR;
-	health_set_admin(s, SRV_ADMIN_READY, CLI_WHO);
+	if (what == SW_HEALTH)
+		health_set_checks(s, on, CLI_WHO);
+	else
+		health_set_admin(s, on ? SRV_ADMIN_READY : SRV_ADMIN_MAINT, CLI_WHO);
 	return OK;
+}
+
+static int cmd_enable_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	return switch_server(argc, argv, "enable server", SW_SERVER, true, o);
 }
 
 static int cmd_disable_server(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 {
-	struct server *s = one_server(argc, argv, "disable server", o);
-
-	if (!s)
-		return ERR;
-	health_set_admin(s, SRV_ADMIN_MAINT, CLI_WHO);
-	return OK;
+	return switch_server(argc, argv, "disable server", SW_SERVER, false, o);
 }
 
 static int cmd_enable_health(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 {
-	struct server *s = one_server(argc, argv, "enable health", o);
-
-	if (!s)
-		return ERR;
-	health_set_checks(s, true, CLI_WHO);
-	return OK;
+	return switch_server(argc, argv, "enable health", SW_HEALTH, true, o);
 }
 
 static int cmd_disable_health(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
 {
-	struct server *s = one_server(argc, argv, "disable health", o);
-
-	if (!s)
-		return ERR;
-	health_set_checks(s, false, CLI_WHO);
-	return OK;
+	return switch_server(argc, argv, "disable health", SW_HEALTH, false, o);
 }
 
 /* "reload": answers once the new process serves (or why it could not start: this one goes on). */

@@ -66,26 +66,19 @@ static void family(struct sbuf *b, const char *name, const char *type, const cha
 	sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void fe_labels(struct sbuf *b, const struct proxy *p)
+/* key="value", the value escaped. */
+static void label(struct sbuf *b, const char *key, const char *val)
 {
-	sbuf_put(b, "frontend=\"", 10);
-	prom_label(b, p->name);
-	sbuf_put(b, "\"", 1);
-}
-
-static void be_labels(struct sbuf *b, const struct proxy *p)
-{
-	sbuf_put(b, "backend=\"", 9);
-	prom_label(b, p->name);
+	sbuf_printf(b, "%s=\"", key);
+	prom_label(b, val);
 	sbuf_put(b, "\"", 1);
 }
 
 static void srv_labels(struct sbuf *b, const struct server *s)
 {
-	be_labels(b, s->be);
-	sbuf_put(b, ",server=\"", 9);
-	prom_label(b, s->name);
-	sbuf_put(b, "\"", 1);
+	label(b, "backend", s->be->name);
+	sbuf_put(b, ",", 1);
+	label(b, "server", s->name);
 }
 
 /* Coarse buckets of keel_server_ttfb_seconds: the label, and the bound in microseconds. */
@@ -126,117 +119,217 @@ void prom_histogram(struct sbuf *b, const char *name, const char *labels,
 	sbuf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)total);
 }
 
-/* Field getters for the per-proxy and per-server families below. */
-typedef uint64_t (*sum_get)(const struct stats_sums *c);
-#define SUM_GETTER(field)                                                                          \
-	static uint64_t get_##field(const struct stats_sums *c)                                    \
-	{                                                                                          \
-		return c->field;                                                                   \
-	}
-SUM_GETTER(conn_tot)
-SUM_GETTER(req_tot)
-SUM_GETTER(bytes_in)
-SUM_GETTER(bytes_out)
-SUM_GETTER(denied_req)
-SUM_GETTER(failed_req)
-SUM_GETTER(failed_conn)
-SUM_GETTER(failed_rsp)
-SUM_GETTER(retries)
-SUM_GETTER(redispatches)
-SUM_GETTER(timeouts)
-SUM_GETTER(sticky_moves)
+/* What a family shows of each proxy or server. */
+enum prom_val {
+	/* counters of struct stats_sums (sum_value()) */
+	V_CONN_TOT, V_REQ_TOT, V_DENIED_REQ, V_FAILED_REQ, V_FAILED_CONN, V_FAILED_RSP, V_RETRIES,
+	V_REDISPATCHES, V_TIMEOUTS, V_STICKY_MOVES, V_BYTES_IN, V_BYTES_OUT,
+	V_RSP, /* one line per status class */
+	/* of the proxy (px_lines()) */
+	V_FECONN, V_BECONN, V_BE_QUEUE, V_UP_SERVERS,
+	/* of the server (srv_lines()) */
+	V_UP, V_STATE, V_WEIGHT, V_CUR, V_MAX, V_QUEUE, V_STICKY, V_PENDING, V_EJECT, V_CONSEC,
+	V_CHECK_UP, V_CHECK_DUR, V_TTFB,
+};
 
-/* A counter family over the frontends (cap PR_CAP_FE) or backends (PR_CAP_BE). */
-static void px_counter(struct sbuf *b, unsigned cap, const char *name, const char *help,
-		       sum_get get)
+struct prom_family {
+	const char *name, *type, *help;
+	enum prom_val val;
+};
+
+/* In the order of the page (docs/metrics.md). */
+static const struct prom_family fe_families[] = {
+	{"keel_frontend_current_connections", "gauge", "Client connections open on the frontend.",
+	 V_FECONN},
+	{"keel_frontend_connections_total", "counter",
+	 "Client connections accepted by the frontend.", V_CONN_TOT},
+	{"keel_frontend_requests_total", "counter", "HTTP requests received by the frontend.",
+	 V_REQ_TOT},
+	{"keel_frontend_responses_total", "counter",
+	 "HTTP responses sent by the frontend, by status class.", V_RSP},
+	{"keel_frontend_denied_requests_total", "counter", "Requests denied by http-request rules.",
+	 V_DENIED_REQ},
+	{"keel_frontend_invalid_requests_total", "counter", "Requests rejected as invalid.",
+	 V_FAILED_REQ},
+	{"keel_frontend_bytes_in_total", "counter", "Bytes received from clients.", V_BYTES_IN},
+	{"keel_frontend_bytes_out_total", "counter", "Bytes sent to clients.", V_BYTES_OUT},
+};
+
+static const struct prom_family be_families[] = {
+	{"keel_backend_requests_total", "counter", "HTTP requests handled by the backend.",
+	 V_REQ_TOT},
+	{"keel_backend_responses_total", "counter",
+	 "HTTP responses from the backend, by status class.", V_RSP},
+	{"keel_backend_connection_errors_total", "counter",
+	 "Failed connections to the backend's servers.", V_FAILED_CONN},
+	{"keel_backend_response_errors_total", "counter",
+	 "Invalid or aborted responses from the backend's servers.", V_FAILED_RSP},
+	{"keel_backend_retries_total", "counter", "Requests sent again after a failed try.",
+	 V_RETRIES},
+	{"keel_backend_redispatches_total", "counter", "Requests moved to another server.",
+	 V_REDISPATCHES},
+	{"keel_backend_timeouts_total", "counter", "Server connect or response timeouts.",
+	 V_TIMEOUTS},
+	{"keel_backend_current_sessions", "gauge", "Requests being served by the backend.",
+	 V_BECONN},
+	{"keel_backend_queue", "gauge", "Requests waiting in the backend's queue.", V_BE_QUEUE},
+	{"keel_backend_up_servers", "gauge", "Servers of the backend that take new traffic now.",
+	 V_UP_SERVERS},
+};
+
+static const struct prom_family srv_families[] = {
+	{"keel_server_requests_total", "counter", "HTTP requests sent to the server.", V_REQ_TOT},
+	{"keel_server_responses_total", "counter",
+	 "HTTP responses from the server, by status class.", V_RSP},
+	{"keel_server_up", "gauge", "1 when the server takes new traffic (state up), else 0.",
+	 V_UP},
+	{"keel_server_state", "gauge",
+	 "The server's state: 1 for the current one (up, down, ejected, drain, maint).", V_STATE},
+	{"keel_server_weight", "gauge",
+	 "Effective weight of the server (after agent, slowstart and latency).", V_WEIGHT},
+	{"keel_server_current_sessions", "gauge", "Requests being served by the server.", V_CUR},
+	{"keel_server_max_sessions", "gauge",
+	 "Highest number of concurrent requests seen on the server.", V_MAX},
+	{"keel_server_queue", "gauge", "Requests waiting for this server specifically.", V_QUEUE},
+	{"keel_server_connection_errors_total", "counter", "Failed connections to the server.",
+	 V_FAILED_CONN},
+	{"keel_server_response_errors_total", "counter",
+	 "Invalid or aborted responses from the server.", V_FAILED_RSP},
+	{"keel_server_retries_total", "counter", "Tries on this server that were sent again.",
+	 V_RETRIES},
+	{"keel_server_timeouts_total", "counter", "Connect or response timeouts on the server.",
+	 V_TIMEOUTS},
+	{"keel_server_sticky_moves_total", "counter",
+	 "Users whose persistence cookie named this server, sent to another one.", V_STICKY_MOVES},
+	{"keel_server_sticky_users", "gauge",
+	 "Users still bound to the server (stick table entries; for a draining server, "
+	 "those and the cookie users seen, within drain-idle).",
+	 V_STICKY},
+	{"keel_server_sticky_users_pending_seconds", "gauge",
+	 "Draining server with cookie persistence: for how long cookie users not seen since "
+	 "the drain began may still come back and stay (+Inf: kept for ever).",
+	 V_PENDING},
+	{"keel_server_ejections_total", "counter", "Times passive detection ejected the server.",
+	 V_EJECT},
+	{"keel_server_consecutive_errors", "gauge",
+	 "Current streak of live-traffic errors on the server.", V_CONSEC},
+	{"keel_server_bytes_in_total", "counter",
+	 "Request bytes sent to the server (received from clients).", V_BYTES_IN},
+	{"keel_server_bytes_out_total", "counter",
+	 "Response bytes received from the server (sent to clients).", V_BYTES_OUT},
+	{"keel_server_check_up", "gauge",
+	 "1 when the server's last health check passed, else 0 (servers with a check result).",
+	 V_CHECK_UP},
+	{"keel_server_check_duration_seconds", "gauge",
+	 "Duration of the server's last health check.", V_CHECK_DUR},
+	{"keel_server_ttfb_seconds", "histogram",
+	 "Time to the first byte of the server's response heads since start.", V_TTFB},
+};
+
+static uint64_t sum_value(const struct stats_sums *c, enum prom_val v)
 {
-	struct list *l;
-	struct stats_sums c;
-
-	family(b, name, "counter", help);
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		if (!(p->cap & cap))
-			continue;
-		stats_sum(p->ctr, &c);
-		sbuf_printf(b, "%s{", name);
-		if (cap == PR_CAP_FE)
-			fe_labels(b, p);
-		else
-			be_labels(b, p);
-		sbuf_printf(b, "} %llu\n", (unsigned long long)get(&c));
+	switch (v) {
+	case V_CONN_TOT: return c->conn_tot;
+	case V_REQ_TOT: return c->req_tot;
+	case V_DENIED_REQ: return c->denied_req;
+	case V_FAILED_REQ: return c->failed_req;
+	case V_FAILED_CONN: return c->failed_conn;
+	case V_FAILED_RSP: return c->failed_rsp;
+	case V_RETRIES: return c->retries;
+	case V_REDISPATCHES: return c->redispatches;
+	case V_TIMEOUTS: return c->timeouts;
+	case V_STICKY_MOVES: return c->sticky_moves;
+	case V_BYTES_IN: return c->bytes_in;
+	case V_BYTES_OUT: return c->bytes_out;
+	default: return 0;
 	}
 }
 
-static void px_responses(struct sbuf *b, unsigned cap, const char *name, const char *help)
+/* The lines of a counter family for one proxy or server, whose labels are lab. */
+static void sum_lines(struct sbuf *b, const struct prom_family *f, const char *lab,
+		      const struct stats_sums *c)
 {
-	struct list *l;
-	struct stats_sums c;
 	int k;
 
-	family(b, name, "counter", help);
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
+	if (f->val != V_RSP) {
+		sbuf_printf(b, "%s{%s} %llu\n", f->name, lab,
+			    (unsigned long long)sum_value(c, f->val));
+		return;
+	}
+	/* 1xx..5xx, then other */
+	for (k = 1; k <= 6; k++)
+		sbuf_printf(b, "%s{%s,code=\"%s\"} %llu\n", f->name, lab, code_label[k % 6],
+			    (unsigned long long)c->rsp[k % 6]);
+}
 
-		if (!(p->cap & cap))
-			continue;
+/* The lines of family f for proxy p, whose labels are lab. */
+static void px_lines(struct sbuf *b, const struct prom_family *f, const struct proxy *p,
+		     const char *lab)
+{
+	struct stats_sums c;
+	int v;
+
+	switch (f->val) {
+	case V_FECONN: v = atomic_load(&p->feconn); break;
+	case V_BECONN: v = atomic_load(&p->beconn); break;
+	case V_BE_QUEUE: v = atomic_load(&p->nbpend); break;
+	case V_UP_SERVERS: v = stats_usable_servers(p); break;
+	default:
 		stats_sum(p->ctr, &c);
-		for (k = 1; k <= 6; k++) {
-			sbuf_printf(b, "%s{", name);
-			if (cap == PR_CAP_FE)
-				fe_labels(b, p);
-			else
-				be_labels(b, p);
-			/* 1xx..5xx, then other */
-			sbuf_printf(b, ",code=\"%s\"} %llu\n", code_label[k % 6],
-				    (unsigned long long)c.rsp[k % 6]);
-		}
+		sum_lines(b, f, lab, &c);
+		return;
 	}
+	sbuf_printf(b, "%s{%s} %d\n", f->name, lab, v);
 }
 
-static void srv_counter(struct sbuf *b, const struct prom_srv *ps, int n, const char *name,
-			const char *help, sum_get get)
+/* The lines of family f for a server, whose labels are lab (none for a check family when the
+ * server has no check result). */
+static void srv_lines(struct sbuf *b, const struct prom_family *f, const struct prom_srv *ps,
+		      const char *lab)
 {
-	int i;
+	uint64_t fine[LAT_BUCKETS];
+	long long v;
+	size_t k;
 
-	family(b, name, "counter", help);
-	for (i = 0; i < n; i++) {
-		sbuf_printf(b, "%s{", name);
-		srv_labels(b, ps[i].srv);
-		sbuf_printf(b, "} %llu\n", (unsigned long long)get(&ps[i].c));
+	switch (f->val) {
+	case V_UP: v = !strcmp(ps->state, "up"); break;
+	case V_WEIGHT: v = atomic_load(&ps->srv->eweight); break;
+	case V_CUR: v = atomic_load(&ps->srv->cur_sess); break;
+	case V_MAX: v = atomic_load(&ps->srv->max_sess); break;
+	case V_QUEUE: v = atomic_load(&ps->srv->nbpend); break;
+	case V_STICKY: v = ps->sticky.users; break;
+	case V_EJECT: v = (long long)ps->v.ejections_tot; break;
+	case V_CONSEC: v = ps->v.consec_err; break;
+	case V_STATE:
+		for (k = 0; k < ARRAY_SIZE(state_label); k++)
+			sbuf_printf(b, "%s{%s,state=\"%s\"} %d\n", f->name, lab, state_label[k],
+				    !strcmp(ps->state, state_label[k]));
+		return;
+	case V_PENDING:
+		if (ps->sticky.pending_ms < 0)
+			sbuf_printf(b, "%s{%s} +Inf\n", f->name, lab);
+		else
+			sbuf_printf(b, "%s{%s} %.3f\n", f->name, lab,
+				    ps->sticky.pending_ms / 1000.0);
+		return;
+	case V_CHECK_UP:
+		if (ps->v.has_chk)
+			sbuf_printf(b, "%s{%s} %d\n", f->name, lab, ps->v.last_chk.ok);
+		return;
+	case V_CHECK_DUR:
+		if (ps->v.has_chk)
+			sbuf_printf(b, "%s{%s} %.3f\n", f->name, lab,
+				    ps->v.last_chk.dur_ms / 1000.0);
+		return;
+	case V_TTFB:
+		health_lat_counts(ps->srv, fine);
+		prom_histogram(b, f->name, lab, fine);
+		return;
+	default:
+		sum_lines(b, f, lab, &ps->c);
+		return;
 	}
-}
-
-/* The server gauges that are plain integers. */
-enum srv_gauge { SG_UP, SG_WEIGHT, SG_CUR, SG_MAX, SG_QUEUE, SG_CONSEC, SG_EJECT, SG_STICKY };
-
-static long long srv_gauge_val(const struct prom_srv *ps, enum srv_gauge g)
-{
-	switch (g) {
-	case SG_UP: return !strcmp(ps->state, "up");
-	case SG_WEIGHT: return atomic_load(&ps->srv->eweight);
-	case SG_CUR: return atomic_load(&ps->srv->cur_sess);
-	case SG_MAX: return atomic_load(&ps->srv->max_sess);
-	case SG_QUEUE: return atomic_load(&ps->srv->nbpend);
-	case SG_CONSEC: return ps->v.consec_err;
-	case SG_EJECT: return (long long)ps->v.ejections_tot;
-	case SG_STICKY: return ps->sticky.users;
-	}
-	return 0;
-}
-
-static void srv_gauge(struct sbuf *b, const struct prom_srv *ps, int n, const char *name,
-		      const char *type, const char *help, enum srv_gauge g)
-{
-	int i;
-
-	family(b, name, type, help);
-	for (i = 0; i < n; i++) {
-		sbuf_printf(b, "%s{", name);
-		srv_labels(b, ps[i].srv);
-		sbuf_printf(b, "} %lld\n", srv_gauge_val(&ps[i], g));
-	}
+	sbuf_printf(b, "%s{%s} %lld\n", f->name, lab, v);
 }
 
 static void render_process(struct sbuf *b, const struct proxy *fe)
@@ -256,194 +349,51 @@ static void render_process(struct sbuf *b, const struct proxy *fe)
 	sbuf_printf(b, "keel_process_max_connections %d\n", global.maxconn);
 }
 
-static void render_proxies(struct sbuf *b)
+/* The families of fams, each with one line (or several) per proxy of side cap (PR_CAP_FE: the
+ * frontends, PR_CAP_BE: the backends). lab: scratch for the labels. */
+static void render_proxies(struct sbuf *b, struct sbuf *lab, unsigned cap,
+			   const struct prom_family *fams, size_t nfams)
 {
+	const char *key = cap == PR_CAP_FE ? "frontend" : "backend";
 	struct list *l;
+	size_t f;
 
-	family(b, "keel_frontend_current_connections", "gauge",
-	       "Client connections open on the frontend.");
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
+	for (f = 0; f < nfams; f++) {
+		family(b, fams[f].name, fams[f].type, fams[f].help);
+		list_for_each(l, &keel_proxies) {
+			struct proxy *p = list_entry(l, struct proxy, list);
 
-		if (!(p->cap & PR_CAP_FE))
-			continue;
-		sbuf_printf(b, "keel_frontend_current_connections{");
-		fe_labels(b, p);
-		sbuf_printf(b, "} %d\n", atomic_load(&p->feconn));
-	}
-	px_counter(b, PR_CAP_FE, "keel_frontend_connections_total",
-		   "Client connections accepted by the frontend.", get_conn_tot);
-	px_counter(b, PR_CAP_FE, "keel_frontend_requests_total",
-		   "HTTP requests received by the frontend.", get_req_tot);
-	px_responses(b, PR_CAP_FE, "keel_frontend_responses_total",
-		     "HTTP responses sent by the frontend, by status class.");
-	px_counter(b, PR_CAP_FE, "keel_frontend_denied_requests_total",
-		   "Requests denied by http-request rules.", get_denied_req);
-	px_counter(b, PR_CAP_FE, "keel_frontend_invalid_requests_total",
-		   "Requests rejected as invalid.", get_failed_req);
-	px_counter(b, PR_CAP_FE, "keel_frontend_bytes_in_total",
-		   "Bytes received from clients.", get_bytes_in);
-	px_counter(b, PR_CAP_FE, "keel_frontend_bytes_out_total",
-		   "Bytes sent to clients.", get_bytes_out);
-
-	px_counter(b, PR_CAP_BE, "keel_backend_requests_total",
-		   "HTTP requests handled by the backend.", get_req_tot);
-	px_responses(b, PR_CAP_BE, "keel_backend_responses_total",
-		     "HTTP responses from the backend, by status class.");
-	px_counter(b, PR_CAP_BE, "keel_backend_connection_errors_total",
-		   "Failed connections to the backend's servers.", get_failed_conn);
-	px_counter(b, PR_CAP_BE, "keel_backend_response_errors_total",
-		   "Invalid or aborted responses from the backend's servers.", get_failed_rsp);
-	px_counter(b, PR_CAP_BE, "keel_backend_retries_total",
-		   "Requests sent again after a failed try.", get_retries);
-	px_counter(b, PR_CAP_BE, "keel_backend_redispatches_total",
-		   "Requests moved to another server.", get_redispatches);
-	px_counter(b, PR_CAP_BE, "keel_backend_timeouts_total",
-		   "Server connect or response timeouts.", get_timeouts);
-	family(b, "keel_backend_current_sessions", "gauge", "Requests being served by the backend.");
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		if (!(p->cap & PR_CAP_BE))
-			continue;
-		sbuf_printf(b, "keel_backend_current_sessions{");
-		be_labels(b, p);
-		sbuf_printf(b, "} %d\n", atomic_load(&p->beconn));
-	}
-	family(b, "keel_backend_queue", "gauge", "Requests waiting in the backend's queue.");
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		if (!(p->cap & PR_CAP_BE))
-			continue;
-		sbuf_printf(b, "keel_backend_queue{");
-		be_labels(b, p);
-		sbuf_printf(b, "} %d\n", atomic_load(&p->nbpend));
-	}
-	family(b, "keel_backend_up_servers", "gauge",
-	       "Servers of the backend that take new traffic now.");
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		if (!(p->cap & PR_CAP_BE))
-			continue;
-		sbuf_printf(b, "keel_backend_up_servers{");
-		be_labels(b, p);
-		sbuf_printf(b, "} %d\n", stats_usable_servers(p));
+			if (!(p->cap & cap))
+				continue;
+			lab->len = 0;
+			label(lab, key, p->name);
+			if (lab->oom)
+				return;
+			px_lines(b, &fams[f], p, lab->p);
+		}
 	}
 }
 
-static void render_servers(struct sbuf *b, const struct prom_srv *ps, int n)
+static void render_servers(struct sbuf *b, struct sbuf *lab, const struct prom_srv *ps, int n)
 {
-	uint64_t fine[LAT_BUCKETS];
-	struct sbuf lab = {0};
-	size_t k;
+	size_t f;
 	int i;
 
-	srv_counter(b, ps, n, "keel_server_requests_total", "HTTP requests sent to the server.",
-		    get_req_tot);
-	family(b, "keel_server_responses_total", "counter",
-	       "HTTP responses from the server, by status class.");
-	for (i = 0; i < n; i++) {
-		int c;
-
-		for (c = 1; c <= 6; c++) {
-			sbuf_printf(b, "keel_server_responses_total{");
-			srv_labels(b, ps[i].srv);
-			sbuf_printf(b, ",code=\"%s\"} %llu\n", code_label[c % 6],
-				    (unsigned long long)ps[i].c.rsp[c % 6]);
+	for (f = 0; f < ARRAY_SIZE(srv_families); f++) {
+		family(b, srv_families[f].name, srv_families[f].type, srv_families[f].help);
+		for (i = 0; i < n; i++) {
+			lab->len = 0;
+			srv_labels(lab, ps[i].srv);
+			if (lab->oom)
+				return;
+			srv_lines(b, &srv_families[f], &ps[i], lab->p);
 		}
 	}
-	srv_gauge(b, ps, n, "keel_server_up", "gauge",
-		  "1 when the server takes new traffic (state up), else 0.", SG_UP);
-	family(b, "keel_server_state", "gauge",
-	       "The server's state: 1 for the current one (up, down, ejected, drain, maint).");
-	for (i = 0; i < n; i++) {
-		for (k = 0; k < ARRAY_SIZE(state_label); k++) {
-			sbuf_printf(b, "keel_server_state{");
-			srv_labels(b, ps[i].srv);
-			sbuf_printf(b, ",state=\"%s\"} %d\n", state_label[k],
-				    !strcmp(ps[i].state, state_label[k]));
-		}
-	}
-	srv_gauge(b, ps, n, "keel_server_weight", "gauge",
-		  "Effective weight of the server (after agent, slowstart and latency).", SG_WEIGHT);
-	srv_gauge(b, ps, n, "keel_server_current_sessions", "gauge",
-		  "Requests being served by the server.", SG_CUR);
-	srv_gauge(b, ps, n, "keel_server_max_sessions", "gauge",
-		  "Highest number of concurrent requests seen on the server.", SG_MAX);
-	srv_gauge(b, ps, n, "keel_server_queue", "gauge",
-		  "Requests waiting for this server specifically.", SG_QUEUE);
-	srv_counter(b, ps, n, "keel_server_connection_errors_total",
-		    "Failed connections to the server.", get_failed_conn);
-	srv_counter(b, ps, n, "keel_server_response_errors_total",
-		    "Invalid or aborted responses from the server.", get_failed_rsp);
-	srv_counter(b, ps, n, "keel_server_retries_total",
-		    "Tries on this server that were sent again.", get_retries);
-	srv_counter(b, ps, n, "keel_server_timeouts_total",
-		    "Connect or response timeouts on the server.", get_timeouts);
-	srv_counter(b, ps, n, "keel_server_sticky_moves_total",
-		    "Users whose persistence cookie named this server, sent to another one.",
-		    get_sticky_moves);
-	srv_gauge(b, ps, n, "keel_server_sticky_users", "gauge",
-		  "Users still bound to the server (stick table entries; for a draining server, "
-		  "those and the cookie users seen, within drain-idle).", SG_STICKY);
-	family(b, "keel_server_sticky_users_pending_seconds", "gauge",
-	       "Draining server with cookie persistence: for how long cookie users not seen since "
-	       "the drain began may still come back and stay (+Inf: kept for ever).");
-	for (i = 0; i < n; i++) {
-		int64_t p = ps[i].sticky.pending_ms;
-
-		sbuf_printf(b, "keel_server_sticky_users_pending_seconds{");
-		srv_labels(b, ps[i].srv);
-		if (p < 0)
-			sbuf_printf(b, "} +Inf\n");
-		else
-			sbuf_printf(b, "} %.3f\n", p / 1000.0);
-	}
-	srv_gauge(b, ps, n, "keel_server_ejections_total", "counter",
-		  "Times passive detection ejected the server.", SG_EJECT);
-	srv_gauge(b, ps, n, "keel_server_consecutive_errors", "gauge",
-		  "Current streak of live-traffic errors on the server.", SG_CONSEC);
-	srv_counter(b, ps, n, "keel_server_bytes_in_total",
-		    "Request bytes sent to the server (received from clients).", get_bytes_in);
-	srv_counter(b, ps, n, "keel_server_bytes_out_total",
-		    "Response bytes received from the server (sent to clients).", get_bytes_out);
-	family(b, "keel_server_check_up", "gauge",
-	       "1 when the server's last health check passed, else 0 (servers with a check result).");
-	for (i = 0; i < n; i++) {
-		if (!ps[i].v.has_chk)
-			continue;
-		sbuf_printf(b, "keel_server_check_up{");
-		srv_labels(b, ps[i].srv);
-		sbuf_printf(b, "} %d\n", ps[i].v.last_chk.ok);
-	}
-	family(b, "keel_server_check_duration_seconds", "gauge",
-	       "Duration of the server's last health check.");
-	for (i = 0; i < n; i++) {
-		if (!ps[i].v.has_chk)
-			continue;
-		sbuf_printf(b, "keel_server_check_duration_seconds{");
-		srv_labels(b, ps[i].srv);
-		sbuf_printf(b, "} %.3f\n", ps[i].v.last_chk.dur_ms / 1000.0);
-	}
-	family(b, "keel_server_ttfb_seconds", "histogram",
-	       "Time to the first byte of the server's response heads since start.");
-	for (i = 0; i < n; i++) {
-		lab.len = 0;
-		srv_labels(&lab, ps[i].srv);
-		if (lab.oom)
-			break;
-		health_lat_counts(ps[i].srv, fine);
-		prom_histogram(b, "keel_server_ttfb_seconds", lab.len ? lab.p : "", fine);
-	}
-	if (lab.oom)
-		b->oom = true;
-	free(lab.p);
 }
 
 void prom_render(struct sbuf *b, const struct proxy *fe)
 {
+	struct sbuf lab = {0}; /* one proxy's or server's labels, for each of its lines */
 	struct prom_srv *ps;
 	struct list *l;
 	int n = 0, i, cap;
@@ -479,8 +429,12 @@ void prom_render(struct sbuf *b, const struct proxy *fe)
 		}
 	}
 	render_process(b, fe);
-	render_proxies(b);
-	render_servers(b, ps, n);
+	render_proxies(b, &lab, PR_CAP_FE, fe_families, ARRAY_SIZE(fe_families));
+	render_proxies(b, &lab, PR_CAP_BE, be_families, ARRAY_SIZE(be_families));
+	render_servers(b, &lab, ps, n);
+	if (lab.oom)
+		b->oom = true;
+	free(lab.p);
 	free(ps);
 }
 

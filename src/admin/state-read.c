@@ -382,6 +382,13 @@ static void apply_runtime(struct server *srv, const char *name, int ln, const st
 		rep->applied++;
 }
 
+/* Whether the configured address saved in r differs from srv's now: another machine under the
+ * same name, which the saved state does not describe. */
+static bool other_machine(const struct server *srv, const struct rec *r)
+{
+	return r->addr && srv->addr_str && strcmp(r->addr, srv->addr_str);
+}
+
 /* A configured server's record. A server not in the configuration is ignored; a changed
  * configured address means another machine: the record is ignored. */
 static void apply_server(const char *name, int ln, const struct rec *r, struct state_report *rep)
@@ -396,7 +403,7 @@ static void apply_server(const char *name, int ln, const struct rec *r, struct s
 		rep->unknown++;
 		return;
 	}
-	if (r->addr && srv->addr_str && strcmp(r->addr, srv->addr_str)) {
+	if (other_machine(srv, r)) {
 		keel_log(LOG_LVL_WARNING,
 			 "server %s/%s: address changed in the configuration (state file: %s, "
 			 "configuration: %s): its saved state is ignored (%s:%d)",
@@ -466,7 +473,7 @@ static void apply_deleted(const char *name, int ln, const struct rec *r, struct 
 
 	if (!srv || srv->dynamic)
 		return; /* removed from the configuration too, or already deleted */
-	if (r->addr && srv->addr_str && strcmp(r->addr, srv->addr_str)) {
+	if (other_machine(srv, r)) {
 		keel_log(LOG_LVL_WARNING,
 			 "server %s/%s was deleted at runtime but its address changed in the "
 			 "configuration (state file: %s, configuration: %s): it is kept (%s:%d)",

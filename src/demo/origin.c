@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,50 @@ static void url_decode(char *s)
 	*o = '\0';
 }
 
+/* The parameters that set one field of struct params, by their name in the query. */
+enum ptype { PT_INT, PT_LONG, PT_LLONG, PT_BOOL };
+static const struct {
+	const char *name;
+	enum ptype type;
+	size_t off; /* in struct params */
+} param_fields[] = {
+	{"status", PT_INT, offsetof(struct params, status)},
+	{"delay", PT_LONG, offsetof(struct params, delay_ms)},
+	{"size", PT_LLONG, offsetof(struct params, size)},
+	{"chunked", PT_BOOL, offsetof(struct params, chunked)},
+	{"close", PT_BOOL, offsetof(struct params, close)},
+	{"hang", PT_BOOL, offsetof(struct params, hang)},
+	{"reset", PT_BOOL, offsetof(struct params, reset)},
+	{"partial", PT_BOOL, offsetof(struct params, partial)},
+	{"garbage", PT_BOOL, offsetof(struct params, garbage)},
+	{"nolength", PT_BOOL, offsetof(struct params, nolength)},
+	{"no100", PT_BOOL, offsetof(struct params, no100)},
+	{"slow", PT_LONG, offsetof(struct params, slow_ms)},
+	{"noread", PT_BOOL, offsetof(struct params, noread)},
+	{"hang-every", PT_LONG, offsetof(struct params, hang_every)},
+};
+
+/* Sets the field of p named k to v; false when no field has that name. */
+static bool set_field(struct params *p, const char *k, const char *v)
+{
+	size_t i;
+	char *f;
+
+	for (i = 0; i < sizeof(param_fields) / sizeof(param_fields[0]); i++) {
+		if (strcmp(k, param_fields[i].name))
+			continue;
+		f = (char *)p + param_fields[i].off;
+		switch (param_fields[i].type) {
+		case PT_INT: *(int *)f = atoi(v); break;
+		case PT_LONG: *(long *)f = atol(v); break;
+		case PT_LLONG: *(long long *)f = atoll(v); break;
+		case PT_BOOL: *(bool *)f = atoi(v) != 0; break;
+		}
+		return true;
+	}
+	return false;
+}
+
 /* Applies query parameters (a=b&c=d) to p. */
 static void parse_params(const char *q, struct params *p)
 {
@@ -217,35 +262,9 @@ static void parse_params(const char *q, struct params *p)
 		else
 			v = "1";
 		url_decode(v);
-		if (!strcmp(kv, "status"))
-			p->status = atoi(v);
-		else if (!strcmp(kv, "delay"))
-			p->delay_ms = atol(v);
-		else if (!strcmp(kv, "size"))
-			p->size = atoll(v);
-		else if (!strcmp(kv, "chunked"))
-			p->chunked = atoi(v) != 0;
-		else if (!strcmp(kv, "close"))
-			p->close = atoi(v) != 0;
-		else if (!strcmp(kv, "hang"))
-			p->hang = atoi(v) != 0;
-		else if (!strcmp(kv, "reset"))
-			p->reset = atoi(v) != 0;
-		else if (!strcmp(kv, "partial"))
-			p->partial = atoi(v) != 0;
-		else if (!strcmp(kv, "garbage"))
-			p->garbage = atoi(v) != 0;
-		else if (!strcmp(kv, "nolength"))
-			p->nolength = atoi(v) != 0;
-		else if (!strcmp(kv, "no100"))
-			p->no100 = atoi(v) != 0;
-		else if (!strcmp(kv, "slow"))
-			p->slow_ms = atol(v);
-		else if (!strcmp(kv, "noread"))
-			p->noread = atoi(v) != 0;
-		else if (!strcmp(kv, "hang-every"))
-			p->hang_every = atol(v);
-		else if ((!strcmp(kv, "hdr") || !strcmp(kv, "set-cookie")) && p->nhdrs < MAX_HDRS) {
+		if (set_field(p, kv, v))
+			continue;
+		if ((!strcmp(kv, "hdr") || !strcmp(kv, "set-cookie")) && p->nhdrs < MAX_HDRS) {
 			if (!strcmp(kv, "hdr"))
 				snprintf(p->hdrs[p->nhdrs++], 256, "%s", v);
 			else

@@ -44,7 +44,8 @@ static struct http_head *head_of(llhttp_t *p)
 	return p->data;
 }
 
-static void span_extend(struct span *s, const struct http_head *h, const char *at, size_t len)
+static inline void span_extend(struct span *s, const struct http_head *h, const char *at,
+			       size_t len)
 {
 	if (s->len == 0)
 		s->off = (uint32_t)(at - h->base);
@@ -89,29 +90,18 @@ static bool is_tchar(unsigned char c)
 /* After the head, p->data is NULL: trailer fields of a chunked body reach the header callbacks,
  * and are ignored (llhttp has checked their syntax; they are forwarded as they are). */
 
-static int on_method(llhttp_t *p, const char *at, size_t len)
-{
-	if (!p->data)
-		return 0;
-	span_extend(&head_of(p)->method, head_of(p), at, len);
-	return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len)
-{
-	if (!p->data)
-		return 0;
-	span_extend(&head_of(p)->uri, head_of(p), at, len);
-	return 0;
-}
-
-static int on_status(llhttp_t *p, const char *at, size_t len)
-{
-	if (!p->data)
-		return 0;
-	span_extend(&head_of(p)->reason, head_of(p), at, len);
-	return 0;
-}
+/* on_method(), on_url() and on_status(): llhttp has one callback per piece of the first line,
+ * and each grows that piece's span. */
+#define ON_FIRST_LINE(cb, piece)                                                                   \
+	static int cb(llhttp_t *p, const char *at, size_t len)                                     \
+	{                                                                                          \
+		if (p->data)                                                                       \
+			span_extend(&head_of(p)->piece, head_of(p), at, len);                      \
+		return 0;                                                                          \
+	}
+ON_FIRST_LINE(on_method, method)
+ON_FIRST_LINE(on_url, uri)
+ON_FIRST_LINE(on_status, reason)
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
@@ -150,14 +140,9 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_head *h = head_of(p);
-	struct span *v;
 
-	if (!h)
-		return 0;
-	v = &h->hdr[h->nhdr].value;
-	if (v->len == 0)
-		v->off = (uint32_t)(at - h->base);
-	v->len = (uint32_t)(at - h->base) + (uint32_t)len - v->off;
+	if (h)
+		span_extend(&h->hdr[h->nhdr].value, h, at, len);
 	return 0;
 }
 

@@ -95,22 +95,17 @@ bool acl_net_match(int family, const uint8_t *addr, int pfamily, const uint8_t *
 	return true;
 }
 
-static const struct {
-	const char *suffix;
-	enum acl_match match;
-} suffixes[] = {
-	{"_beg", ACL_M_BEG}, {"_end", ACL_M_END}, {"_sub", ACL_M_SUB}, {"_reg", ACL_M_REG},
-	{"_dir", ACL_M_DIR}, {"_dom", ACL_M_DOM}, {"_len", ACL_M_LEN}, {"_ip", ACL_M_IP},
-	{"_str", ACL_M_STR}, {"_found", ACL_M_FOUND},
-};
-
+/* The match methods, by their "-m" name; all but int and bool are also criterion suffixes
+ * ("path_beg" is "path -m beg"). */
 static const struct {
 	const char *name;
 	enum acl_match match;
+	bool suffix;
 } match_names[] = {
-	{"str", ACL_M_STR}, {"beg", ACL_M_BEG}, {"end", ACL_M_END}, {"sub", ACL_M_SUB},
-	{"reg", ACL_M_REG}, {"dir", ACL_M_DIR}, {"dom", ACL_M_DOM}, {"ip", ACL_M_IP},
-	{"int", ACL_M_INT}, {"found", ACL_M_FOUND}, {"len", ACL_M_LEN}, {"bool", ACL_M_BOOL},
+	{"str", ACL_M_STR, true},     {"beg", ACL_M_BEG, true},     {"end", ACL_M_END, true},
+	{"sub", ACL_M_SUB, true},     {"reg", ACL_M_REG, true},     {"dir", ACL_M_DIR, true},
+	{"dom", ACL_M_DOM, true},     {"ip", ACL_M_IP, true},       {"int", ACL_M_INT, false},
+	{"found", ACL_M_FOUND, true}, {"len", ACL_M_LEN, true},     {"bool", ACL_M_BOOL, false},
 };
 
 static enum acl_match default_match(enum sample_fetch f)
@@ -147,14 +142,15 @@ static int parse_criterion(struct cfg_ctx *c, const char *crit, struct acl *acl)
 		return ERR;
 	}
 	acl->match = ACL_M_STR;
-	for (i = 0; i < ARRAY_SIZE(suffixes); i++) {
-		size_t sl = strlen(suffixes[i].suffix);
+	for (i = 0; i < ARRAY_SIZE(match_names); i++) {
+		size_t sl = strlen(match_names[i].name) + 1; /* with its '_' */
 
-		if (nlen > sl && !strncmp(crit + nlen - sl, suffixes[i].suffix, sl)) {
+		if (match_names[i].suffix && nlen > sl && crit[nlen - sl] == '_' &&
+		    !strncmp(crit + nlen - sl + 1, match_names[i].name, sl - 1)) {
 			/* Keep the fetch name and its arguments, drop the suffix. */
 			snprintf(base, sizeof(base), "%.*s%s", (int)(nlen - sl), crit,
 				 paren ? paren : "");
-			acl->match = suffixes[i].match;
+			acl->match = match_names[i].match;
 			has_suffix = true;
 			break;
 		}

@@ -25,8 +25,6 @@
 #define ACCEPT_BATCH 64
 #define RESUME_DELAY_US 20000
 
-/* Binds (and, unless probing, listens on) one socket for b. A probe only binds: a listening
- * probe could accept a client's handshake and reset it when closed. */
 /* Every listening socket of the process, for a reload (they stay open until the soft stop). */
 static int *bound;
 static int nbound;
@@ -43,6 +41,8 @@ static void note_bound(const struct bind_conf *b)
 	}
 }
 
+/* Binds (and, unless probing, listens on) one socket for b. A probe only binds: a listening
+ * probe could accept a client's handshake and reset it when closed. */
 static int bind_one(const struct bind_conf *b, bool reuseport, bool probe, char **err)
 {
 	int one = 1;
@@ -71,51 +71,66 @@ static int bind_one(const struct bind_conf *b, bool reuseport, bool probe, char 
 	return fd;
 }
 
-int listeners_bind(int nbthread,
-		   int (*inherited)(const struct sockaddr_storage *addr, int *fds, int max),
-		   char **err)
+/* Calls fn(p, b, arg, err) on each bind line b of each frontend p that accepts connections (not
+ * disabled), until one fails. Returns OK, or ERR from fn. */
+static int each_bind(int (*fn)(struct proxy *p, struct bind_conf *b, void *arg, char **err),
+		     void *arg, char **err)
 {
 	struct list *l, *bl;
-	int t;
 
 	list_for_each(l, &keel_proxies) {
 		struct proxy *p = list_entry(l, struct proxy, list);
 
 		if (!(p->cap & PR_CAP_FE) || p->disabled)
 			continue;
-		list_for_each(bl, &p->binds) {
-			struct bind_conf *b = list_entry(bl, struct bind_conf, list);
-			int probe, n;
-
-			/* A reload: the previous process's sockets for this address, the same
-			 * sockets, so the connections waiting in their backlogs are kept (more of
-			 * them than workers: listeners_start() spreads them). */
-			n = inherited ? inherited(&b->addr, b->fds, KEEL_MAX_THREADS) : 0;
-			if (n > 0) {
-				for (t = n; t < nbthread; t++) {
-					b->fds[t] = bind_one(b, true, false, err);
-					if (b->fds[t] < 0)
-						return ERR;
-				}
-				note_bound(b);
-				continue;
-			}
-			/* SO_REUSEPORT would let us share a port with another process that also
-			 * set it (another keel, an HAProxy): probe without it first so that a
-			 * taken port is an error, not a silent split of the traffic. */
-			probe = bind_one(b, false, true, err);
-			if (probe < 0)
+		list_for_each(bl, &p->binds)
+			if (fn(p, list_entry(bl, struct bind_conf, list), arg, err) != OK)
 				return ERR;
-			close(probe);
-			for (t = 0; t < nbthread; t++) {
-				b->fds[t] = bind_one(b, true, false, err);
-				if (b->fds[t] < 0)
-					return ERR;
-			}
-			note_bound(b);
-		}
 	}
 	return OK;
+}
+
+struct bind_args {
+	int nbthread;
+	int (*inherited)(const struct sockaddr_storage *addr, int *fds, int max);
+};
+
+/* The sockets of one bind line, one per thread (each_bind() callback, arg: struct bind_args). */
+static int bind_sockets(struct proxy *p, struct bind_conf *b, void *arg, char **err)
+{
+	const struct bind_args *a = arg;
+	int probe, n, t;
+
+	/* A reload: the previous process's sockets for this address, the same sockets, so the
+	 * connections waiting in their backlogs are kept (more of them than workers:
+	 * listeners_start() spreads them). */
+	n = a->inherited ? a->inherited(&b->addr, b->fds, KEEL_MAX_THREADS) : 0;
+	if (n <= 0) {
+		/* SO_REUSEPORT would let us share a port with another process that also set it
+		 * (another keel, an HAProxy): probe without it first so that a taken port is an
+		 * error, not a silent split of the traffic. */
+		probe = bind_one(b, false, true, err);
+		if (probe < 0)
+			return ERR;
+		close(probe);
+		n = 0;
+	}
+	for (t = n; t < a->nbthread; t++) {
+		b->fds[t] = bind_one(b, true, false, err);
+		if (b->fds[t] < 0)
+			return ERR;
+	}
+	note_bound(b);
+	return OK;
+}
+
+int listeners_bind(int nbthread,
+		   int (*inherited)(const struct sockaddr_storage *addr, int *fds, int max),
+		   char **err)
+{
+	struct bind_args a = {.nbthread = nbthread, .inherited = inherited};
+
+	return each_bind(bind_sockets, &a, err);
 }
 
 static bool over_limits(const struct listener *li)
@@ -220,30 +235,25 @@ int listeners_fds(int *fds, int max)
 	return nbound;
 }
 
+/* This worker's listeners for one bind line (each_bind() callback). */
+static int start_bind(struct proxy *p, struct bind_conf *b, void *arg, char **err)
+{
+	int t;
+
+	if (add_listener(p, b, this_worker->id, err) != OK)
+		return ERR;
+	/* Sockets inherited beyond nbthread (a reload with fewer threads): closing one would reset
+	 * the connections in its backlog, so they are served too. */
+	for (t = this_worker->id + global.nbthread; t < KEEL_MAX_THREADS; t += global.nbthread)
+		if (b->fds[t] >= 0 && add_listener(p, b, t, err) != OK)
+			return ERR;
+	return OK;
+}
+
 int listeners_start(char **err)
 {
-	struct list *l, *bl;
-
 	timer_init(&proxy_thread->resume, resume_cb);
-	list_for_each(l, &keel_proxies) {
-		struct proxy *p = list_entry(l, struct proxy, list);
-
-		if (!(p->cap & PR_CAP_FE) || p->disabled)
-			continue;
-		list_for_each(bl, &p->binds) {
-			struct bind_conf *b = list_entry(bl, struct bind_conf, list);
-			int t;
-
-			if (add_listener(p, b, this_worker->id, err) != OK)
-				return ERR;
-			/* Sockets inherited beyond nbthread (a reload with fewer threads): closing
-			 * one would reset the connections in its backlog, so they are served too. */
-			for (t = this_worker->id + global.nbthread; t < KEEL_MAX_THREADS; t += global.nbthread)
-				if (b->fds[t] >= 0 && add_listener(p, b, t, err) != OK)
-					return ERR;
-		}
-	}
-	return OK;
+	return each_bind(start_bind, NULL, err);
 }
 
 void listeners_stop(void)

@@ -158,6 +158,19 @@ static uint16_t addr_port(const union sockaddr_u *a)
 	return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in.sin_port);
 }
 
+/* The query string of rq's URI, after the '?': false when it has none. */
+static inline bool uri_query(const struct http_head *rq, const char **q, uint32_t *len)
+{
+	const char *u = http_ptr(rq, rq->uri);
+	const char *mark = memchr(u, '?', rq->uri.len);
+
+	if (!mark)
+		return false;
+	*q = mark + 1;
+	*len = rq->uri.len - (uint32_t)(*q - u);
+	return true;
+}
+
 /* Finds name=value in a '&'-separated query. */
 static bool find_param(const char *q, uint32_t qlen, const char *name, uint32_t nlen,
 		       struct sample *out)
@@ -208,6 +221,8 @@ bool sample_fetch(struct stream *s, const struct sample_expr *e, struct sample *
 {
 	const struct http_head *rq = s->txn ? s->txn->req_head : NULL;
 	const struct http_head *rs = s->txn ? s->txn->rsp_head : NULL;
+	const char *q;
+	uint32_t qlen;
 	int i;
 
 	memset(out, 0, sizeof(*out));
@@ -232,30 +247,11 @@ bool sample_fetch(struct stream *s, const struct sample_expr *e, struct sample *
 		return set_str(out, http_ptr(rq, rq->path), rq->path.len);
 	case SMP_URL:
 		return rq && set_str(out, http_ptr(rq, rq->uri), rq->uri.len);
-	case SMP_QUERY: {
-		const char *u;
-		const char *q;
-
-		if (!rq)
-			return false;
-		u = http_ptr(rq, rq->uri);
-		q = memchr(u, '?', rq->uri.len);
-		if (!q)
-			return false;
-		return set_str(out, q + 1, (uint32_t)(rq->uri.len - (uint32_t)(q + 1 - u)));
-	}
-	case SMP_URL_PARAM: {
-		const char *u, *q;
-
-		if (!rq)
-			return false;
-		u = http_ptr(rq, rq->uri);
-		q = memchr(u, '?', rq->uri.len);
-		if (!q)
-			return false;
-		return find_param(q + 1, (uint32_t)(rq->uri.len - (uint32_t)(q + 1 - u)), e->arg,
-				  e->arglen, out);
-	}
+	case SMP_QUERY:
+		return rq && uri_query(rq, &q, &qlen) && set_str(out, q, qlen);
+	case SMP_URL_PARAM:
+		return rq && uri_query(rq, &q, &qlen) &&
+		       find_param(q, qlen, e->arg, e->arglen, out);
 	case SMP_COOKIE:
 		return rq && find_cookie(rq, e->arg, e->arglen, out);
 	case SMP_RES_COOKIE: {

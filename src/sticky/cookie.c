@@ -40,6 +40,28 @@ static void append_attr(char **dst, const char *what, const char *v)
 	*dst = p;
 }
 
+/* The options that only set a flag. */
+static const struct {
+	const char *name;
+	unsigned flag;
+} option_flags[] = {
+	{"indirect", CKO_INDIRECT}, {"nocache", CKO_NOCACHE},
+	{"postonly", CKO_POSTONLY}, {"preserve", CKO_PRESERVE},
+	{"httponly", CKO_HTTPONLY}, {"secure", CKO_SECURE},
+	{"no-moved-header", CKO_NO_MOVED_HDR},
+};
+
+/* The flag that option a sets, or 0. */
+static unsigned option_flag(const char *a)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(option_flags); i++)
+		if (!strcmp(a, option_flags[i].name))
+			return option_flags[i].flag;
+	return 0;
+}
+
 int cookie_kw(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct cookie_conf *ck = &c->cur->ck;
@@ -57,24 +79,13 @@ int cookie_kw(struct cfg_ctx *c, int argc, char **argv)
 	for (i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		unsigned flag;
 
 		if (!strcmp(a, "insert") || !strcmp(a, "rewrite") || !strcmp(a, "prefix")) {
 			ck->mode = a[0] == 'i' ? CK_INSERT : a[0] == 'r' ? CK_REWRITE : CK_PREFIX;
 			modes++;
-		} else if (!strcmp(a, "indirect")) {
-			ck->opts |= CKO_INDIRECT;
-		} else if (!strcmp(a, "nocache")) {
-			ck->opts |= CKO_NOCACHE;
-		} else if (!strcmp(a, "postonly")) {
-			ck->opts |= CKO_POSTONLY;
-		} else if (!strcmp(a, "preserve")) {
-			ck->opts |= CKO_PRESERVE;
-		} else if (!strcmp(a, "httponly")) {
-			ck->opts |= CKO_HTTPONLY;
-		} else if (!strcmp(a, "secure")) {
-			ck->opts |= CKO_SECURE;
-		} else if (!strcmp(a, "no-moved-header")) {
-			ck->opts |= CKO_NO_MOVED_HDR;
+		} else if ((flag = option_flag(a))) {
+			ck->opts |= flag;
 		} else if (!strcmp(a, "domain") || !strcmp(a, "attr")) {
 			if (!val || !*val || strpbrk(val, ";\r\n") || (a[0] == 'd' && strchr(val, ' '))) {
 				cfg_err(c, "cookie: '%s' expects a value without ';' or line breaks", a);
