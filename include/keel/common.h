@@ -50,6 +50,18 @@ _Noreturn void keel_bug(const char *file, int line, const char *cond);
 		}                                                                                  \
 	} while (0)
 
+/* The value of a hexadecimal digit, or -1: any byte, whatever the locale. */
+static inline int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Allocation failures at config time are fatal; at run time callers use plain malloc and handle NULL. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t sz);

@@ -48,17 +48,6 @@ void state_enc(struct sbuf *o, const char *s)
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes s in place. Returns false on a bad escape or an encoded NUL. */
 static bool dec(char *s)
 {

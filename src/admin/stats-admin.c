@@ -140,14 +140,6 @@ static bool ct_eq(const char *a, size_t al, const char *b, size_t bl)
 
 /* ---- the form ---- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 bool stats_form_get(const char *body, size_t len, const char *name, char *out, size_t cap)
 {
 	size_t nl = strlen(name), i = 0;

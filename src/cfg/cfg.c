@@ -93,16 +93,6 @@ void cfg_notice(const char *fmt, ...)
 	va_end(ap);
 }
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch = tolower(ch);
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 /* Copies the value of ${NAME} into out. Returns the bytes consumed from s (0 if s is not a
  * reference), or (size_t)-1 when the value does not fit in what is left of out. */
 static size_t expand_env(const char *s, size_t len, char *out, size_t *olen, size_t ocap)

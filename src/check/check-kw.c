@@ -297,17 +297,6 @@ static bool valid_status_list(const char *s)
 	}
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Decodes an even number of hex digits into a fresh arena string. */
 static char *decode_hex(const char *hex, uint32_t *len)
 {
