@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/modules.h>
 #include <keel/check.h>
 #include <keel/common.h>
+#include <keel/modules.h>
 #include <keel/proxy.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -1,17 +1,18 @@
-/* libFuzzer target: the admin socket's command line (src/admin/cli.c, cli_exec_line()) at the
- * admin level, over a small configuration with its health state, so every command runs: parsing,
- * ';', errors, and the state changes through health_set_*(). The first byte picks the level. */
+/* libFuzzer target: the admin socket's command line (src/admin/cli.c, cli_exec_line(), and the
+ * commands of cli-cmd.c) at the admin level, over a small configuration with its health state,
+ * so every command runs: parsing, ';', errors, and the state changes through health_set_*().
+ * The first byte picks the level. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/modules.h>
-#include <keel/worker.h>
-#include <keel/proxy.h>
-#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/common.h>
+#include <keel/health.h>
+#include <keel/modules.h>
+#include <keel/proxy.h>
+#include <keel/worker.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,4 +1,4 @@
-/* libFuzzer target: the state file reader (src/admin/state.c, state_apply_buf()). The input is a
+/* libFuzzer target: the state file reader (src/admin/state-read.c, state_apply_buf()). The input is a
  * whole state file, applied to a small configuration; then the state is dumped and read back,
  * which must apply cleanly (the writer's output is always valid input). */
 #include <stdint.h>
@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/modules.h>
-#include <keel/worker.h>
-#include <keel/proxy.h>
-#include <keel/health.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/log.h>
+#include <keel/modules.h>
+#include <keel/proxy.h>
 #include <keel/state.h>
+#include <keel/worker.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

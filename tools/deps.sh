@@ -11,7 +11,8 @@ build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev libsystemd-dev"
 test_pkgs="python3 python3-pytest nginx curl clang llvm libclang-rt-14-dev prometheus chromium php-cli memcached php-memcached"
 # chromium: the headless browser of tests/system/test_dashboard.py (stats dashboard).
 # bench/run; perf (linux-perf) is optional: without it the untraced syscall count is left out.
-bench_pkgs="gcc make python3 nginx haproxy wrk strace"
+# valgrind: bench/instr (instructions per request, callgrind).
+bench_pkgs="gcc make python3 nginx haproxy wrk strace valgrind"
 case "$what" in
 build) pkgs="$build_pkgs" ;;
 test) pkgs="$test_pkgs" ;;

@@ -18,10 +18,10 @@
 #include <keel/backend.h>
 #include <keel/buf.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/http-ana.h>
 #include <keel/http.h>
 #include <keel/lb.h>

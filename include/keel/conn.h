@@ -15,6 +15,7 @@ extern const struct xprt_ops xprt_raw;
 /* Sets up c for the accepted or connecting socket fd with transport x, and registers it with
  * the calling thread's loop (cb: the owner's event handler). OK, or ERR (fd left open). */
 int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void (*cb)(struct fdh *, uint32_t));
+
 /* Folds epoll events into c's flags (the owner's event handler calls it first). */
 static inline void conn_events(struct conn *c, uint32_t events)
 {
@@ -27,6 +28,7 @@ static inline void conn_events(struct conn *c, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP))
 		c->flags |= CF_ERROR | CF_RD_READY;
 }
+
 /* The outcome of a non-blocking connect() once the socket turned writable or failed: 0 when
  * connected, else the errno value (ECONNREFUSED...). */
 int conn_connect_error(struct conn *c);

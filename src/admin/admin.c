@@ -9,10 +9,10 @@
 #include <keel/acl.h>
 #include <keel/admin.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/common.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/history.h>
 #include <keel/http-ana.h>
 #include <keel/http.h>

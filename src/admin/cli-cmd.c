@@ -23,11 +23,11 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/common.h>
 #include <keel/drain.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>

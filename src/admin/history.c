@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/history.h>
 #include <keel/proxy-t.h>
 #include <keel/proxy.h>

@@ -11,16 +11,16 @@
 #include <time.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/drain.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/prom.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
-#include <keel/stream-t.h>
 #include <keel/stats.h>
+#include <keel/stream-t.h>
 #include <keel/worker.h>
 
 

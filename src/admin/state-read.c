@@ -20,8 +20,8 @@
 #include <time.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/log.h>
 #include <keel/proxy.h>
 #include <keel/sbuf.h>

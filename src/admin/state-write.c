@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/proxy.h>
 #include <keel/sbuf.h>
 #include <keel/server.h>

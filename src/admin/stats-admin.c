@@ -19,8 +19,8 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/http.h>
 #include <keel/log.h>
 #include <keel/proxy.h>

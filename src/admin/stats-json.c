@@ -4,16 +4,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <keel/health.h>
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/drain.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
-#include <keel/stream-t.h>
 #include <keel/stats.h>
+#include <keel/stream-t.h>
 #include <keel/worker.h>
 
 

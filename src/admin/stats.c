@@ -10,21 +10,21 @@
 #include <keel/acl.h>
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/drain.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/history.h>
 #include <keel/http.h>
 #include <keel/proxy.h>
-#include <keel/server.h>
-#include <keel/stick.h>
 #include <keel/sbuf.h>
+#include <keel/server.h>
 #include <keel/session.h>
-#include <keel/stream-t.h>
-#include <keel/stats.h>
 #include <keel/stats-admin.h>
+#include <keel/stats.h>
+#include <keel/stick.h>
+#include <keel/stream-t.h>
 #include <keel/worker.h>
 
 

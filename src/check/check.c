@@ -31,10 +31,10 @@
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/check.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/log.h>
 #include <keel/loop.h>
 #include <keel/pool.h>

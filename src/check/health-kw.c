@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/proxy.h>
 
 /* keel's defaults (documented in docs/configuration.md). */

@@ -14,10 +14,10 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/drain.h>
+#include <keel/health.h>
 #include <keel/log.h>
 #include <keel/proxy.h>
 #include <keel/server.h>

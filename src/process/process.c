@@ -16,12 +16,12 @@
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/check.h>
-#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/errors.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/history.h>
 #include <keel/lb.h>
 #include <keel/listener.h>
@@ -29,8 +29,8 @@
 #include <keel/loop.h>
 #include <keel/pipe.h>
 #include <keel/process.h>
-#include <keel/reload.h>
 #include <keel/proxy.h>
+#include <keel/reload.h>
 #include <keel/session.h>
 #include <keel/spawner.h>
 #include <keel/state.h>

@@ -13,14 +13,14 @@
 #include <unistd.h>
 
 #include <keel/backend.h>
-#include <keel/listener-t.h>
 #include <keel/cfg.h>
-#include <keel/conn.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/conn.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/lb.h>
+#include <keel/listener-t.h>
 #include <keel/log.h>
 #include <keel/loop.h>
 #include <keel/mux.h>

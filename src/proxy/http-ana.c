@@ -13,13 +13,13 @@
 #include <keel/drain.h>
 #include <keel/global.h>
 #include <keel/http-ana.h>
-#include <keel/lb.h>
-#include <keel/stick.h>
 #include <keel/http.h>
+#include <keel/lb.h>
 #include <keel/loop.h>
 #include <keel/sample.h>
-#include <keel/session.h>
 #include <keel/service.h>
+#include <keel/session.h>
+#include <keel/stick.h>
 #include <keel/stream.h>
 #include <keel/worker.h>
 

@@ -15,8 +15,8 @@
 #include <keel/http.h>
 #include <keel/sample.h>
 #include <keel/server.h>
-#include <keel/stream-t.h>
 #include <keel/session.h>
+#include <keel/stream-t.h>
 
 const char *const LOGFMT_HTTPLOG =
 	"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc "

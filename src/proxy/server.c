@@ -28,9 +28,9 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/common.h>
 #include <keel/global.h>
+#include <keel/health.h>
 #include <keel/lb.h>
 #include <keel/log.h>
 #include <keel/proxy.h>

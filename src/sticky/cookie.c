@@ -8,10 +8,10 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
+#include <keel/health.h>
 #include <keel/lb.h>
 #include <keel/log.h>
 #include <keel/proxy.h>

@@ -28,8 +28,8 @@
 #include <keel/sample.h>
 #include <keel/sbuf.h>
 #include <keel/server.h>
-#include <keel/stream-t.h>
 #include <keel/stick.h>
+#include <keel/stream-t.h>
 
 struct stick_entry {
 	struct stick_entry *hnext; /* hash chain */

@@ -10,8 +10,9 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/global.h>
+#include <keel/health.h>
+#include <keel/history.h>
 #include <keel/loop.h>
 #include <keel/proxy.h>
 #include <keel/worker.h>
@@ -30,6 +31,7 @@ static void rt_teardown(void)
 		proxy_thread_destroy(&rt_thr);
 	rt_thr_ready = false;
 	health_deinit();
+	history_deinit(); /* health_tick() feeds it (admin_register()): it holds the servers */
 	proxy_thread = NULL;
 	cfg_reset();
 }

@@ -1,11 +1,11 @@
-/* Unit tests for the admin socket's command parser and commands (src/admin/cli.c): ';', words,
+/* Unit tests for the admin socket's command parser and commands (src/admin/cli.c, cli-cmd.c): ';', words,
  * control characters, levels, errors, state changes through health_set_*(). */
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/cli.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/proxy.h>
 #include <keel/worker.h>
 

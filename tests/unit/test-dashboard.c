@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/history.h>
 #include <keel/proxy.h>
 #include <keel/worker.h>

@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
 #include <keel/cookie.h>
 #include <keel/drain.h>
+#include <keel/health.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/stick.h>

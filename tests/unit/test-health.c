@@ -5,9 +5,9 @@
 
 #include <keel/backend.h>
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/loop.h>
 #include <keel/proxy.h>
 

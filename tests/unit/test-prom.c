@@ -2,8 +2,8 @@
  * string escaping of src/core/sbuf.c (the ";json" stats page). */
 #include <string.h>
 
-#include <keel/health.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/prom.h>
 #include <keel/sbuf.h>
 #include <keel/stats.h>

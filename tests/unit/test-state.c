@@ -1,4 +1,4 @@
-/* Unit tests for src/admin/state.c: the state file's round trip, malformed lines, servers that
+/* Unit tests for src/admin/state*.c: the state file's round trip, malformed lines, servers that
  * are not in the configuration, configuration changes since the save, the format version, the
  * atomic write and its failures (injected ENOSPC: the previous file is kept). */
 #include <errno.h>
@@ -8,8 +8,8 @@
 #include <time.h>
 
 #include <keel/cfg.h>
-#include <keel/health.h>
 #include <keel/common.h>
+#include <keel/health.h>
 #include <keel/server.h>
 #include <keel/state.h>
 #include <keel/stick.h>
