@@ -30,6 +30,10 @@ void backend_process_queues(void);
 int backend_connect(struct stream *s);
 /* Detaches the server connection from s: back to the idle pool when reusable, else closed. */
 void backend_release_conn(struct stream *s, bool reusable);
+/* srv sent bytes after the end of a response: counted as a failed response and a protocol error
+ * against its health, and logged (once a second at most). The caller never reuses the
+ * connection. */
+void backend_stray_bytes(struct server *srv);
 /* Closes every idle server connection of this thread (soft stop). */
 void backend_close_idle(void);
 /* Closes this thread's idle connections to deleted servers and to replaced addresses. */

@@ -1,6 +1,6 @@
 /* Configuration loading, the ground layer of it: HAProxy's section syntax, the lexer, the typed
  * value parsers, messages with file:line, and the registry through which the modules above
- * declare their sections and keywords (docs/internals/architecture.md, "Adding a keyword").
+ * declare their sections and keywords (docs/internals/architecture.md, "Where to add").
  * cfg knows no module: the process layer registers them at start (src/process/modules.c). */
 #ifndef KEEL_CFG_H
 #define KEEL_CFG_H

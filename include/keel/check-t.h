@@ -154,6 +154,7 @@ enum chk_plan {
 enum health_event {
 	HEV_CONN_FAIL = 0, /* connect refused / failed / timed out */
 	HEV_RESET,         /* closed or reset before a complete response */
+	HEV_PROTO,         /* broke HTTP: bytes after its response (a late or unasked answer) */
 	HEV_TIMEOUT,       /* no response head within the (per-try or server) timeout */
 	HEV_5XX,           /* 5xx response (counted with "observe layer7") */
 	HEV_COUNT,

@@ -50,6 +50,7 @@ struct loop {
 	uint32_t bufsize;
 	bool quit;
 	bool io_phase; /* the epoll events of this iteration are being handled (loop_run()) */
+	uint64_t iter; /* iterations run: tells the events of this epoll batch from later ones */
 	pthread_t thread;
 	/* objects released during this iteration, freed once every pending event is handled */
 	struct deferred_free {

@@ -1,5 +1,5 @@
 /* Muxes: what turns a client connection's bytes into streams and the streams' responses back
- * into bytes (docs/internals/architecture.md, "Transports and muxes"). HTTP/1 is the first
+ * into bytes (docs/internals/architecture.md, "The objects of a request"). HTTP/1 is the first
  * (src/proxy/mux-h1.c): one stream at a time per connection. HTTP/2 adds another, with many. */
 #ifndef KEEL_MUX_T_H
 #define KEEL_MUX_T_H

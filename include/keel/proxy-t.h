@@ -127,6 +127,8 @@ struct server {
 	atomic_int max_sess;     /* highest cur_sess seen */
 	atomic_int nbpend;       /* requests queued for this server specifically */
 	atomic_int eweight;      /* effective weight used by the balancers (health.c sets it) */
+	_Atomic uint64_t no_reuse_until; /* monotonic us: its connections are not reused before
+				  * then (it sent bytes after a response: backend_stray_bytes()) */
 	struct srv_health *hl;   /* health state, see check-t.h */
 	struct counters *ctr;    /* one per thread */
 	struct srv_drain drain;  /* admin drain: its start, limits and cookie users (drain-t.h) */

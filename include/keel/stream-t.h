@@ -89,6 +89,7 @@ struct sconn {
 	struct timer timer;    /* idle purge */
 	uint32_t nreq;
 	unsigned addr_gen;     /* the server's srv_addr.gen at connect: older ones are not reused */
+	uint64_t taken_iter;   /* the loop iteration that took it from the idle pool */
 	union sockaddr_u local;
 };
 
@@ -119,6 +120,8 @@ struct txn {
 	/* timestamps, monotonic us: request start, head received, out of queue, connected,
 	 * response head received, end */
 	uint64_t t_start, t_head, t_queue, t_conn, t_rsp, t_end;
+	uint64_t t_sent;            /* request bytes last went to the server (latency counts from
+				     * there: a slow upload is the client's time, not the server's) */
 	uint64_t wall_start;
 	uint64_t bytes_in, bytes_out;
 	uint32_t rsp_head_left;     /* response head bytes not sent yet (decides TX_RSP_STARTED) */

@@ -476,6 +476,7 @@ static bool may_eject(const struct server *srv)
 static const char *const ev_names[HEV_COUNT] = {
 	[HEV_CONN_FAIL] = "connection failed",
 	[HEV_RESET] = "connection closed or reset before a response",
+	[HEV_PROTO] = "protocol error",
 	[HEV_TIMEOUT] = "response timeout",
 	[HEV_5XX] = "5xx response",
 };

@@ -182,6 +182,7 @@ void loop_run(struct loop *l)
 			timeout = next <= now_us ? 0 : (int)MIN((next - now_us + 999) / 1000, 60000);
 		n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
 		clock_update();
+		l->iter++;
 		l->io_phase = true;
 		for (i = 0; i < n; i++) {
 			struct fdh *h = evs[i].data.ptr;

@@ -1,6 +1,7 @@
 /* HTTP/1 head and body parsing. llhttp does the tokenising and the framing rules; this file adds
  * what keel is stricter about (bare LF, obs-fold, spaces before the colon, request-target forms,
  * versions, Host) and records the head as spans into the receive buffer. */
+#include <ctype.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
@@ -213,38 +214,83 @@ static const llhttp_settings_t settings = {
 	.on_message_complete = on_message_complete,
 };
 
-static bool is_http_scheme(const char *u, uint32_t len, uint32_t *skip)
+/* The host and port of an authority ("host", "host:port", "[v6]:port"): false when it is not
+ * one a reverse proxy should forward, with *why: userinfo, an empty or invalid host (a DNS name's
+ * letters, digits, '-', '.', '_', '~' and %XX escapes, or a bracketed IPv6 address), a port that
+ * is not a number from 1 to 65535. *port is 0 when absent. */
+static bool split_authority(const char *a, uint32_t len, uint32_t *hostlen, long *port,
+			    const char **why)
 {
-	if (len >= 7 && !strncasecmp(u, "http://", 7)) {
-		*skip = 7;
-		return true;
+	uint32_t i = 0, p;
+
+	*port = 0;
+	if (memchr(a, '@', len)) {
+		*why = "userinfo in the request target";
+		return false;
 	}
-	if (len >= 8 && !strncasecmp(u, "https://", 8)) {
-		*skip = 8;
-		return true;
+	if (len && a[0] == '[') {
+		for (i = 1; i < len && a[i] != ']'; i++)
+			if (!isxdigit((unsigned char)a[i]) && a[i] != ':' && a[i] != '.')
+				break;
+		if (i >= len || a[i] != ']' || i < 3) {
+			*why = "invalid IPv6 address in the request target";
+			return false;
+		}
+		i++;
+	} else {
+		for (; i < len && a[i] != ':'; i++) {
+			if (a[i] == '%' && i + 2 < len && isxdigit((unsigned char)a[i + 1]) &&
+			    isxdigit((unsigned char)a[i + 2]))
+				i += 2;
+			else if (!isalnum((unsigned char)a[i]) && !strchr("-._~", a[i]))
+				break;
+		}
+		if (!i || (i < len && a[i] != ':')) {
+			*why = i ? "invalid host in the request target" : "empty host in the request target";
+			return false;
+		}
 	}
-	return false;
+	*hostlen = i;
+	if (i == len)
+		return true;
+	/* ":" then the port: 1 to 5 digits, no sign, no spaces (strtol() would take those). */
+	for (p = i + 1; p < len && p - i <= 5 && isdigit((unsigned char)a[p]); p++)
+		*port = *port * 10 + (a[p] - '0');
+	if (a[i] != ':' || p == i + 1 || p != len || *port < 1 || *port > 65535) {
+		*why = "invalid port in the request target";
+		return false;
+	}
+	return true;
 }
 
-/* Splits the request target into the origin-form view (path and query) and, for absolute-form,
- * the authority. */
+/* Splits the request target into the origin-form view (path and query) and, for absolute-form
+ * ("http://authority/path?query"), the authority, validated (split_authority()). A fragment
+ * never belongs in a request (RFC 9112 section 3.2), and only the http scheme fits a plain
+ * connection. */
 static int check_target(struct http_head *h)
 {
-	const char *u = http_ptr(h, h->uri);
-	uint32_t skip, i, end;
+	const char *u = http_ptr(h, h->uri), *why;
+	uint32_t i, end, hl;
+	long port;
 
+	if (memchr(u, '#', h->uri.len))
+		return fail(h, 400, "fragment in the request target");
 	if (h->uri.len && u[0] == '/') {
 		h->path = h->uri;
-	} else if (is_http_scheme(u, h->uri.len, &skip)) {
-		for (i = skip; i < h->uri.len && u[i] != '/' && u[i] != '?'; i++)
+	} else if (h->uri.len >= 7 && !strncasecmp(u, "http://", 7)) {
+		for (i = 7; i < h->uri.len && u[i] != '/' && u[i] != '?'; i++)
 			;
-		if (i == skip)
+		if (i == 7)
 			return fail(h, 400, "absolute-form target without authority");
-		h->authority.off = h->uri.off + skip;
-		h->authority.len = i - skip;
+		if (!split_authority(u + 7, i - 7, &hl, &port, &why))
+			return fail(h, 400, why);
+		h->authority.off = h->uri.off + 7;
+		h->authority.len = i - 7;
 		h->path.off = h->uri.off + i;
 		h->path.len = h->uri.len - i;
 		h->flags |= HM_ABS_URI;
+	} else if (h->uri.len >= 8 && !strncasecmp(u, "https://", 8)) {
+		return fail(h, 400, "https target on a plain HTTP connection");
 	} else {
 		return fail(h, 400, "request target is neither origin-form nor absolute-form");
 	}
@@ -260,6 +306,8 @@ static int check_request(struct http_head *h)
 {
 	int hosts = 0, i;
 
+	if (h->method.off != 0)
+		return fail(h, 400, "bytes before the request line");
 	if (h->major == 0)
 		return fail(h, 400, "HTTP/0.9 request");
 	if (h->major != 1 || h->minor > 1)
@@ -292,6 +340,10 @@ static int check_request(struct http_head *h)
 
 static int check_response(struct http_head *h)
 {
+	/* llhttp skips a lone CR before the status line; the head then forwarded would not start
+	 * with its status line. */
+	if (h->len < 5 || memcmp(h->base, "HTTP/", 5))
+		return fail(h, 502, "status line does not start with HTTP/");
 	if (h->major != 1 || h->minor > 1)
 		return fail(h, 502, "unsupported HTTP version in response");
 	if (h->status < 100 || h->status > 599)

@@ -2,7 +2,7 @@
  *
  * Slots: a server with maxconn serves at most that many requests at once; cur_sess is the one
  * shared counter, taken with a compare-and-swap. A request that finds every candidate full waits
- * in its own thread's queue (so a session is only ever touched by its thread). When a slot is
+ * in its own thread's queue (so a stream is only ever touched by its thread). When a slot is
  * given back and someone waits anywhere, every worker is woken and each serves its queue in
  * order; newcomers queue behind existing waiters. */
 #include <errno.h>
@@ -233,18 +233,62 @@ static void idle_timer_cb(struct timer *t)
 	idle_close(container_of(t, struct sconn, timer));
 }
 
+/* How long a server that sent bytes after a response gets no connection reuse. */
+#define STRAY_NO_REUSE_US (60u * 1000000u)
+
+/* Whether srv's connections may be reused now (not after stray bytes, for a while). */
+static bool srv_reuse_ok(const struct server *srv)
+{
+	return now_us >= atomic_load_explicit(&srv->no_reuse_until, memory_order_relaxed);
+}
+
+void backend_stray_bytes(struct server *srv)
+{
+	static _Atomic uint64_t last_log;
+	uint64_t prev = atomic_load_explicit(&last_log, memory_order_relaxed);
+
+	/* Bytes that come after keel sent the next request on a connection cannot be told from
+	 * its answer: once a server was seen sending stray bytes, its connections carry one
+	 * request each for a while (docs/configuration.md, "Server connection reuse"). */
+	atomic_store_explicit(&srv->no_reuse_until, now_us + STRAY_NO_REUSE_US,
+			      memory_order_relaxed);
+	CTR_INC(srv->ctr[this_worker->id].failed_rsp);
+	health_event(srv, HEV_PROTO, 0, "bytes after the end of a response");
+	/* One line a second at most: a hostile server must not flood the logs. */
+	if (now_us - prev >= 1000000 &&
+	    atomic_compare_exchange_strong(&last_log, &prev, now_us))
+		keel_log(LOG_LVL_WARNING,
+			 "Server %s/%s sent bytes after the end of a response: its connection is closed, the bytes dropped",
+			 srv->be->name, srv->name);
+}
+
+/* An event on an idle connection, or on one taken from the idle pool during this batch of events
+ * (before its own event was handled: the event came while it was idle). The server closed it, or
+ * sent bytes nobody asked for: either way it carries no request. Stray bytes are the server's
+ * protocol error; a close (a keep-alive timeout on its side) is ordinary. */
+static bool idle_event(struct sconn *sc, uint32_t events)
+{
+	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
+		return false;
+	if ((events & EPOLLIN) && conn_peek(&sc->c) > 0)
+		backend_stray_bytes(sc->srv);
+	return true;
+}
+
 static void sconn_io_cb(struct fdh *h, uint32_t events)
 {
 	struct sconn *sc = container_of(h, struct sconn, c.h);
 
 	if (!sc->owner) {
-		/* An idle connection that becomes readable was closed by the server (or sent
-		 * something unasked): it cannot carry another request. */
-		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		if (idle_event(sc, events))
 			idle_close(sc);
 		return;
 	}
 	conn_events(&sc->c, events);
+	/* Its request was not sent yet (writes wait for the end of the batch): the stream takes
+	 * the free retry of a pooled connection that turned out closed (try_again()). */
+	if (sc->taken_iter == tl->iter && idle_event(sc, events))
+		sc->c.flags |= CF_ERROR;
 	stream_run(sc->owner);
 }
 
@@ -264,8 +308,9 @@ int backend_connect(struct stream *s)
 	 * that were idle briefly, to stay clear of the server's own keep-alive timeout race. */
 	while (!list_empty(&st->idle)) {
 		sc = list_first(&st->idle, struct sconn, idle);
-		if (sc->addr_gen != gen) {
-			/* "set server addr" moved the server: never reuse the old address. */
+		if (sc->addr_gen != gen || !srv_reuse_ok(srv)) {
+			/* "set server addr" moved the server: never reuse the old address; or the
+			 * server sent stray bytes: no reuse for a while. */
 			idle_close(sc);
 			continue;
 		}
@@ -274,6 +319,7 @@ int backend_connect(struct stream *s)
 		timer_disarm(&sc->timer);
 		sc->owner = s;
 		sc->c.flags &= ~(uint16_t)CF_RD_READY;
+		sc->taken_iter = tl->iter;
 		s->sc = sc;
 		s->txn->flags |= TX_REUSED;
 		stream_set_ss(s, SS_READY);
@@ -335,7 +381,8 @@ void backend_release_conn(struct stream *s, bool reusable)
 	s->sc = NULL;
 	sc->owner = NULL;
 	if (!reusable || this_worker->stopping || (sc->c.flags & (CF_EOF | CF_ERROR)) || sc->c.h.fd < 0 ||
-	    sc->addr_gen != server_addr_gen(sc->srv) || server_deleted(sc->srv)) {
+	    sc->addr_gen != server_addr_gen(sc->srv) || server_deleted(sc->srv) ||
+	    !srv_reuse_ok(sc->srv)) {
 		sconn_free(sc);
 		return;
 	}

@@ -388,6 +388,7 @@ static void rewind_request(struct stream *s)
 
 	s->req.out = s->req.b.head;
 	t->flags &= ~(uint32_t)TX_REQ_SENT;
+	t->t_sent = 0;
 	/* Response bytes from the failed attempt are dropped. */
 	s->rsp.b.head = s->rsp.b.tail = s->rsp.out = s->rsp.fwd = 0;
 	t->rsp_scan = 0;
@@ -582,7 +583,9 @@ static bool srv_wait_expired(struct stream *s)
 static void rsp_head_health(struct stream *s)
 {
 	struct txn *t = s->txn;
-	uint64_t ttfb = now_us - t->t_conn;
+	/* From the last request byte the server got: the time a client takes to upload a body
+	 * (a slow link, a hostile trickle) is not the server's. */
+	uint64_t ttfb = now_us - (t->t_sent ? t->t_sent : t->t_conn);
 
 	if (t->pertry_srv) {
 		if (ttfb < (uint64_t)t->pertry_waited_ms * 1000)
@@ -667,6 +670,7 @@ static bool srv_send(struct stream *s)
 	n = conn_send(&sc->c, c->b.data + c->out, c->fwd - c->out);
 	if (n > 0) {
 		c->out += (uint32_t)n;
+		t->t_sent = now_us;
 		t->flags |= TX_REQ_SENT;
 		if (!(t->flags & TX_RETAIN))
 			c->b.head = c->out;
@@ -713,6 +717,28 @@ static bool rsp_splice(struct stream *s)
 	return true;
 }
 
+/* The server sent bytes after the end of its response (a buggy or hostile application, a body
+ * longer than its Content-Length, a body after a HEAD): its connection is never reused, the
+ * bytes reach no client, and the server is charged with a protocol error. Without this, the next
+ * request on the connection would get them as its answer: one client's response delivered to
+ * another. */
+static void rsp_stray(struct stream *s)
+{
+	s->txn->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
+	backend_stray_bytes(s->srv);
+}
+
+/* At the end of a response: drops what the buffer holds past it (rsp_stray()). */
+static void rsp_drop_stray(struct stream *s)
+{
+	struct chan *c = &s->rsp;
+
+	if (c->fwd < c->b.tail) {
+		rsp_stray(s);
+		c->b.tail = c->fwd;
+	}
+}
+
 /* srv_recv() for a spliced body: server socket -> pipe, never more than the body has left, so
  * that the bytes of a next response stay in the socket. Returns whether something happened. */
 static bool srv_splice_in(struct stream *s)
@@ -739,7 +765,7 @@ static bool srv_splice_in(struct stream *s)
 		 * copy reads them with the end of the body; a splice stops at it, so peek, unless
 		 * the socket is known to be drained (no edge since the last EAGAIN). */
 		if ((sc->c.flags & CF_RD_READY) && conn_peek(&sc->c) > 0)
-			t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
+			rsp_stray(s);
 		return true;
 	}
 	return n < 0;
@@ -850,6 +876,8 @@ static bool rsp_process(struct stream *s)
 				if (interim)
 					return true;
 			}
+			if (s->rs == RS_DONE) /* no body: a HEAD, a 204, a 304... */
+				rsp_drop_stray(s);
 			rsp_head_health(s);
 			CTR_INC(s->srv->ctr[this_worker->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
 			CTR_INC(s->be->ctr[this_worker->id].rsp[t->status / 100 <= 5 ? t->status / 100 : 0]);
@@ -888,11 +916,7 @@ static bool rsp_process(struct stream *s)
 			c->fwd += used;
 			if (done) {
 				stream_set_rs(s, RS_DONE);
-				if (c->fwd < c->b.tail) {
-					/* Bytes after the response: the connection is not clean. */
-					t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
-					c->b.tail = c->fwd;
-				}
+				rsp_drop_stray(s);
 			}
 			return true;
 		}
@@ -993,6 +1017,15 @@ static bool txn_end(struct stream *s)
 		CTR_INC(s->srv->ctr[this_worker->id].req_tot);
 		CTR_ADD(s->srv->ctr[this_worker->id].bytes_in, t->bytes_in);
 		CTR_ADD(s->srv->ctr[this_worker->id].bytes_out, t->bytes_out);
+	}
+	/* Bytes or a close that came after the response and were not read: the connection is not
+	 * clean (RD_READY is also left set by a read that filled the buffer: then nothing waits). */
+	if (srv_reuse && s->sc && (s->sc->c.flags & CF_RD_READY)) {
+		int r = conn_peek(&s->sc->c);
+
+		if (r > 0)
+			rsp_stray(s);
+		srv_reuse = r == 0;
 	}
 	stream_log(s);
 	backend_release_conn(s, srv_reuse);

@@ -298,11 +298,13 @@ TEST(req_absolute_form)
 		SPAN_IS(head.authority, "example.com:8080");
 		SPAN_IS(head.path, "/a/b");
 	}
-	if (CHECK_EQ_INT(req("GET HTTPS://Example.org HTTP/1.1\r\nHost: x\r\n\r\n"), OK)) {
+	if (CHECK_EQ_INT(req("GET HTTP://Example.org HTTP/1.1\r\nHost: x\r\n\r\n"), OK)) {
 		CHECK(head.flags & HM_ABS_URI);
 		SPAN_IS(head.authority, "Example.org");
 		CHECK_EQ_INT(head.path.len, 0);
 	}
+	/* The https scheme on a plain connection (it will be valid on TLS binds). */
+	REJECT_REQ("GET HTTPS://Example.org HTTP/1.1\r\nHost: x\r\n\r\n", 400);
 	if (CHECK_EQ_INT(req("GET http://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"), OK)) {
 		CHECK(head.flags & HM_ABS_URI);
 		SPAN_IS(head.authority, "h");
@@ -312,6 +314,43 @@ TEST(req_absolute_form)
 	REJECT_REQ("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
 	/* Other schemes are not absolute-form targets keel proxies. */
 	REJECT_REQ("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+}
+
+/* Targets keel does not forward (issue 14, "strictness"): a fragment, userinfo, a host that is
+ * empty, not a DNS name or IP literal, or a port that is not 1..65535. */
+TEST(req_target_strictness)
+{
+	static const char *const bad[] = {
+		"/p#frag", "http://host/#frag", "http://a@host/", "http://[::1/", "http://[zz]/",
+		"http://[]/", "http://h:99999/", "http://h:0/", "http://h:/", "http://h:80x/",
+		"http://h:-1/", "http://h: 80/", "http://a,b/", "http://h'x/", "http://h%4/",
+		"http://:80/", "http://[::1]x/",
+	};
+	static const char *const good[] = {
+		"http://h/", "http://h:65535/x", "http://1.2.3.4:8080/", "http://[::1]/",
+		"http://[2001:db8::7]:80/a?b", "http://h_o.st/", "http://h%41/", "http://a-b.c~d/",
+	};
+	char line[256];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(line, sizeof(line), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", bad[i]);
+		if (!CHECK_EQ_INT(req(line), ERR) || !CHECK_EQ_INT(head.err_status, 400))
+			printf("  target: %s\n", bad[i]);
+	}
+	for (i = 0; i < ARRAY_SIZE(good); i++) {
+		snprintf(line, sizeof(line), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", good[i]);
+		if (!CHECK_EQ_INT(req(line), OK))
+			printf("  target: %s (%s)\n", good[i], head.err ? head.err : "");
+	}
+}
+
+/* A status line must start the response (a lone CR before it made an empty status line). */
+TEST(rsp_status_line_first)
+{
+	REJECT_RSP("\rHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 502);
+	REJECT_RSP("XTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 502);
+	CHECK_EQ_INT(rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), OK);
 }
 
 TEST(req_keepalive_and_expect)
