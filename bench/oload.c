@@ -2,12 +2,13 @@
  *
  *   oload -u http://127.0.0.1:PORT/path -r RATE -d SECONDS [-c MAXCONNS] [-t TIMEOUT_MS]
  *         [-s SLOW_MS] [-m METHOD] [-b BODYBYTES] [-H 'Name: value']... [--csv FILE]
- *         [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS]
+ *         [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS] [--fifo]
  *
  * Request i is due at start + i/RATE whatever happened to the earlier ones, and its latency is
  * measured from that due time, so a stall of the server shows in the percentiles instead of
  * slowing the load down (no coordinated omission; wrk's closed loop hides stalls). A due request
- * takes the most recently used idle keep-alive connection, or opens a new one while fewer than
+ * takes the most recently used idle keep-alive connection (--fifo: the least recently used, as
+ * a round-robin pool does: every connection then sits idle about as long), or opens a new one while fewer than
  * MAXCONNS are open; otherwise it waits, first come first served, and the wait is part of its
  * latency. One request at a time per connection (no pipelining).
  *
@@ -119,7 +120,8 @@ static int head_request, req_close;
 static struct oreq *reqs;
 static struct oconn *conns;
 static int *free_slots, nfree, nopen;
-static int idle_head = -1;
+static int idle_head = -1, idle_tail = -1; /* head: most recently used */
+static int fifo;
 static int ep = -1;
 static uint64_t start_ns, total, issued, pend_head, oldest, nresolved;
 static volatile sig_atomic_t stop;
@@ -187,6 +189,8 @@ static void idle_push(struct oconn *c)
 	c->next = idle_head;
 	if (idle_head >= 0)
 		conns[idle_head].prev = i;
+	else
+		idle_tail = i;
 	idle_head = i;
 }
 
@@ -198,6 +202,8 @@ static void idle_remove(struct oconn *c)
 		idle_head = c->next;
 	if (c->next >= 0)
 		conns[c->next].prev = c->prev;
+	else
+		idle_tail = c->prev;
 	c->prev = c->next = -1;
 }
 
@@ -207,7 +213,7 @@ static struct oconn *idle_pop(void)
 
 	if (idle_head < 0)
 		return NULL;
-	c = &conns[idle_head];
+	c = &conns[fifo ? idle_tail : idle_head];
 	idle_remove(c);
 	return c;
 }
@@ -635,7 +641,7 @@ static void usage(void)
 	    "usage: oload -u http://127.0.0.1:PORT/path -r RATE -d SECONDS [-c MAXCONNS]\n"
 	    "             [-t TIMEOUT_MS] [-s SLOW_MS] [-m METHOD] [-b BODYBYTES]\n"
 	    "             [-H 'Name: value']... [--csv FILE]\n"
-	    "             [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS]\n"
+	    "             [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS] [--fifo]\n"
 	    "defaults: -c 256 -t 5000 -s 1000 -m GET -b 0 (no body). Loopback addresses only.\n");
 }
 
@@ -646,6 +652,7 @@ int main(int argc, char **argv)
 	    {"id-header", required_argument, NULL, 'I'},
 	    {"id-base", required_argument, NULL, 'B'},
 	    {"start-at", required_argument, NULL, 'S'},
+	    {"fifo", no_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -725,6 +732,9 @@ int main(int argc, char **argv)
 		case 'S':
 			if (num(optarg, 0, 1e9, &start_at))
 				goto bad;
+			break;
+		case 'F':
+			fifo = 1;
 			break;
 		case 'h':
 			usage();
