@@ -2,15 +2,21 @@
  *
  *   oload -u http://127.0.0.1:PORT/path -r RATE -d SECONDS [-c MAXCONNS] [-t TIMEOUT_MS]
  *         [-s SLOW_MS] [-m METHOD] [-b BODYBYTES] [-H 'Name: value']... [--csv FILE]
- *         [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS] [--fifo]
+ *         [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS] [--fifo] [--grow]
+ *         [--lazy]
  *
  * Request i is due at start + i/RATE whatever happened to the earlier ones, and its latency is
  * measured from that due time, so a stall of the server shows in the percentiles instead of
  * slowing the load down (no coordinated omission; wrk's closed loop hides stalls). A due request
  * takes the most recently used idle keep-alive connection (--fifo: the least recently used, as
- * a round-robin pool does: every connection then sits idle about as long), or opens a new one while fewer than
- * MAXCONNS are open; otherwise it waits, first come first served, and the wait is part of its
- * latency. One request at a time per connection (no pipelining).
+ * a round-robin pool does), or opens a new one while fewer than MAXCONNS are open; otherwise it
+ * waits, first come first served, and the wait is part of its latency. --grow opens a new
+ * connection for each due request until MAXCONNS are open, even when one is idle: with --fifo,
+ * every connection then sits idle about MAXCONNS / RATE seconds between its requests, the
+ * hardest case for a server that closes idle connections. --lazy ignores idle connections
+ * until they are used again, as most HTTP client libraries do (Python's http.client, many
+ * scripts): a connection the server closed while idle is noticed only when the next request on
+ * it fails. One request at a time per connection (no pipelining).
  *
  * A request fails on: connect error, reset, the server closing before the whole response
  * (eof), a status outside 200-399, a malformed response (see h1resp.h), or no complete
@@ -121,7 +127,7 @@ static struct oreq *reqs;
 static struct oconn *conns;
 static int *free_slots, nfree, nopen;
 static int idle_head = -1, idle_tail = -1; /* head: most recently used */
-static int fifo;
+static int fifo, grow, lazy;
 static int ep = -1;
 static uint64_t start_ns, total, issued, pend_head, oldest, nresolved;
 static volatile sig_atomic_t stop;
@@ -339,6 +345,10 @@ static void dispatch(void)
 	struct oconn *c;
 
 	while (pend_head < issued) {
+		if (grow && nopen < maxc) {
+			conn_open(pend_head++);
+			continue;
+		}
 		c = idle_pop();
 		if (c) {
 			conn_assign(c, pend_head++);
@@ -455,6 +465,9 @@ static void conn_event(struct oconn *c, uint32_t events)
 		if (conn_write(c) < 0)
 			return;
 	}
+	/* --lazy: what happens to an idle connection is seen only when it is used again. */
+	if (lazy && c->state == CONN_IDLE)
+		return;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		conn_read(c, events);
 }
@@ -642,6 +655,7 @@ static void usage(void)
 	    "             [-t TIMEOUT_MS] [-s SLOW_MS] [-m METHOD] [-b BODYBYTES]\n"
 	    "             [-H 'Name: value']... [--csv FILE]\n"
 	    "             [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS] [--fifo]\n"
+	    "             [--grow] [--lazy]\n"
 	    "defaults: -c 256 -t 5000 -s 1000 -m GET -b 0 (no body). Loopback addresses only.\n");
 }
 
@@ -653,6 +667,8 @@ int main(int argc, char **argv)
 	    {"id-base", required_argument, NULL, 'B'},
 	    {"start-at", required_argument, NULL, 'S'},
 	    {"fifo", no_argument, NULL, 'F'},
+	    {"grow", no_argument, NULL, 'G'},
+	    {"lazy", no_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -735,6 +751,12 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			fifo = 1;
+			break;
+		case 'G':
+			grow = 1;
+			break;
+		case 'L':
+			lazy = 1;
 			break;
 		case 'h':
 			usage();

@@ -50,6 +50,7 @@ struct proxy_thread {
 	struct http_hdr *hdrs2;
 	uint64_t rnd;            /* xorshift state for random balancing */
 	struct timer resume;     /* retries paused listeners (maxconn, EMFILE) */
+	struct timer connpass_retry; /* soft stop: the new process was behind (session.c) */
 };
 
 #endif

@@ -42,6 +42,9 @@ struct xprt_ops {
 	int (*handshake)(struct conn *c);
 	/* Frees the transport's state; the socket itself is closed by conn_close(). */
 	void (*close)(struct conn *c);
+	/* Whether all of the transport's state is in the socket, so that another process can
+	 * go on with it (raw TCP; not TLS, whose keys are in our memory). */
+	bool movable;
 };
 
 struct conn {

@@ -15,6 +15,9 @@ int http_ana_request(struct stream *s, uint32_t hlen);
 /* Same for a response head. *interim is set for 1xx heads (forwarded as they are). Returns OK or
  * ERR (502 set). */
 int http_ana_response(struct stream *s, uint32_t hlen, bool *interim);
+/* Removes the "Expect: 100-continue" keel added to s's request head (TX_EXPECT_OURS), for a
+ * server that does not answer it; the request must not have left (it is rewound). */
+void http_ana_strip_expect(struct stream *s);
 /* Answers 401 with a Basic challenge for realm, and closes after it. */
 void http_reply_auth(struct stream *s, const char *realm);
 

@@ -17,6 +17,10 @@ int listeners_bind(int nbthread, int (*inherited)(const struct sockaddr_storage 
 int listeners_fds(int *fds, int max);
 /* Registers this worker's sockets with its loop. */
 int listeners_start(char **err);
+/* This worker's listener that would accept a connection made to local (its own address), an
+ * exact address before the wildcard; NULL when none. Also after listeners_stop(): for
+ * connections handed over at a reload. */
+struct listener *listener_for(const struct sockaddr_storage *local);
 /* Stops accepting (soft stop): closes this worker's sockets (after a reload, the new process
  * holds them too: they stay open there). */
 void listeners_stop(void);

@@ -14,6 +14,10 @@ void loop_bind(struct loop *l);
 int loop_add(struct fdh *h, int fd);
 /* Closes h's fd (epoll forgets it by itself) and marks h so pending events are ignored. */
 void loop_close(struct fdh *h);
+/* Removes h's fd from this thread's epoll set. Needed before loop_close() when the socket
+ * stays open elsewhere (shared with another process or thread, passed on with SCM_RIGHTS):
+ * epoll forgets a socket only once every descriptor of it is closed. */
+void loop_forget(struct fdh *h);
 void tasklet_init(struct tasklet *t, void (*cb)(struct tasklet *t));
 /* Queues t to run at the end of this iteration (no-op when already queued). */
 void tasklet_wake(struct tasklet *t);

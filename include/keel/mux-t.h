@@ -20,8 +20,9 @@ struct mux_ops {
 	/* Whether snd() sends a spliced response body from its pipe as it is (splice(2)): HTTP/1
 	 * does, a mux that frames the body cannot. */
 	bool splice;
-	/* Takes an accepted client socket: creates the session (and, for HTTP/1, its stream). */
-	void (*accept)(struct listener *li, int fd, const union sockaddr_u *addr);
+	/* Takes an accepted client socket: creates the session (and, for HTTP/1, its stream).
+	 * Returns it, or NULL when it could not (the socket is then closed). */
+	struct session *(*accept)(struct listener *li, int fd, const union sockaddr_u *addr);
 	/* Brings the client's bytes for s into s->req (HTTP/1: reads the socket), and starts a
 	 * request when its first byte arrives. Returns whether anything happened. */
 	bool (*rcv)(struct stream *s);
@@ -38,6 +39,10 @@ struct mux_ops {
 	void (*close)(struct stream *s);
 	/* Soft stop (hard: close now) of the session's idle streams and connection. */
 	void (*stop)(struct session *sess, bool hard);
+	/* Whether nothing is in progress on the session and nothing of a next request was read:
+	 * the socket alone holds the connection's state, so that another process can serve it
+	 * from there (a reload passes such connections on: connpass.h, session_stop()). */
+	bool (*quiet)(struct session *sess);
 };
 
 #endif

@@ -127,6 +127,7 @@ struct server {
 	atomic_int max_sess;     /* highest cur_sess seen */
 	atomic_int nbpend;       /* requests queued for this server specifically */
 	atomic_int eweight;      /* effective weight used by the balancers (health.c sets it) */
+	_Atomic uint8_t expect;  /* enum srv_expect */
 	_Atomic uint64_t no_reuse_until; /* monotonic us: its connections are not reused before
 				  * then (it sent bytes after a response: backend_stray_bytes()) */
 	struct srv_health *hl;   /* health state, see check-t.h */
@@ -166,6 +167,15 @@ enum proxy_opt {
 	PO_TCPCHK = 1u << 16,
 	PO_SPLICE_RSP = 1u << 17,  /* option splice-response: splice(2) large response bodies */
 	PO_SPLICE_AUTO = 1u << 18, /* option splice-auto: the same in keel (responses only) */
+	PO_EXPECT_CONTINUE = 1u << 19, /* option http-expect-continue (default): a request body
+					* goes to a server once it answered 100 (stream.c) */
+};
+
+/* What a server does with "Expect: 100-continue", learnt from its answers (stream.c). */
+enum srv_expect {
+	SRV_EXPECT_UNKNOWN,
+	SRV_EXPECT_100,  /* it answered 100: a request body waits for its 100 */
+	SRV_EXPECT_NONE, /* it answered without a 100, or 417: bodies go at once */
 };
 
 struct bind_conf {

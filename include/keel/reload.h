@@ -25,16 +25,27 @@ int keel_reload_take_cli(const char *path);
  * sockets nobody took (after listeners_bind() and cli_bind()); the inherited state (a memfd in
  * the state file's format, -1: none); "ready" to the old process, READY=1 (and MAINPID) to
  * systemd, the watchdog armed (any start, reload or not). */
-/* The new process's environment (KEEL_RELOAD naming ready, state, cli and the listening
- * sockets), malloc'd, then the exec itself, which never returns: for keel_reload() and the
- * chroot spawner (src/process/spawner.c). Between fork and exec in a multithreaded process, only
+/* The descriptors a new process inherits (-1: none). */
+struct reload_fds {
+	int ready;      /* the pipe's write end: "ready" or "error: ..." */
+	int state;      /* memfd: the runtime state, in the state file's format */
+	int cli;        /* the admin socket */
+	int conns;      /* where the old process sends its idle client connections (connpass.h) */
+	const int *fds; /* listening sockets */
+	int n;
+};
+/* The new process's environment (KEEL_RELOAD naming the descriptors of f), malloc'd, then the
+ * exec itself, which never returns: for keel_reload() and the chroot spawner
+ * (src/process/spawner.c). Between fork and exec in a multithreaded process, only
  * keel_reload_exec() may be called: it makes async-signal-safe calls only. */
-char **keel_reload_envp(int ready, int state, int cli, const int *fds, int n);
-void keel_reload_exec(char **envp, int ready, int state, int cli, const int *fds, int n)
-    __attribute__((noreturn));
+char **keel_reload_envp(const struct reload_fds *f);
+void keel_reload_exec(char **envp, const struct reload_fds *f) __attribute__((noreturn));
 bool keel_reloaded(void);
 void keel_reload_close_unused(void);
 int keel_reload_state_fd(void);
+/* The socket on which the old process sends its idle client connections, -1 when none; the
+ * caller owns it then. */
+int keel_reload_take_conns(void);
 void keel_reload_ready(void);
 /* systemd: WATCHDOG=1 at half of WATCHDOG_USEC (main thread, now in us); STOPPING=1 unless the
  * process handed over to a new one. Without systemd (no NOTIFY_SOCKET) they do nothing. */

@@ -17,8 +17,16 @@ int session_init(struct session *sess, const struct mux_ops *mux, struct listene
 		 const union sockaddr_u *addr, void (*cb)(struct fdh *, uint32_t));
 /* Closes sess's connection and forgets it (the mux frees the memory). */
 void session_free(struct session *sess);
-/* Stops this thread's sessions: soft, each mux closes its idle connections and lets the others
- * finish; hard, every one closes now. */
+/* Stops this thread's sessions: soft, those with nothing in progress go to the new process when
+ * a reload started one (connpass.h), the others are left to their mux (idle ones close, the
+ * others finish); hard, every one closes now. session_stop(): the soft stop of one, which its
+ * mux calls again when its request ended during the stop. */
 void session_stop_all(bool hard);
+void session_stop(struct session *sess);
+/* Whether a response on sess must close its connection because of a soft stop: no new process
+ * can take the connection after it. */
+bool session_close_on_stop(const struct session *sess);
+/* Sets up this thread's session list (proxy_thread_init()). */
+void session_thread_init(void);
 
 #endif

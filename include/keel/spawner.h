@@ -13,7 +13,8 @@ int spawner_start(char **err);
 bool spawner_active(void);
 /* Passes the descriptors on and has the spawner fork+exec keel with them (see
  * keel_reload_exec()). OK with *pid, or ERR with *err. */
-int spawner_spawn(int ready, int state, int cli, const int *fds, int n, pid_t *pid, char **err);
+struct reload_fds;
+int spawner_spawn(const struct reload_fds *f, pid_t *pid, char **err);
 /* Kills a process the spawner started (one that is not ready in time). */
 void spawner_kill(pid_t pid);
 

@@ -77,6 +77,16 @@ enum txn_flags {
 	TX_STK_PINNED = 1u << 20,   /* a stick table chose s->srv (TX_CK_PINNED is set too) */
 	TX_CK_DRAINED = 1u << 21,   /* the cookie's server drains and its user was gone: moved */
 	TX_STK_DRAINED = 1u << 22,  /* same for the stick table's server */
+	/* Expect: 100-continue (docs/configuration.md, "Requests with a body"). */
+	TX_HOLD = 1u << 23,         /* the body waits until the server answers 100 (or a final
+				     * status): none of it left, so the server cannot have run the
+				     * request and another may */
+	TX_EXPECT_OURS = 1u << 24,  /* keel added the Expect header: its 100s are not relayed */
+	TX_HOLD_WAITED = 1u << 25,  /* released without a 100 (a server not known to send one):
+				     * a response without any 100 shows it ignores Expect */
+	TX_CONTINUED = 1u << 26,    /* the server of this try answered 100 */
+	TX_HOLD_LATE = 1u << 27,    /* its server, known to answer 100, did not within the per-try
+				     * timeout: reported to health once */
 };
 
 struct kpipe;
@@ -107,6 +117,7 @@ struct txn {
 	uint32_t req_scan, rsp_scan;/* head scanners' resume points */
 	bool req_line1;
 	uint64_t req_body_left;
+	uint32_t req_hlen;          /* the request head's length as sent to servers */
 	struct server *last_srv;    /* where the previous attempt went (redispatch avoids it) */
 	uint32_t pertry_ms;         /* per-try deadline from t_conn, then the period at which a
 				     * waiting request looks at its server's health; 0: off */

@@ -81,6 +81,12 @@ int loop_add(struct fdh *h, int fd)
 	return epoll_ctl(tl->epfd, EPOLL_CTL_ADD, fd, &ev) == -1 ? ERR : OK;
 }
 
+void loop_forget(struct fdh *h)
+{
+	if (h->fd >= 0)
+		epoll_ctl(tl->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+}
+
 void loop_close(struct fdh *h)
 {
 	if (h->fd >= 0) {

@@ -124,4 +124,5 @@ const struct xprt_ops xprt_raw = {
 	.splice_out = raw_splice_out,
 	.peek = raw_peek,
 	.shutw = raw_shutw,
+	.movable = true,
 };

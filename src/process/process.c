@@ -21,6 +21,7 @@
 #include <keel/common.h>
 #include <keel/errors.h>
 #include <keel/global.h>
+#include <keel/connpass.h>
 #include <keel/health.h>
 #include <keel/history.h>
 #include <keel/lb.h>
@@ -69,7 +70,8 @@ static void *worker_main(void *arg)
 	char *err = NULL;
 
 	worker_bind(w);
-	if (proxy_thread_init(&t, &err) != OK || listeners_start(&err) != OK) {
+	if (proxy_thread_init(&t, &err) != OK || listeners_start(&err) != OK ||
+	    connpass_thread_start(&err) != OK) {
 		keel_log(LOG_LVL_ALERT, "worker %d: %s", w->id, err);
 		free(err);
 		exit(1);
@@ -342,6 +344,8 @@ int keel_run(const struct keel_opts *o)
 		goto fail;
 	if (workers_init(global.bufsize, &err) != OK)
 		goto fail;
+	/* After a reload, the previous process's idle connections come on this socket. */
+	connpass_set_in(keel_reload_take_conns(), global.nbthread);
 	atomic_store(&running_workers, global.nbthread);
 	for (i = 0; i < global.nbthread; i++) {
 		int e = pthread_create(&keel_workers[i].loop.thread, NULL, worker_main, &keel_workers[i]);
@@ -412,6 +416,9 @@ int keel_run(const struct keel_opts *o)
 	for (i = 0; i < global.nbthread; i++)
 		pthread_join(keel_workers[i].loop.thread, NULL);
 	cli_stop(atomic_load(&keel_handed_over));
+	if (connpass_count())
+		keel_log(LOG_LVL_NOTICE, "reload: %llu idle connections passed to the new process",
+			 (unsigned long long)connpass_count());
 	state_stop(); /* saves a pending change */
 	keel_log(LOG_LVL_NOTICE, "keel stopped");
 	if (pidfile && !daemon_mode && !atomic_load(&keel_handed_over))

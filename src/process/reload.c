@@ -2,8 +2,9 @@
  *
  * The running process (old) fork+execs its own binary with the same command line. The child
  * (new) inherits, across exec, every listening socket, the admin socket, a memfd holding the
- * runtime state (the state file's format) and the write end of a pipe; KEEL_RELOAD in its
- * environment names them: "ready=FD state=FD cli=FD fds=FD,FD,...". new loads its configuration,
+ * runtime state (the state file's format), the write end of a pipe and one end of a socket pair
+ * on which old later sends its idle client connections (src/proxy/connpass.c); KEEL_RELOAD in
+ * its environment names them: "ready=FD state=FD cli=FD conns=FD fds=FD,FD,...". new loads its configuration,
  * adopts the inherited sockets whose addresses are still bound (the same sockets: connections
  * waiting in their backlogs are kept), binds the others, closes the inherited ones it no longer
  * needs, restores the state, starts its workers and writes "ready" to the pipe, or "error: ..."
@@ -30,6 +31,7 @@
 #include <keel/cfg.h>
 #include <keel/cli.h>
 #include <keel/common.h>
+#include <keel/connpass.h>
 #include <keel/listener.h>
 #include <keel/log.h>
 #include <keel/process.h>
@@ -51,11 +53,11 @@ static atomic_bool reloading;
 
 /* What a process started by a reload inherited; ready_fd -1 otherwise. */
 static struct {
-	int ready_fd, state_fd, cli_fd;
+	int ready_fd, state_fd, cli_fd, conns_fd;
 	int n;
 	int *fds;
 	struct sockaddr_storage *addr;
-} inh = {.ready_fd = -1, .state_fd = -1, .cli_fd = -1};
+} inh = {.ready_fd = -1, .state_fd = -1, .cli_fd = -1, .conns_fd = -1};
 
 /* ---- the new process ---- */
 
@@ -83,6 +85,8 @@ static void parse_env(const char *env)
 			inh.state_fd = parse_fd(tok + 6, &end);
 		} else if (!strncmp(tok, "cli=", 4)) {
 			inh.cli_fd = parse_fd(tok + 4, &end);
+		} else if (!strncmp(tok, "conns=", 6)) {
+			inh.conns_fd = parse_fd(tok + 6, &end);
 		} else if (!strncmp(tok, "fds=", 4)) {
 			const char *p = tok + 4;
 
@@ -237,19 +241,27 @@ int keel_reload_state_fd(void)
 	return inh.state_fd;
 }
 
+int keel_reload_take_conns(void)
+{
+	int fd = inh.conns_fd;
+
+	inh.conns_fd = -1;
+	return fd;
+}
+
 /* ---- the old process ---- */
 
 /* "KEEL_RELOAD=..." naming the descriptors the new process inherits. */
-static char *child_env(int ready, int state, int cli, const int *fds, int n)
+static char *child_env(const struct reload_fds *f)
 {
-	size_t cap = 64 + (size_t)n * 12, len;
+	size_t cap = 96 + (size_t)f->n * 12, len;
 	char *s = xmalloc(cap);
 	int i;
 
-	len = (size_t)snprintf(s, cap, RELOAD_ENV "=ready=%d state=%d cli=%d fds=", ready, state,
-			       cli);
-	for (i = 0; i < n; i++)
-		len += (size_t)snprintf(s + len, cap - len, "%s%d", i ? "," : "", fds[i]);
+	len = (size_t)snprintf(s, cap, RELOAD_ENV "=ready=%d state=%d cli=%d conns=%d fds=",
+			       f->ready, f->state, f->cli, f->conns);
+	for (i = 0; i < f->n; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s%d", i ? "," : "", f->fds[i]);
 	return s;
 }
 
@@ -271,22 +283,24 @@ static char **child_environ(char *ours)
 	return envp;
 }
 
-char **keel_reload_envp(int ready, int state, int cli, const int *fds, int n)
+char **keel_reload_envp(const struct reload_fds *f)
 {
-	return child_environ(child_env(ready, state, cli, fds, n));
+	return child_environ(child_env(f));
 }
 
-void keel_reload_exec(char **envp, int ready, int state, int cli, const int *fds, int n)
+void keel_reload_exec(char **envp, const struct reload_fds *f)
 {
 	sigset_t none;
 	int i;
 
-	fcntl(ready, F_SETFD, 0);
-	fcntl(state, F_SETFD, 0);
-	if (cli >= 0)
-		fcntl(cli, F_SETFD, 0);
-	for (i = 0; i < n; i++)
-		fcntl(fds[i], F_SETFD, 0);
+	fcntl(f->ready, F_SETFD, 0);
+	fcntl(f->state, F_SETFD, 0);
+	if (f->cli >= 0)
+		fcntl(f->cli, F_SETFD, 0);
+	if (f->conns >= 0)
+		fcntl(f->conns, F_SETFD, 0);
+	for (i = 0; i < f->n; i++)
+		fcntl(f->fds[i], F_SETFD, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(exe_path, saved_argv, envp);
@@ -358,8 +372,9 @@ static int wait_verdict(int fd, pid_t pid, bool ours, char **err)
 
 int keel_reload(int *newpid, char **err)
 {
-	int rp[2] = {-1, -1}, state_fd = -1, cli = cli_listen_fd(), n, i, rc = ERR;
+	int rp[2] = {-1, -1}, hv[2] = {-1, -1}, state_fd = -1, n, i, rc = ERR;
 	int *fds = NULL;
+	struct reload_fds f;
 	char **envp = NULL;
 	pid_t pid;
 
@@ -390,16 +405,22 @@ int keel_reload(int *newpid, char **err)
 		*err = strfmt("pipe: %s", strerror(errno));
 		goto out;
 	}
+	/* Without it the reload still works: idle connections then close as at a stop. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hv) == -1)
+		keel_log(LOG_LVL_WARNING, "reload: socketpair: %s; idle connections will be closed, not handed over",
+			 strerror(errno));
+	f = (struct reload_fds){.ready = rp[1], .state = state_fd, .cli = cli_listen_fd(),
+				.conns = hv[1], .fds = fds, .n = n};
 	if (spawner_active()) {
 		/* chroot: the spawner, outside the jail, starts the new process */
-		if (spawner_spawn(rp[1], state_fd, cli, fds, n, &pid, err) != OK)
+		if (spawner_spawn(&f, &pid, err) != OK)
 			goto out;
 	} else {
 		/* built before fork: the child of a multithreaded process only execs */
-		envp = keel_reload_envp(rp[1], state_fd, cli, fds, n);
+		envp = keel_reload_envp(&f);
 		pid = fork();
 		if (pid == 0)
-			keel_reload_exec(envp, rp[1], state_fd, cli, fds, n);
+			keel_reload_exec(envp, &f);
 		if (pid < 0) {
 			*err = strfmt("fork: %s", strerror(errno));
 			goto out;
@@ -407,6 +428,9 @@ int keel_reload(int *newpid, char **err)
 	}
 	close(rp[1]);
 	rp[1] = -1;
+	if (hv[1] >= 0)
+		close(hv[1]);
+	hv[1] = -1;
 	if (wait_verdict(rp[0], pid, !spawner_active(), err) != OK)
 		goto out;
 	*newpid = (int)pid;
@@ -419,12 +443,18 @@ out:
 		keel_log(LOG_LVL_NOTICE, "reload: new process %d serving; soft stop of this one",
 			 *newpid);
 		atomic_store(&keel_handed_over, true);
+		if (hv[0] >= 0)
+			connpass_set_out(hv[0]);
+		hv[0] = -1;
 		keel_stop_accepting();
 		kill(getpid(), SIGTERM); /* the main thread's soft stop (deadline, handover) */
 	}
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		if (rp[i] >= 0)
 			close(rp[i]);
+		if (hv[i] >= 0)
+			close(hv[i]);
+	}
 	if (state_fd >= 0)
 		close(state_fd);
 	free(fds);

@@ -5,14 +5,15 @@
  * port below 1024 or to chroot a new process. So when keel is about to chroot, it first forks this
  * small process, which stays outside the jail with the privileges keel started with and does one
  * thing: when the serving process asks for a reload, it receives the descriptors the new process
- * must inherit (the pipe it reports on, the state memfd, the admin socket, the listening sockets)
+ * must inherit (the pipe it reports on, the state memfd, the admin socket, the socket on which
+ * idle connections are handed over, the listening sockets)
  * and fork+execs keel with them, as the serving process itself does without chroot. The new
  * process starts its own spawner before it chroots. This one exits when the serving process
  * closes its end of the socket (its stop, or its exit after a handover).
  *
  * The protocol, on a SOCK_SEQPACKET socketpair: struct spawn_msg, with up to SPAWN_BATCH
  * descriptors in SCM_RIGHTS. SPAWN_FDS messages carry the descriptors in order (ready pipe,
- * state memfd, admin socket if any, listening sockets); SPAWN_GO forks and execs, and is answered
+ * state memfd, admin socket if any, the handover socket if any, listening sockets); SPAWN_GO forks and execs, and is answered
  * with the new pid or an errno; SPAWN_KILL kills a new process that did not get ready in time
  * (the serving process, as an unprivileged user, may not). */
 #include <errno.h>
@@ -33,10 +34,14 @@
 
 enum spawn_kind { SPAWN_FDS = 1, SPAWN_GO, SPAWN_KILL };
 
+/* SPAWN_GO: which of the optional descriptors follow the ready pipe and the state memfd. */
+#define SPAWN_HAS_CLI 1u   /* the admin socket */
+#define SPAWN_HAS_CONNS 2u /* the socket for the idle connections' handover */
+
 struct spawn_msg {
-	int32_t kind;	 /* enum spawn_kind */
-	int32_t has_cli; /* SPAWN_GO: the third descriptor is the admin socket */
-	int32_t pid;	 /* SPAWN_KILL: whom; the answer to SPAWN_GO: the new pid, or -errno */
+	int32_t kind;  /* enum spawn_kind */
+	uint32_t opt;  /* SPAWN_GO: SPAWN_HAS_* */
+	int32_t pid;   /* SPAWN_KILL: whom; the answer to SPAWN_GO: the new pid, or -errno */
 };
 
 static int spawner_fd = -1; /* the serving process's end; -1: no spawner */
@@ -101,17 +106,20 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 		if (m.kind == SPAWN_KILL && m.pid > 0) {
 			kill(m.pid, SIGKILL);
 		} else if (m.kind == SPAWN_GO) {
-			int need = m.has_cli ? 3 : 2;
+			int need = 2 + !!(m.opt & SPAWN_HAS_CLI) + !!(m.opt & SPAWN_HAS_CONNS);
 			pid_t pid = n >= need ? fork() : (errno = EINVAL, -1);
 			struct spawn_msg ans = {.kind = SPAWN_GO};
 
 			if (pid == 0) {
-				int cli = m.has_cli ? fds[2] : -1;
+				int k = 2;
+				struct reload_fds f = {.ready = fds[0], .state = fds[1]};
 
+				f.cli = m.opt & SPAWN_HAS_CLI ? fds[k++] : -1;
+				f.conns = m.opt & SPAWN_HAS_CONNS ? fds[k++] : -1;
+				f.fds = fds + k;
+				f.n = n - k;
 				signal(SIGCHLD, SIG_DFL);
-				keel_reload_exec(keel_reload_envp(fds[0], fds[1], cli, fds + need,
-								  n - need),
-						 fds[0], fds[1], cli, fds + need, n - need);
+				keel_reload_exec(keel_reload_envp(&f), &f);
 			}
 			ans.pid = pid > 0 ? (int32_t)pid : -errno;
 			close_all(fds, &n);
@@ -176,16 +184,24 @@ static int send_fds(const int *fds, int n)
 	return sendmsg(spawner_fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? OK : ERR;
 }
 
-int spawner_spawn(int ready, int state, int cli, const int *fds, int n, pid_t *pid, char **err)
+int spawner_spawn(const struct reload_fds *f, pid_t *pid, char **err)
 {
-	int first[3] = {ready, state, cli}, i;
-	struct spawn_msg m = {.kind = SPAWN_GO, .has_cli = cli >= 0};
+	int first[4] = {f->ready, f->state}, k = 2, i;
+	struct spawn_msg m = {.kind = SPAWN_GO};
 	ssize_t r;
 
-	if (send_fds(first, cli >= 0 ? 3 : 2) != OK)
+	if (f->cli >= 0) {
+		first[k++] = f->cli;
+		m.opt |= SPAWN_HAS_CLI;
+	}
+	if (f->conns >= 0) {
+		first[k++] = f->conns;
+		m.opt |= SPAWN_HAS_CONNS;
+	}
+	if (send_fds(first, k) != OK)
 		goto io;
-	for (i = 0; i < n; i += SPAWN_BATCH)
-		if (send_fds(fds + i, MIN(SPAWN_BATCH, n - i)) != OK)
+	for (i = 0; i < f->n; i += SPAWN_BATCH)
+		if (send_fds(f->fds + i, MIN(SPAWN_BATCH, f->n - i)) != OK)
 			goto io;
 	if (send(spawner_fd, &m, sizeof(m), MSG_NOSIGNAL) != sizeof(m))
 		goto io;

@@ -445,7 +445,7 @@ int proxy_thread_init(struct proxy_thread *t, char **err)
 	memset(t, 0, sizeof(*t));
 	proxy_thread = t;
 	list_init(&t->listeners);
-	list_init(&t->sessions);
+	session_thread_init();
 	mux_h1_thread_init();
 	pool_init(&t->txn_pool, "txn", sizeof(struct txn), 1024);
 	pool_init(&t->sconn_pool, "sconn", sizeof(struct sconn), 4096);

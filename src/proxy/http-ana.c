@@ -170,8 +170,13 @@ struct piece {
 	uint32_t len;
 };
 
+/* The Expect line keel adds to a request with a body (TX_EXPECT_OURS): always the last one of
+ * the head, so that http_ana_strip_expect() finds it. */
+#define EXPECT_LINE "Expect: 100-continue\r\n"
+#define EXPECT_LINE_LEN (sizeof(EXPECT_LINE) - 1)
+
 static uint32_t serialise(struct head_edit *ed, const struct piece *first, int nfirst,
-			  bool keep_upgrade, const char *conn_hdr)
+			  bool keep_upgrade, const char *conn_hdr, bool expect)
 {
 	struct out o = {.p = tl->scratch, .len = 0, .cap = tl->bufsize};
 	const struct http_head *h = ed->h;
@@ -199,6 +204,8 @@ static uint32_t serialise(struct head_edit *ed, const struct piece *first, int n
 		    !put_hdr(&o, ed->add[i].name, ed->add[i].nlen, ed->add[i].val, ed->add[i].vlen))
 			return 0;
 	if (conn_hdr && !put_hdr(&o, "Connection", 10, conn_hdr, (uint32_t)strlen(conn_hdr)))
+		return 0;
+	if (expect && !put(&o, EXPECT_LINE, EXPECT_LINE_LEN))
 		return 0;
 	if (!put(&o, "\r\n", 2))
 		return 0;
@@ -678,6 +685,43 @@ static void capture_reqline(struct txn *t, const struct http_head *h)
 	t->reqline_len = log_escape(t->reqline, KEEL_LOG_URI_LEN, h->base, l);
 }
 
+/* Whether the body of request h waits for the server's 100 (docs/configuration.md, "Requests
+ * with a body"): the backend's option http-expect-continue (the default), an HTTP/1.1 request
+ * with a body, not an upgrade, without an Expect of another kind. The client's own
+ * "Expect: 100-continue" is kept (the client waits for the 100 too: it is relayed); otherwise keel
+ * adds one, and swallows the 100s. */
+static void hold_body(struct stream *s, const struct http_head *h)
+{
+	struct txn *t = s->txn;
+
+	if (!(s->be->opts & PO_EXPECT_CONTINUE) || !(t->flags & TX_REQ_BODY) ||
+	    (t->flags & TX_UPGRADE) || h->minor == 0)
+		return;
+	if (h->flags & HM_EXPECT_100) {
+		t->flags |= TX_HOLD;
+	} else if (http_hdr_find(h, "expect", 6, 0) < 0) {
+		t->flags |= TX_HOLD | TX_EXPECT_OURS;
+	}
+}
+
+void http_ana_strip_expect(struct stream *s)
+{
+	struct txn *t = s->txn;
+	struct chan *c = &s->req;
+	uint32_t at = c->b.head + t->req_hlen - 2 - (uint32_t)EXPECT_LINE_LEN;
+
+	/* The head is retained while the body is held (TX_RETAIN): it starts at b.head. */
+	BUG_ON(!(t->flags & TX_EXPECT_OURS) || !(t->flags & TX_RETAIN) ||
+	       memcmp(c->b.data + at, EXPECT_LINE, EXPECT_LINE_LEN));
+	memmove(c->b.data + at, c->b.data + at + EXPECT_LINE_LEN,
+		c->b.tail - at - (uint32_t)EXPECT_LINE_LEN);
+	c->b.tail -= (uint32_t)EXPECT_LINE_LEN;
+	c->fwd -= (uint32_t)EXPECT_LINE_LEN;
+	c->out = c->b.head;
+	t->req_hlen -= (uint32_t)EXPECT_LINE_LEN;
+	t->flags &= ~(uint32_t)TX_EXPECT_OURS;
+}
+
 int http_ana_request(struct stream *s, uint32_t hlen)
 {
 	struct txn *t = s->txn;
@@ -836,7 +880,10 @@ int http_ana_request(struct stream *s, uint32_t hlen)
 		line[3] = (struct piece){q ? q : "", qlen};
 		line[4] = (struct piece){h->minor ? " HTTP/1.1" : " HTTP/1.0", 9};
 	}
-	newlen = serialise(ed, line, 5, (t->flags & TX_UPGRADE) != 0, conn);
+	hold_body(s, h);
+	newlen = serialise(ed, line, 5, (t->flags & TX_UPGRADE) != 0, conn,
+			   (t->flags & TX_EXPECT_OURS) != 0);
+	t->req_hlen = newlen;
 	if (!newlen || !replace_head(&s->req, hlen, newlen)) {
 		stream_error(s, 431, "request head too large after rewrite", "PR");
 		goto out_reply;
@@ -848,8 +895,9 @@ int http_ana_request(struct stream *s, uint32_t hlen)
 		stream_set_rq(s, RQ_BODY);
 		t->req_body_left = h->content_length;
 	}
-	/* Requests safe to replay keep their bytes until the response starts. */
-	if (http_meth_idempotent(h->meth))
+	/* Requests safe to replay keep their bytes until the response starts; a held one while no
+	 * byte of its body left. */
+	if (http_meth_idempotent(h->meth) || (t->flags & TX_HOLD))
 		t->flags |= TX_RETAIN;
 	/* A persistence cookie pins the request: srv_process() then takes backend_assign_pinned(). */
 	if (t->flags & TX_CK_PINNED)
@@ -883,10 +931,16 @@ int http_ana_response(struct stream *s, uint32_t hlen, bool *interim)
 		return ERR;
 	}
 	if (h->status < 200 && h->status != 101) {
-		/* 100 Continue, 103 Early Hints: relayed as they are; the final response follows. */
+		/* 100 Continue, 103 Early Hints: relayed as they are; the final response follows.
+		 * A 100 to keel's own Expect is for keel (the stream releases the body), not for a
+		 * client that did not ask for it. */
 		*interim = true;
+		if (h->status == 100)
+			t->flags |= TX_CONTINUED;
 		s->rsp.out = s->rsp.b.head;
 		s->rsp.fwd = s->rsp.b.head + hlen;
+		if (h->status == 100 && (t->flags & TX_EXPECT_OURS))
+			s->rsp.b.head = s->rsp.out = s->rsp.fwd;
 		return OK;
 	}
 	if (h->status == 101 && !(t->flags & TX_UPGRADE)) {
@@ -920,7 +974,7 @@ int http_ana_response(struct stream *s, uint32_t hlen, bool *interim)
 	if (!(h->flags & HM_KEEPALIVE) || (h->flags & HM_CLOSE_DELIM) || h->status == 101)
 		t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
 	/* Client side: keep alive unless someone asked to close, or the body runs to the close. */
-	cli_ka = (t->flags & TX_CLI_KEEPALIVE) && !(h->flags & HM_CLOSE_DELIM) && !this_worker->stopping &&
+	cli_ka = (t->flags & TX_CLI_KEEPALIVE) && !(h->flags & HM_CLOSE_DELIM) && !session_close_on_stop(s->sess) &&
 		 !((s->fe->opts | s->be->opts) & PO_HTTPCLOSE);
 	if (!cli_ka)
 		t->flags &= ~(uint32_t)TX_CLI_KEEPALIVE;
@@ -932,7 +986,7 @@ int http_ana_response(struct stream *s, uint32_t hlen, bool *interim)
 		conn = "keep-alive";
 	eol = memchr(h->base, '\r', hlen);
 	newlen = serialise(ed, &(struct piece){h->base, (uint32_t)(eol - h->base)}, 1,
-			   h->status == 101, conn);
+			   h->status == 101, conn, false);
 	if (!newlen || !replace_head(&s->rsp, hlen, newlen)) {
 		t->err_why = "response head too large after rewrite";
 		return ERR;

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -250,6 +249,49 @@ static int start_bind(struct proxy *p, struct bind_conf *b, void *arg, char **er
 	return OK;
 }
 
+/* How well a socket bound to b matches a connection made to local: 0 not at all, 1 as the
+ * wildcard address of local's port, 2 exactly. */
+static int bind_match(const struct sockaddr_storage *b, const struct sockaddr_storage *local)
+{
+	if (b->ss_family != local->ss_family)
+		return 0;
+	if (b->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)b, *y = (const void *)local;
+
+		if (x->sin_port != y->sin_port)
+			return 0;
+		return x->sin_addr.s_addr == y->sin_addr.s_addr ? 2 : x->sin_addr.s_addr == htonl(INADDR_ANY);
+	}
+	if (b->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)b, *y = (const void *)local;
+
+		if (x->sin6_port != y->sin6_port)
+			return 0;
+		return !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr))
+			   ? 2
+			   : IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr);
+	}
+	return 0;
+}
+
+struct listener *listener_for(const struct sockaddr_storage *local)
+{
+	struct listener *best = NULL;
+	int score = 0;
+	struct list *l;
+
+	list_for_each(l, &proxy_thread->listeners) {
+		struct listener *li = list_entry(l, struct listener, list);
+		int m = bind_match(&li->bind->addr, local);
+
+		if (m > score) {
+			best = li;
+			score = m;
+		}
+	}
+	return best;
+}
+
 int listeners_start(char **err)
 {
 	timer_init(&proxy_thread->resume, resume_cb);
@@ -265,10 +307,8 @@ void listeners_stop(void)
 	list_for_each(l, &proxy_thread->listeners) {
 		struct listener *li = list_entry(l, struct listener, list);
 
-		/* After a reload the new process holds the same sockets: closing our
-		 * descriptor alone would leave them in our epoll set. */
-		if (li->h.fd >= 0)
-			epoll_ctl(this_worker->loop.epfd, EPOLL_CTL_DEL, li->h.fd, NULL);
+		/* After a reload the new process holds the same sockets. */
+		loop_forget(&li->h);
 		loop_close(&li->h);
 	}
 	timer_disarm(&proxy_thread->resume);

@@ -27,6 +27,7 @@
 #include <keel/session.h>
 #include <keel/stream.h>
 #include <keel/timer.h>
+#include <keel/worker.h>
 
 /* An HTTP/1 connection: the session and its one stream. */
 struct h1c {
@@ -70,25 +71,26 @@ static void h1_io_cb(struct fdh *h, uint32_t events)
 	stream_run(h1_stream(sess));
 }
 
-static void h1_accept(struct listener *li, int fd, const union sockaddr_u *addr)
+static struct session *h1_accept(struct listener *li, int fd, const union sockaddr_u *addr)
 {
 	struct h1c *h = pool_alloc(&h1c_pool);
 	struct stream *s;
 
 	if (!h) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	memset(h, 0, sizeof(*h));
 	if (session_init(&h->sess, &mux_h1, li, fd, addr, h1_io_cb) != OK) {
 		close(fd);
 		pool_free(&h1c_pool, h);
-		return;
+		return NULL;
 	}
 	s = &h->st;
 	stream_init(s, &h->sess); /* RQ_IDLE: the first request has http-request to arrive */
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_request);
 	timer_arm(&s->timer, s->cli_exp);
+	return &h->sess;
 }
 
 /* ---- client side in ----
@@ -122,8 +124,10 @@ static bool h1_read(struct stream *s, struct conn *cn)
 	if (s->rq == RQ_BODY)
 		chan_stream(c, &s->txn->req_p);
 	if (buf_room(&c->b) <= reserve) {
-		/* Retained request bytes (for a retry) give way to the body. */
-		if (s->txn && (s->txn->flags & TX_RETAIN) && c->b.head < c->out) {
+		/* Retained request bytes (for a retry) give way to the body, unless the body is
+		 * held (TX_HOLD): then the client waits, as it would for a server's 100. */
+		if (s->txn && (s->txn->flags & (TX_RETAIN | TX_HOLD)) == TX_RETAIN &&
+		    c->b.head < c->out) {
 			s->txn->flags &= ~(uint32_t)TX_RETAIN;
 			c->b.head = c->out;
 		}
@@ -318,6 +322,8 @@ static void h1_end(struct stream *s, bool keep_alive)
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_keep_alive);
 	/* Pipelined bytes still in the socket left CF_RD_READY set (edges that came during the
 	 * response were not consumed): no speculative read is needed. */
+	if (this_worker->stopping)
+		session_stop(s->sess); /* to the new process, or the idle grace */
 }
 
 static void h1_close(struct stream *s)
@@ -328,10 +334,10 @@ static void h1_close(struct stream *s)
 	loop_defer_free(&h1c_pool, h);
 }
 
-/* Soft stop: the connections with a request in progress close after their response (every
- * response then says "Connection: close"). A connection accepted just before the stop has not
- * sent its first request yet: it is served once. An idle keep-alive connection closes once idle
- * for STOP_IDLE_GRACE_US. */
+/* Soft stop, when the connection cannot go to a new process (session_stop()): the connections
+ * with a request in progress close after their response (every response then says "Connection:
+ * close"). A connection accepted just before the stop has not sent its first request yet: it
+ * is served once. An idle keep-alive connection closes once idle for STOP_IDLE_GRACE_US. */
 static void h1_stop(struct session *sess, bool hard)
 {
 	struct stream *s = h1_stream(sess);
@@ -352,6 +358,13 @@ static void h1_stop(struct session *sess, bool hard)
 	}
 }
 
+static bool h1_quiet(struct session *sess)
+{
+	struct stream *s = h1_stream(sess);
+
+	return s->rq == RQ_IDLE && !s->txn && !buf_len(&s->req.b);
+}
+
 const struct mux_ops mux_h1 = {
 	.name = "h1",
 	.splice = true,
@@ -362,4 +375,5 @@ const struct mux_ops mux_h1 = {
 	.end = h1_end,
 	.close = h1_close,
 	.stop = h1_stop,
+	.quiet = h1_quiet,
 };

@@ -369,6 +369,7 @@ static const struct {
 	{"splice-auto", PO_SPLICE_AUTO, CFG_S_PROXY},
 	{"splice-request", 0, CFG_S_PROXY},
 	{"splice-response", PO_SPLICE_RSP, CFG_S_PROXY},
+	{"http-expect-continue", PO_EXPECT_CONTINUE, CFG_S_PROXY},
 	{"contstats", 0, CFG_S_PROXY},
 	{"socket-stats", 0, CFG_S_PROXY},
 	{"checkcache", 0, CFG_S_PROXY},

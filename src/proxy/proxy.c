@@ -36,6 +36,7 @@ void proxy_init_defaults(struct proxy *p)
 
 	memset(p, 0, sizeof(*p));
 	p->retries = 3;
+	p->opts = PO_EXPECT_CONTINUE;
 	p->lb = LB_ROUNDROBIN;
 	p->hash_type = HASH_MAP;
 	p->defsrv.weight = 1;

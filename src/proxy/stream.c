@@ -27,6 +27,7 @@
 #include <keel/health.h>
 #include <keel/http-ana.h>
 #include <keel/http.h>
+#include <keel/log.h>
 #include <keel/loop.h>
 #include <keel/mux-t.h>
 #include <keel/pipe.h>
@@ -387,7 +388,7 @@ static void rewind_request(struct stream *s)
 	struct txn *t = s->txn;
 
 	s->req.out = s->req.b.head;
-	t->flags &= ~(uint32_t)TX_REQ_SENT;
+	t->flags &= ~(uint32_t)(TX_REQ_SENT | TX_CONTINUED);
 	t->t_sent = 0;
 	/* Response bytes from the failed attempt are dropped. */
 	s->rsp.b.head = s->rsp.b.tail = s->rsp.out = s->rsp.fwd = 0;
@@ -404,15 +405,34 @@ static bool retry_elsewhere(const struct stream *s, const struct server *srv)
 	       (s->be->lb < LB_SOURCE && !(s->txn->flags & TX_CK_PINNED)) || !srv_usable(srv);
 }
 
-/* Whether the request may be sent to another server after it reached one: idempotent, without a
- * body, not an upgrade, with a retry left, and no response byte sent to the client yet. */
+/* Whether a request the server may have received can be sent to another: idempotent without a
+ * body, or any whose body is still held (TX_HOLD: without its body, the server cannot have run
+ * it); not an upgrade, with a retry left, and no response byte sent to the client yet. */
 static bool resendable(const struct stream *s)
 {
 	const struct txn *t = s->txn;
 
-	return !(t->flags & (TX_REQ_BODY | TX_UPGRADE)) && t->retries > 0 &&
-	       http_meth_idempotent(t->meth) && replayable(s);
+	return !(t->flags & TX_UPGRADE) && t->retries > 0 && replayable(s) &&
+	       ((t->flags & TX_HOLD) || (!(t->flags & TX_REQ_BODY) && http_meth_idempotent(t->meth)));
 }
+
+/* The body of a held request goes: its server answered 100, or it is not known to answer one
+ * and had its wait. From its first byte, a request that is not idempotent cannot be sent again. */
+static void hold_release(struct stream *s)
+{
+	struct txn *t = s->txn;
+
+	t->flags &= ~(uint32_t)TX_HOLD;
+	if (!http_meth_idempotent(t->meth))
+		t->flags &= ~(uint32_t)TX_RETAIN;
+}
+
+/* How long a held body waits for a 100 when per-try timeouts are off ("per-try-timeout off"):
+ * the server's 100, or its removal, is looked for at this period. A server not known to answer
+ * 100 gets the body after HOLD_PROBE_MS at most: one that does answers within a round trip once
+ * it reads the head, and one that ignores Expect should not delay a request much longer. */
+#define HOLD_WAIT_MS 1000
+#define HOLD_PROBE_MS 500
 
 /* The server-side deadline while the server owes us the response head. timeout server runs from
  * the last activity; the per-try deadline runs from the start of the try, and past it the request
@@ -420,15 +440,19 @@ static bool resendable(const struct stream *s)
 static uint64_t srv_wait_exp(struct stream *s, bool activity)
 {
 	struct txn *t = s->txn;
+	uint32_t period = t->pertry_ms ? t->pertry_ms : HOLD_WAIT_MS;
 	uint64_t d;
 
+	if ((t->flags & TX_HOLD) && s->srv && atomic_load(&s->srv->expect) != SRV_EXPECT_100)
+		period = MIN(period, HOLD_PROBE_MS);
 	if (activity)
 		t->srv_full_exp = now_us + ms_to_us(s->be->to.server);
-	if (!t->pertry_ms || s->rs != RS_NONE)
+	/* A held body wakes the request up too, per-try timeouts or not (srv_wait_expired()). */
+	if ((!t->pertry_ms && !(t->flags & TX_HOLD)) || s->rs != RS_NONE)
 		return t->srv_full_exp;
-	d = t->t_conn + ms_to_us(t->pertry_ms);
+	d = t->t_conn + ms_to_us(period);
 	if (d <= now_us)
-		d = now_us + ms_to_us(t->pertry_ms);
+		d = now_us + ms_to_us(period);
 	return MIN(d, t->srv_full_exp);
 }
 
@@ -464,7 +488,8 @@ static bool try_again(struct stream *s, enum retry_why why)
 		/* Only a request that is safe to send twice goes again. A reused connection that
 		 * the server closed while idle is the usual cause: one extra try on a fresh
 		 * connection, to the same server, not counted as a retry. */
-		if (!replayable(s) || ((t->flags & TX_REQ_SENT) && !http_meth_idempotent(t->meth)))
+		if (!replayable(s) || ((t->flags & TX_REQ_SENT) && !http_meth_idempotent(t->meth) &&
+					!(t->flags & TX_HOLD)))
 			return false;
 		if ((t->flags & TX_REUSED) && !(t->flags & TX_FREE_RETRY)) {
 			t->flags |= TX_FREE_RETRY;
@@ -556,7 +581,8 @@ static void empty_response(struct stream *s, const char *why)
  * the request went to another server (once per request on the per-try deadline, or because its
  * server was taken out while it waited), or it failed because its server was taken out and it
  * cannot be sent again (a POST must not wait for a frozen server until timeout server: the
- * client gets a clear 504 now), or it keeps waiting. */
+ * client gets a clear 504 now), or it keeps waiting. A held body whose server is not known to
+ * answer 100 goes at the first wake-up: that server may simply ignore Expect. */
 static bool srv_wait_expired(struct stream *s)
 {
 	struct txn *t = s->txn;
@@ -565,8 +591,21 @@ static bool srv_wait_expired(struct stream *s)
 
 	if (now_us >= t->srv_full_exp)
 		return false;
-	if (try_again(s, out ? RETRY_SRV_OUT : RETRY_PERTRY))
+	if ((t->flags & TX_HOLD) && srv && !out && atomic_load(&srv->expect) != SRV_EXPECT_100) {
+		hold_release(s);
+		t->flags |= TX_HOLD_WAITED;
+		s->srv_exp = srv_wait_exp(s, false);
 		return true;
+	}
+	if ((out || t->pertry_ms) && try_again(s, out ? RETRY_SRV_OUT : RETRY_PERTRY))
+		return true;
+	/* A held request that stays (pinned by a cookie, no retry budget, no other server): a
+	 * missing 100 is the server's, whatever its application's speed. Said once to health, so
+	 * that a frozen server that only gets such requests is still taken out (and they move). */
+	if ((t->flags & (TX_HOLD | TX_HOLD_LATE)) == TX_HOLD && !out) {
+		t->flags |= TX_HOLD_LATE;
+		health_event(srv, HEV_TIMEOUT, now_us - t->t_conn, "no 100 Continue within the per-try timeout");
+	}
 	if (out) {
 		CTR_INC(srv->ctr[this_worker->id].timeouts);
 		CTR_INC(s->be->ctr[this_worker->id].timeouts);
@@ -622,6 +661,12 @@ static bool srv_process(struct stream *s)
 		if (!t->t_queue)
 			t->t_queue = now_us;
 		t->pertry_ms = health_pertry_ms(s->be);
+		/* A server known to ignore Expect gets the body at once (and no Expect from keel). */
+		if ((t->flags & TX_HOLD) && atomic_load(&s->srv->expect) == SRV_EXPECT_NONE) {
+			if (t->flags & TX_EXPECT_OURS)
+				http_ana_strip_expect(s);
+			hold_release(s);
+		}
 		if (backend_connect(s) != OK) {
 			conn_failed(s, t->err_why, false);
 			return true;
@@ -662,12 +707,17 @@ static bool srv_send(struct stream *s)
 	struct chan *c = &s->req;
 	struct sconn *sc = s->sc;
 	struct txn *t = s->txn;
+	uint32_t end = c->fwd;
 	ssize_t n;
 
-	if (s->ss != SS_READY || !sc || c->out >= c->fwd || !(sc->c.flags & CF_WR_READY) ||
+	/* A held body waits for the server's 100: only the head goes (it is retained, from b.head);
+	 * after a final response without a 100 (t->status), nothing more does. */
+	if (t && (t->flags & TX_HOLD))
+		end = t->status ? c->out : MIN(end, c->b.head + t->req_hlen);
+	if (s->ss != SS_READY || !sc || c->out >= end || !(sc->c.flags & CF_WR_READY) ||
 	    (sc->c.flags & CF_SHUTW) || stream_send_later(s))
 		return false;
-	n = conn_send(&sc->c, c->b.data + c->out, c->fwd - c->out);
+	n = conn_send(&sc->c, c->b.data + c->out, end - c->out);
 	if (n > 0) {
 		c->out += (uint32_t)n;
 		t->t_sent = now_us;
@@ -823,6 +873,55 @@ static void abort_response(struct stream *s, const char *term)
 	backend_release_conn(s, false);
 }
 
+/* Records what srv does with Expect; the first time it turns out to ignore it, says so: its
+ * request bodies go at once from then on, and cannot move if it freezes. */
+static void srv_expect_learn(struct server *srv, enum srv_expect v)
+{
+	if (atomic_exchange(&srv->expect, (uint8_t)v) != v && v == SRV_EXPECT_NONE)
+		keel_log(LOG_LVL_NOTICE, "server %s/%s does not answer Expect: 100-continue: request bodies go to it with their head",
+			 srv->be->name, srv->name);
+}
+
+/* An interim response (1xx) was analysed. A 100 shows its server reads the request: it is
+ * learnt, and a held body goes. */
+static void rsp_interim(struct stream *s)
+{
+	struct txn *t = s->txn;
+
+	if (!(t->flags & TX_CONTINUED))
+		return;
+	srv_expect_learn(s->srv, SRV_EXPECT_100);
+	if (t->flags & TX_HOLD)
+		hold_release(s);
+}
+
+/* A final response head was analysed. While the body is held, the server answered without
+ * asking for it: it never gets it, so its connection is not reused; a 417 to keel's own Expect
+ * means a server that refuses the header: the request goes to it again without (it did not run
+ * it). A response without any 100 to a body released after the wait shows a server that
+ * ignores Expect. Returns true when the request was rewound. */
+static bool rsp_final_held(struct stream *s)
+{
+	struct txn *t = s->txn;
+
+	if (!(t->flags & TX_HOLD)) {
+		if ((t->flags & (TX_HOLD_WAITED | TX_CONTINUED)) == TX_HOLD_WAITED)
+			srv_expect_learn(s->srv, SRV_EXPECT_NONE);
+		return false;
+	}
+	if (t->status != 417 || !(t->flags & TX_EXPECT_OURS)) {
+		t->flags &= ~(uint32_t)TX_SRV_KEEPALIVE;
+		return false;
+	}
+	srv_expect_learn(s->srv, SRV_EXPECT_NONE);
+	srv_detach(s);
+	rewind_request(s);
+	http_ana_strip_expect(s);
+	hold_release(s);
+	t->status = 0;
+	return true;
+}
+
 static bool rsp_process(struct stream *s)
 {
 	struct chan *c = &s->rsp;
@@ -873,7 +972,11 @@ static bool rsp_process(struct stream *s)
 					return true;
 				}
 				t->rsp_scan = 0;
-				if (interim)
+				if (interim) {
+					rsp_interim(s);
+					return true;
+				}
+				if (rsp_final_held(s))
 					return true;
 			}
 			if (s->rs == RS_DONE) /* no body: a HEAD, a 204, a 304... */
@@ -1034,7 +1137,7 @@ static bool txn_end(struct stream *s)
 		s->has_slot = false;
 	}
 	s->sess->mux->end(s,
-			  cli_ka && !this_worker->stopping && !(s->cflags & (CF_EOF | CF_ERROR)));
+			  cli_ka && !session_close_on_stop(s->sess) && !(s->cflags & (CF_EOF | CF_ERROR)));
 	return true;
 }
 
@@ -1097,7 +1200,8 @@ static void on_timeout(struct stream *s)
 				stream_close(s);
 				return;
 			}
-			if (t->pertry_ms && s->rs == RS_NONE && srv_wait_expired(s))
+			if ((t->pertry_ms || (t->flags & TX_HOLD)) && s->rs == RS_NONE &&
+			    srv_wait_expired(s))
 				return;
 			if (s->srv) {
 				CTR_INC(s->srv->ctr[this_worker->id].timeouts);

@@ -162,8 +162,9 @@ class Env:
             wait_port(wait_for_port, proc=p.p)
         return p
 
-    def nginx(self, port=None, extra_locations=""):
-        """nginx from Debian as an origin: / answers a small text, /big/ serves files."""
+    def nginx(self, port=None, extra_locations="", extra_http=""):
+        """nginx from Debian as an origin: / answers a small text, /big/ serves files.
+        extra_locations go into its server block, extra_http into its http block."""
         port = port or free_port()
         root = os.path.join(self.dir, "www-%d" % port)
         os.makedirs(root, exist_ok=True)
@@ -178,6 +179,7 @@ http {
   access_log off;
   client_body_temp_path %(d)s/nb-%(p)d; proxy_temp_path %(d)s/np-%(p)d;
   fastcgi_temp_path %(d)s/nf-%(p)d; uwsgi_temp_path %(d)s/nu-%(p)d; scgi_temp_path %(d)s/ns-%(p)d;
+  %(http)s
   server {
     listen 127.0.0.1:%(p)d;
     root %(root)s;
@@ -186,7 +188,7 @@ http {
     %(extra)s
   }
 }
-""" % {"d": self.dir, "p": port, "root": root, "extra": extra_locations})
+""" % {"d": self.dir, "p": port, "root": root, "extra": extra_locations, "http": extra_http})
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         p = Proc("nginx-%d" % port, [nginx, "-c", conf, "-e", os.path.join(self.dir, "nginx-%d-error.log" % port)], self.dir)
         self.procs.append(p)

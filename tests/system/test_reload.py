@@ -68,15 +68,40 @@ def states(sock):
     return {r.split(" ")[3]: r.split(" ")[6] for r in out.splitlines()[2:] if r}
 
 
+# Three kinds of clients, none of which retries: one that reuses its most recent connection and
+# sees at once when the server closes an idle one; one with a pool of connections used in turn,
+# each idle longer than the soft stop's grace (1 s), that notices a close only when it sends on
+# the connection again (most client libraries); one that opens a connection per request.
+CLIENTS = {"recent": [], "pool": ["--fifo", "--grow", "--lazy", "-c", "250"],
+           "close": ["-H", "Connection: close"]}
+
+
+def start_loads(env, port, rates, duration):
+    return {name: env.proc("oload-" + name, [OLOAD, "-u", "http://127.0.0.1:%d/" % port, "-r",
+                                             str(rate), "-d", str(duration), "-t", "2000", "-s",
+                                             "1000"] + CLIENTS[name])
+            for name, rate in rates.items()}
+
+
+def check_loads(loads, min_sent):
+    """Every load ended with at least min_sent[name] requests sent, none failed or slow."""
+    for name, load in loads.items():
+        load.p.wait(30)
+        line = [x for x in load.output().splitlines() if x.startswith("sent=")][-1]
+        print(name, line)
+        stats = dict(kv.split("=") for kv in line.split())
+        assert int(stats["sent"]) >= min_sent[name], (name, line)
+        assert stats["failed"] == "0" and stats["slow"] == "0", (name, line)
+
+
 def test_ten_reloads_under_load(env, oload_built):
-    """10 reloads (SIGUSR2 and keelctl, one with a broken configuration) under 400 requests/s:
-    no request fails, the runtime drain survives, the last configuration is served and every
-    old process exits."""
+    """10 reloads (SIGUSR2 and keelctl, one with a broken configuration) under 400 requests/s
+    from three kinds of clients that do not retry: no request fails, the runtime drain
+    survives, the last configuration is served and every old process exits."""
     k, port, sock, pidfile, origins = start(env)
     assert ctl(sock, "set", "server", "be/s2", "state", "drain")[0] == 0
     assert states(sock)["s2"] == "8"
-    load = env.proc("oload", [OLOAD, "-u", "http://127.0.0.1:%d/" % port, "-r", "400",
-                              "-d", "16", "-t", "2000", "-s", "1000"])
+    loads = start_loads(env, port, {"recent": 200, "pool": 125, "close": 75}, 16)
     time.sleep(1.5)
     pids, gen, t0 = [k.p.pid], "g0", time.time()
     for i in range(1, 11):
@@ -104,12 +129,7 @@ def test_ten_reloads_under_load(env, oload_built):
             pids.append(read_pid(pidfile))
             assert get_gen(port) == gen
         time.sleep(max(0.0, t0 + i * 1.2 - time.time()))
-    load.p.wait(30)
-    line = [x for x in load.output().splitlines() if x.startswith("sent=")][-1]
-    print(line)
-    stats = dict(kv.split("=") for kv in line.split())
-    assert int(stats["sent"]) >= 6000
-    assert stats["failed"] == "0" and stats["slow"] == "0", line
+    check_loads(loads, {"recent": 3000, "pool": 1900, "close": 1100})
     assert get_gen(port) == "g10"
     assert states(sock)["s2"] == "8"  # the drain set before the first reload
     assert "Pid: %d" % pids[-1] in ctl(sock, "show", "info")[1]
@@ -121,7 +141,8 @@ def test_ten_reloads_under_load(env, oload_built):
 
 def test_tunnel_and_inflight_survive_reload(env):
     """A request in flight and an Upgrade tunnel opened before a reload keep working; the old
-    process exits once both are done."""
+    process exits once both are done. The connection of the request in flight stays open after
+    its response, and its next request is served by the new process."""
     k, port, sock, pidfile, origins = start(env, extra_defaults="    timeout tunnel 20s")
     t = Conn(port)
     t.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -135,7 +156,11 @@ def test_tunnel_and_inflight_survive_reload(env):
     assert rc == 0, err
     assert get_gen(port) == "g1"
     r = slow.read_response()
-    assert r.status == 200 and r.header("connection", "").lower() == "close"
+    assert r.status == 200 and r.header("x-gen") == "g0"
+    assert r.header("connection", "").lower() != "close"
+    slow.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    r = slow.read_response()
+    assert r.status == 200 and r.header("x-gen") == "g1"
 
     def echo(msg):
         t.send(msg)
@@ -155,6 +180,41 @@ def test_tunnel_and_inflight_survive_reload(env):
     k.p.wait(5)
     assert k.p.returncode == 0
     assert not gone(read_pid(pidfile)) and read_pid(pidfile) != k.p.pid
+
+
+def test_idle_connections_move_to_the_new_process(env):
+    """At a reload, keep-alive connections between two requests, and connections that sent
+    nothing yet, are passed to the new process: the client's next request on each is answered
+    by the new configuration, none is closed, and the old process exits at once instead of
+    after the idle grace. A request whose head had started is answered by the old process, and
+    its connection then goes over too."""
+    k, port, sock, pidfile, origins = start(env)
+    idle = [Conn(port) for _ in range(300)]
+    for c in idle:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.header("x-gen") == "g0"
+    fresh = [Conn(port) for _ in range(5)]
+    partial = Conn(port)
+    partial.send(b"GET / HTTP/1.1\r\nHost:")
+    time.sleep(0.2)
+    rewrite(k, env, port, origins, "g1")
+    old = k.p.pid
+    t = time.time()
+    rc, out, err = ctl(sock, "reload")
+    assert rc == 0, err
+    partial.send(b" t\r\n\r\n")
+    r = partial.read_response()
+    assert r.status == 200 and r.header("x-gen") == "g0"
+    assert r.header("connection", "").lower() != "close"
+    k.p.wait(5)
+    assert time.time() - t < 1.0, "the old process waited for its idle connections"
+    for c in idle + fresh + [partial]:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.header("x-gen") == "g1"
+    assert "306 idle connections passed to the new process" in k.output()
+    assert read_pid(pidfile) != old
 
 
 def test_hard_stop_after_bounds_the_old_process(env):
@@ -247,8 +307,7 @@ def test_reload_with_chroot_under_load(env, oload_built):
     assert uid != 0 and root == jail
     spawners = children(k.p.pid)
     assert len(spawners) == 1 and proc_info(spawners[0])[:2] == (0, "/")
-    load = env.proc("oload", [OLOAD, "-u", "http://127.0.0.1:%d/" % port, "-r", "300",
-                              "-d", "7", "-t", "2000", "-s", "1000"])
+    loads = start_loads(env, port, {"pool": 200, "close": 100}, 7)
     time.sleep(1)
     pids, gen = [k.p.pid], "g0"
     for i in range(1, 5):
@@ -274,10 +333,7 @@ def test_reload_with_chroot_under_load(env, oload_built):
         uid, root, _ = proc_info(new)
         assert uid != 0 and root == jail  # the new process jailed itself
         time.sleep(0.8)
-    load.p.wait(30)
-    line = [x for x in load.output().splitlines() if x.startswith("sent=")][-1]
-    stats = dict(kv.split("=") for kv in line.split())
-    assert int(stats["sent"]) >= 1500 and stats["failed"] == "0", line
+    check_loads(loads, {"pool": 1000, "close": 500})
     assert wait_for(lambda: all(gone(p) for p in pids[:-1]), 10), "an old process did not exit"
     # one spawner, the current process's: the old ones exited with their process
     assert wait_for(lambda: all(gone(s) for s in spawners), 5)
