@@ -195,6 +195,7 @@ struct srv_health {
 	enum health_event last_ev;
 	char ev_reason[CHK_REASON_LEN];
 	atomic_bool ejected;          /* read by other servers' ejection decisions */
+	_Atomic uint64_t alive_us;    /* monotonic us of its last answer (health_alive_us()) */
 	bool cap_logged;              /* "kept despite errors" logged for this streak */
 	bool eject_latency;           /* ejected for latency (not errors) */
 	uint64_t eject_until;         /* monotonic us; probes start after it */

@@ -52,6 +52,9 @@ bool health_fail_open(const struct proxy *be);
  * requests waiting on it leave (or fail) rather than wait for timeout server. Admin states
  * (drain, maintenance) do not count: their requests in progress finish. */
 bool health_srv_out(const struct server *srv);
+/* When srv last answered anything, monotonic us (ms precision): a response head on live traffic
+ * or an HTTP check's status. A frozen server's port still accepts, but it answers nothing. */
+uint64_t health_alive_us(const struct server *srv);
 
 /* Subscribes fn to the health tick: called on worker 0 at the end of every tick (the stats
  * page's history subscribes). At start, before the workers. */

@@ -198,12 +198,26 @@ static void eject_end(struct server *srv, const char *why)
 	recompute(srv, why);
 }
 
+/* A sign of life from srv. Written at most once a millisecond: it is shared by the threads. */
+static void note_alive(struct srv_health *h)
+{
+	if (now_us - atomic_load_explicit(&h->alive_us, memory_order_relaxed) >= 1000)
+		atomic_store_explicit(&h->alive_us, now_us, memory_order_relaxed);
+}
+
+uint64_t health_alive_us(const struct server *srv)
+{
+	return atomic_load_explicit(&srv->hl->alive_us, memory_order_relaxed);
+}
+
 void health_check_result(struct server *srv, const struct chk_result *r)
 {
 	struct srv_health *h = srv->hl;
 	int top = srv->chk.rise + srv->chk.fall - 1;
 	char why[CHK_REASON_LEN + 64];
 
+	if (r->status > 0)
+		note_alive(h); /* an HTTP answer, whatever its status (a TCP connect proves nothing) */
 	pthread_mutex_lock(&h->lock);
 	if (h->probing) {
 		/* The probe of an ejected server: it comes back on a valid answer. */
@@ -547,6 +561,7 @@ void health_response(struct server *srv, uint64_t ttfb_us, int status)
 	struct srv_health *h = srv->hl;
 	_Atomic uint32_t *cell;
 
+	note_alive(h);
 	if (status >= 500 && status != 501 && status != 505) {
 		atomic_fetch_add_explicit(&h->r5xx, 1, memory_order_relaxed);
 		if (srv->chk.observe_l7) {

@@ -429,10 +429,13 @@ static void hold_release(struct stream *s)
 
 /* How long a held body waits for a 100 when per-try timeouts are off ("per-try-timeout off"):
  * the server's 100, or its removal, is looked for at this period. A server not known to answer
- * 100 gets the body after HOLD_PROBE_MS at most: one that does answers within a round trip once
- * it reads the head, and one that ignores Expect should not delay a request much longer. */
+ * 100 is looked at every HOLD_PROBE_MS: once it answered anything else since the head left, it
+ * is alive and ignores Expect, and the body goes; after HOLD_PROBE_MAX_MS without a sign of
+ * life it may simply be idle, and the body goes too (a frozen one keeps it until then, and the
+ * request moves if its server is taken out meanwhile). */
 #define HOLD_WAIT_MS 1000
-#define HOLD_PROBE_MS 500
+#define HOLD_PROBE_MS 250
+#define HOLD_PROBE_MAX_MS 1000
 
 /* The server-side deadline while the server owes us the response head. timeout server runs from
  * the last activity; the per-try deadline runs from the start of the try, and past it the request
@@ -582,7 +585,7 @@ static void empty_response(struct stream *s, const char *why)
  * server was taken out while it waited), or it failed because its server was taken out and it
  * cannot be sent again (a POST must not wait for a frozen server until timeout server: the
  * client gets a clear 504 now), or it keeps waiting. A held body whose server is not known to
- * answer 100 goes at the first wake-up: that server may simply ignore Expect. */
+ * answer 100 goes once that server shows it is alive, or after HOLD_PROBE_MAX_MS. */
 static bool srv_wait_expired(struct stream *s)
 {
 	struct txn *t = s->txn;
@@ -592,8 +595,11 @@ static bool srv_wait_expired(struct stream *s)
 	if (now_us >= t->srv_full_exp)
 		return false;
 	if ((t->flags & TX_HOLD) && srv && !out && atomic_load(&srv->expect) != SRV_EXPECT_100) {
-		hold_release(s);
-		t->flags |= TX_HOLD_WAITED;
+		if (health_alive_us(srv) > t->t_sent ||
+		    now_us - t->t_sent >= ms_to_us(HOLD_PROBE_MAX_MS)) {
+			hold_release(s);
+			t->flags |= TX_HOLD_WAITED;
+		}
 		s->srv_exp = srv_wait_exp(s, false);
 		return true;
 	}

@@ -229,9 +229,9 @@ echo "got " . strlen($body) . "\n";
 
 
 def test_server_that_ignores_expect_is_learnt(env):
-    """PHP's built-in server never answers 100: the first POST waits for it once (at most 0.5 s), then
-    goes; keel says so in its log, and the next POSTs go at once, without the header. Each ran
-    once, with its whole body."""
+    """PHP's built-in server never answers 100: the first POST waits for it once (1 s: no other
+    traffic shows it alive), then goes; keel says so in its log, and the next POSTs go at once,
+    without the header. Each ran once, with its whole body."""
     php = shutil.which("php")
     if not php:
         pytest.fail("php-cli is not installed: run tools/deps.sh test (as root) first")
@@ -251,7 +251,7 @@ def test_server_that_ignores_expect_is_learnt(env):
         r = post(port, b"y" * 3000, {"X-Req-Id": str(i)}).read_response()
         took.append(time.monotonic() - t)
         assert r.status == 200 and r.body == b"got 3000\n", r.body
-    assert 0.2 < took[0] < 2.0, took  # the per-try timeout (250 ms here) or 0.5 s
+    assert 0.8 < took[0] < 2.0, took
     assert max(took[1:]) < 0.3, took
     assert wait_for(lambda: "does not answer Expect: 100-continue" in k.output(), 5)
     with open(ids) as f:
