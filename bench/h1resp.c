@@ -37,6 +37,9 @@ void h1resp_init(struct h1resp *r, int head_request)
 	r->line_long = 0;
 	r->cr = 0;
 	r->error = NULL;
+	r->capture = NULL;
+	r->cap_count = 0;
+	r->cap_len = 0;
 }
 
 static int lower(int c)
@@ -155,6 +158,8 @@ static int status_line(struct h1resp *r)
 	r->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
 	r->flags = 0;
 	r->clen = 0;
+	r->cap_count = 0; /* a 1xx's headers do not count */
+	r->cap_len = 0;
 	r->state = H1RESP_ST_HEADER;
 	return 0;
 }
@@ -183,6 +188,12 @@ static int header_line(struct h1resp *r)
 	}
 	while (vl && is_ows(v[vl - 1]))
 		vl--;
+	if (r->capture && word_is(l, n, r->capture) && r->cap_count++ == 0) {
+		r->cap_len = r->line_long ? H1RESP_CAPTURE_LONG : (uint16_t)vl;
+		memcpy(r->cap_val, v, vl < H1RESP_CAPTURE_MAX ? vl : H1RESP_CAPTURE_MAX);
+	}
+	if (r->cap_count == 0xff)
+		r->cap_count--; /* saturates */
 	if (word_is(l, n, "content-length")) {
 		if (r->line_long)
 			return fail(r, "Content-Length too long");

@@ -17,6 +17,8 @@
 /* Bytes kept of one line: longer lines are fine for headers nobody reads, errors otherwise. */
 #define H1RESP_LINE_MAX 1024
 #define H1RESP_HEAD_MAX (64 << 10) /* status line + headers, or trailers, of one response */
+#define H1RESP_CAPTURE_MAX 64	   /* bytes kept of the captured header's value */
+#define H1RESP_CAPTURE_LONG 0xffff /* cap_len of a value too long for the line buffer */
 
 /* Flags of a parsed head. */
 #define H1RESP_F_CLOSE 0x01	   /* Connection: close, or the body ends at close, or HTTP/1.0 */
@@ -55,10 +57,19 @@ struct h1resp {
 	uint8_t line_long;   /* the current line was longer than H1RESP_LINE_MAX */
 	uint8_t cr;	     /* the previous byte was a CR */
 	const char *error;   /* why H1RESP_ERR, a static string */
+	/* One header whose value the caller wants (oload --check-id): set capture, the lower-case
+	 * name, after h1resp_init(). Counted over the final response's head only (not 1xx, not
+	 * trailers): cap_count times seen (saturating), cap_len the length of the first value
+	 * (OWS trimmed; H1RESP_CAPTURE_LONG past the line buffer), its first bytes in cap_val. */
+	const char *capture;
+	uint8_t cap_count;
+	uint16_t cap_len;
+	char cap_val[H1RESP_CAPTURE_MAX];
 	char line[H1RESP_LINE_MAX];
 };
 
-/* Prepares r for a new response; head_request is non-zero when the request was HEAD. */
+/* Prepares r for a new response; head_request is non-zero when the request was HEAD. No header
+ * is captured until the caller sets r->capture. */
 void h1resp_init(struct h1resp *r, int head_request);
 
 /* Parses up to len bytes of p. Stores in *used how many were consumed (all of them unless the

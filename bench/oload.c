@@ -2,8 +2,8 @@
  *
  *   oload -u http://127.0.0.1:PORT/path -r RATE -d SECONDS [-c MAXCONNS] [-t TIMEOUT_MS]
  *         [-s SLOW_MS] [-m METHOD] [-b BODYBYTES] [-H 'Name: value']... [--csv FILE]
- *         [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS] [--fifo] [--grow]
- *         [--lazy]
+ *         [--id-header NAME [--id-base N] [--check-id]] [--start-at MONOTONIC_SECONDS] [--fifo]
+ *         [--grow] [--lazy]
  *
  * Request i is due at start + i/RATE whatever happened to the earlier ones, and its latency is
  * measured from that due time, so a stall of the server shows in the percentiles instead of
@@ -19,25 +19,31 @@
  * it fails. One request at a time per connection (no pipelining).
  *
  * A request fails on: connect error, reset, the server closing before the whole response
- * (eof), a status outside 200-399, a malformed response (see h1resp.h), or no complete
- * response TIMEOUT_MS after its due time (timeout, even when it was still waiting for a
- * connection). Responses are framed by Content-Length, chunked encoding, or the close.
+ * (eof), a status outside 200-399, a malformed response (see h1resp.h), no complete response
+ * TIMEOUT_MS after its due time (timeout, even when it was still waiting for a connection), or,
+ * with --check-id, a 200-399 response that is not its own (mismatch, below). Responses are
+ * framed by Content-Length, chunked encoding, or the close.
  *
  * Prints one line: sent= (requests due during the run; each ends ok or failed) ok= failed=
  * slow= (failed, or latency > SLOW_MS) p50_ms= p99_ms= p999_ms= max_ms= (nearest rank over
  * every request, a failed one counted at the time its failure was seen) status_5xx= then
- * status_4xx= err_connect= err_reset= err_eof= err_timeout= err_malformed= err_local= (failed
+ * status_4xx= err_connect= err_reset= err_eof= err_timeout= err_malformed= err_local=
+ * err_mismatch= (failed
  * requests by cause; a 4xx/5xx answer is err "status") conns= (connections opened)
  * closed_idle= (idle connections the server closed) lag_max_ms= (how late oload itself issued
  * a request: above a millisecond or so, the machine was too busy to drive the load on time)
  * interrupted= (1 after SIGINT/SIGTERM: requests not yet due are not sent). --csv FILE writes a
  * header line then one line per request in schedule order: sched_ms,latency_ms,status,error
  * (status 0 when no response; error one of none connect reset eof timeout status malformed
- * local). Exit status 0 once the run is done (whatever failed), 1 on usage or setup errors.
- * Only loopback addresses are accepted.
+ * local mismatch). Exit status 0 once the run is done (whatever failed), 1 on usage or setup
+ * errors. Only loopback addresses are accepted.
  *
  * --id-header NAME gives request i the header "NAME: N+i" (N from --id-base, default 0), so that
- * a test origin can tell a request sent twice from two requests. --start-at T makes request 0 due
+ * a test origin can tell a request sent twice from two requests. With --check-id as well, the
+ * server is expected to echo that header: a 200-399 response whose NAME header is missing,
+ * repeated or not the request's id is another request's answer (a proxy that handed a server's
+ * stray bytes to the wrong client), failed as "mismatch", and its connection is closed (what
+ * follows on it is out of step). --start-at T makes request 0 due
  * at T seconds of CLOCK_MONOTONIC (Python's time.monotonic() on Linux), at most 60 s ahead: a
  * script can start several loads at the same instant and place events on their schedule. */
 #define _GNU_SOURCE
@@ -75,11 +81,12 @@ enum oerr {
 	OERR_STATUS,
 	OERR_MALFORMED,
 	OERR_LOCAL,
+	OERR_MISMATCH,
 	OERR_COUNT
 };
 
-static const char *const oerr_name[OERR_COUNT] = {"none",    "connect", "reset",     "eof",
-						  "timeout", "status",	"malformed", "local"};
+static const char *const oerr_name[OERR_COUNT] = {
+    "none", "connect", "reset", "eof", "timeout", "status", "malformed", "local", "mismatch"};
 
 /* One scheduled request. */
 struct oreq {
@@ -106,7 +113,8 @@ struct oconn {
 	int prev, next;	 /* idle list (slot indices, -1 ends) */
 	char *h;	 /* head of the request in flight: head, or hbuf with its id */
 	size_t hlen;
-	char *hbuf; /* this slot's copy of the head, with --id-header */
+	char *hbuf;   /* this slot's copy of the head, with --id-header */
+	size_t idlen; /* digits of the id in hbuf at idoff (--check-id compares the echo) */
 	struct h1resp resp;
 };
 
@@ -119,6 +127,8 @@ static char head[HEAD_MAX];
 static size_t headlen, idoff; /* idoff: where the id goes in head, with --id-header */
 static uint64_t bodylen, id_base;
 static const char *id_header;
+static char id_lower[65]; /* id_header in lower case: the header --check-id captures */
+static int check_id;
 static char body_pattern[BODY_PATTERN];
 static int head_request, req_close;
 
@@ -294,8 +304,11 @@ static void conn_assign(struct oconn *c, uint64_t k)
 		memcpy(c->hbuf + idoff + n, head + idoff, headlen - idoff);
 		c->h = c->hbuf;
 		c->hlen = headlen + (size_t)n;
+		c->idlen = (size_t)n;
 	}
 	h1resp_init(&c->resp, head_request);
+	if (check_id)
+		c->resp.capture = id_lower;
 	reqs[k].conn = (int32_t)(c - conns);
 	conn_write(c);
 }
@@ -360,16 +373,30 @@ static void dispatch(void)
 	}
 }
 
+/* With --check-id: non-zero when the response on c echoes the id of c's request. */
+static int echoes_id(const struct oconn *c)
+{
+	const struct h1resp *r = &c->resp;
+
+	return r->cap_count == 1 && r->cap_len == c->idlen &&
+	       !memcmp(r->cap_val, c->hbuf + idoff, c->idlen);
+}
+
 /* A complete response on c. Returns 0 when c went back to the idle list, -1 when closed. */
 static int conn_complete(struct oconn *c)
 {
 	int status = c->resp.status;
+	enum oerr err = status >= 200 && status < 400 ? OERR_NONE : OERR_STATUS;
 
-	req_resolve((uint64_t)c->req, status >= 200 && status < 400 ? OERR_NONE : OERR_STATUS,
-		    status, now_ns());
+	if (err == OERR_NONE && check_id && !echoes_id(c)) {
+		complain("%s", "a response that is not the request's own (--check-id)");
+		err = OERR_MISMATCH;
+	}
+	req_resolve((uint64_t)c->req, err, status, now_ns());
 	c->req = -1;
 	c->served++;
-	if (h1resp_reusable(&c->resp) && !req_close && c->wpos == c->hlen + bodylen) {
+	if (err != OERR_MISMATCH && h1resp_reusable(&c->resp) && !req_close &&
+	    c->wpos == c->hlen + bodylen) {
 		idle_push(c);
 		return 0;
 	}
@@ -590,8 +617,8 @@ static void report(FILE *csv)
 	qsort(lat, total, sizeof(*lat), cmp_u32);
 	printf("sent=%llu ok=%llu failed=%llu slow=%llu p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f "
 	       "max_ms=%.3f status_5xx=%llu status_4xx=%llu err_connect=%llu err_reset=%llu "
-	       "err_eof=%llu err_timeout=%llu err_malformed=%llu err_local=%llu conns=%llu "
-	       "closed_idle=%llu lag_max_ms=%.3f interrupted=%d\n",
+	       "err_eof=%llu err_timeout=%llu err_malformed=%llu err_local=%llu err_mismatch=%llu "
+	       "conns=%llu closed_idle=%llu lag_max_ms=%.3f interrupted=%d\n",
 	       (unsigned long long)total, (unsigned long long)n_ok, (unsigned long long)n_failed,
 	       (unsigned long long)n_slow, pct_ms(lat, total, 50, 100), pct_ms(lat, total, 99, 100),
 	       pct_ms(lat, total, 999, 1000), total ? lat[total - 1] / 1000.0 : 0.0,
@@ -599,8 +626,8 @@ static void report(FILE *csv)
 	       (unsigned long long)n_err[OERR_CONNECT], (unsigned long long)n_err[OERR_RESET],
 	       (unsigned long long)n_err[OERR_EOF], (unsigned long long)n_err[OERR_TIMEOUT],
 	       (unsigned long long)n_err[OERR_MALFORMED], (unsigned long long)n_err[OERR_LOCAL],
-	       (unsigned long long)n_conns, (unsigned long long)n_closed_idle, lag_max_ns / 1e6,
-	       stop ? 1 : 0);
+	       (unsigned long long)n_err[OERR_MISMATCH], (unsigned long long)n_conns,
+	       (unsigned long long)n_closed_idle, lag_max_ns / 1e6, stop ? 1 : 0);
 	fflush(stdout);
 	if (lag_max_ns > 5000000)
 		fprintf(
@@ -654,9 +681,11 @@ static void usage(void)
 	    "usage: oload -u http://127.0.0.1:PORT/path -r RATE -d SECONDS [-c MAXCONNS]\n"
 	    "             [-t TIMEOUT_MS] [-s SLOW_MS] [-m METHOD] [-b BODYBYTES]\n"
 	    "             [-H 'Name: value']... [--csv FILE]\n"
-	    "             [--id-header NAME [--id-base N]] [--start-at MONOTONIC_SECONDS] [--fifo]\n"
-	    "             [--grow] [--lazy]\n"
-	    "defaults: -c 256 -t 5000 -s 1000 -m GET -b 0 (no body). Loopback addresses only.\n");
+	    "             [--id-header NAME [--id-base N] [--check-id]]\n"
+	    "             [--start-at MONOTONIC_SECONDS] [--fifo] [--grow] [--lazy]\n"
+	    "defaults: -c 256 -t 5000 -s 1000 -m GET -b 0 (no body). Loopback addresses only.\n"
+	    "--check-id: a 200-399 response must echo the request's id header, else it fails as\n"
+	    "a mismatch (another request's answer).\n");
 }
 
 int main(int argc, char **argv)
@@ -669,6 +698,7 @@ int main(int argc, char **argv)
 	    {"fifo", no_argument, NULL, 'F'},
 	    {"grow", no_argument, NULL, 'G'},
 	    {"lazy", no_argument, NULL, 'L'},
+	    {"check-id", no_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -758,6 +788,9 @@ int main(int argc, char **argv)
 		case 'L':
 			lazy = 1;
 			break;
+		case 'K':
+			check_id = 1;
+			break;
 		case 'h':
 			usage();
 			return 0;
@@ -770,6 +803,13 @@ int main(int argc, char **argv)
 		usage();
 		return 1;
 	}
+	if (check_id && !id_header) {
+		fprintf(stderr, "oload: --check-id needs --id-header\n");
+		return 1;
+	}
+	for (n = 0; id_header && id_header[n]; n++)
+		id_lower[n] = (char)(id_header[n] >= 'A' && id_header[n] <= 'Z' ? id_header[n] + 32
+										: id_header[n]);
 	rc = url_parse(url, &target);
 	if (rc == URL_ERR_NOT_LOOPBACK) {
 		fprintf(stderr,

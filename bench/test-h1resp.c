@@ -107,6 +107,52 @@ static void big_tests(void)
 	check("head over 64 KB", buf, 0, ERR);
 }
 
+/* r->capture: the value and count of one header of the final response, whole or byte by byte. */
+static void check_capture(const char *name, const char *msg, int count, const char *val)
+{
+	size_t len = strlen(msg), off, used, step;
+	struct h1resp r;
+	int ok = 1, rc;
+
+	for (step = 1; step <= len && ok; step = step == 1 ? len : len + 1) {
+		h1resp_init(&r, 0);
+		r.capture = "x-req-id";
+		rc = H1RESP_MORE;
+		for (off = 0; off < len && rc == H1RESP_MORE; off += used)
+			rc = h1resp_feed(&r, msg + off, step < len - off ? step : len - off, &used);
+		if (rc != H1RESP_DONE || r.cap_count != count ||
+		    (val && (r.cap_len != strlen(val) || memcmp(r.cap_val, val, r.cap_len)))) {
+			fprintf(stderr, "%s (step %zu): rc %d count %d len %d\n", name, step, rc,
+				r.cap_count, r.cap_len);
+			ok = 0;
+		}
+	}
+	if (ok)
+		passed++;
+	else
+		failed++;
+	printf("%s %s\n", ok ? "ok  " : "FAIL", name);
+}
+
+static void capture_tests(void)
+{
+	check_capture("capture: value, any case, OWS trimmed",
+		      "HTTP/1.1 200 OK\r\nx-REQ-id:  42 \r\nContent-Length: 0\r\n\r\n", 1, "42");
+	check_capture("capture: absent", "HTTP/1.1 200 OK\r\nX-Req: 1\r\nContent-Length: 0\r\n\r\n",
+		      0, NULL);
+	check_capture("capture: repeated, the first kept",
+		      "HTTP/1.1 200 OK\r\nX-Req-Id: 7\r\nX-Req-Id: 8\r\nContent-Length: 0\r\n\r\n",
+		      2, "7");
+	check_capture("capture: a 1xx's header does not count",
+		      "HTTP/1.1 100 Continue\r\nX-Req-Id: 9\r\n\r\nHTTP/1.1 200 OK\r\n"
+		      "Content-Length: 0\r\n\r\n",
+		      0, NULL);
+	check_capture("capture: trailers do not count",
+		      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Req-Id: 3\r\n\r\n0\r\n"
+		      "X-Req-Id: 4\r\n\r\n",
+		      1, "3");
+}
+
 int main(void)
 {
 	check("content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 0,
@@ -181,6 +227,7 @@ int main(void)
 	check("garbage", "<html>hello</html>\r\n", 0, ERR);
 	check_n("NUL in header", "HTTP/1.1 200 OK\r\nX-A: a\0b\r\n\r\n", 29, 0, ERR);
 	big_tests();
+	capture_tests();
 	{
 		struct h1resp r;
 

@@ -114,6 +114,12 @@ class Origin:
         elif path == "/id":
             self.ids.append((time.monotonic(), method, hdrs.get("x-req-id"), len(body)))
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        elif path == "/echo":
+            # Echoes X-Req-Id, except ids that are 0 mod 5 (echoed as id + 1: another request's
+            # answer) and 1 mod 5 (not echoed: say a stray response).
+            i = int(hdrs.get("x-req-id", "0"))
+            echo = b"" if i % 5 == 1 else b"X-Req-Id: %d\r\n" % (i + 1 if i % 5 == 0 else i)
+            c.sendall(b"HTTP/1.1 200 OK\r\n%sContent-Length: 2\r\n\r\nok" % echo)
         elif path == "/head":
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" +
                       (b"" if method == "HEAD" else b"y" * 1000))
@@ -232,6 +238,23 @@ def main():
               all(i[1] == "POST" and i[3] == 10 for i in o.ids), o.ids[:3])
         check("--start-at: nothing before the start", o.ids and min(i[0] for i in o.ids) >= start,
               (start, o.ids[:1]))
+        with tempfile.NamedTemporaryFile("r", suffix=".csv") as f:
+            r = oload(["-u", url + "/echo", "-r", "100", "-d", "1", "--id-header", "X-Req-Id", "--check-id",
+                       "--csv", f.name])
+            expect("--check-id: answers without the request's id are mismatches", r, sent=100, ok=60,
+                   failed=40, err_mismatch=40, status_5xx=0)
+            errs = [l.split(",")[3] for l in f.read().splitlines()[1:]]
+            check("--check-id: csv error mismatch for ids 0 and 1 mod 5",
+                  errs == ["mismatch" if i % 5 < 2 else "none" for i in range(100)], errs[:6])
+        r = oload(["-u", url + "/echo", "-r", "100", "-d", "1", "--id-header", "X-Req-Id"])
+        expect("without --check-id the same answers are ok", r, ok=100, failed=0, err_mismatch=0)
+        r = oload(["-u", url + "/500", "-r", "50", "-d", "1", "--id-header", "X-Req-Id", "--check-id"])
+        expect("--check-id: an error status stays a status failure", r, failed=50, status_5xx=50,
+               err_mismatch=0)
+        p = subprocess.run([OLOAD, "-u", url + "/echo", "-r", "1", "-d", "1", "--check-id"],
+                           capture_output=True, text=True)
+        check("--check-id without --id-header refused", p.returncode == 1 and "id-header" in p.stderr,
+              p.stderr)
         p = subprocess.run([OLOAD, "-u", url + "/id", "-r", "1", "-d", "1", "--start-at",
                             "%.3f" % (time.monotonic() + 100)], capture_output=True, text=True)
         check("--start-at more than 60 s ahead refused", p.returncode == 1 and "start-at" in p.stderr, p.stderr)

@@ -6,6 +6,11 @@
  *
  * Faults for bench/faults, set through /__control (each /__control replaces all defaults):
  * - hang-every=N: one request in N (counted over all non-control requests) hangs forever.
+ * - stray=1: after each response to a non-control request on a keep-alive connection, a second,
+ *   complete response nobody asked for (STRAY_RESPONSE, without X-Req-Id), as a buggy or hostile
+ *   application would send; with stray-delay=MS every other one is sent 1 to MS ms later instead
+ *   of right after the response (the connection may be idle, or carry the next request, by
+ *   then). A proxy that reuses the connection hands it to its next client.
  * - noread=1: from now on the origin accepts connections but reads none of them, old keep-alive
  *   connections included; only the connection that carried this control request is still read,
  *   and a later /__control (without noread) on that same connection ends the mode and serves
@@ -13,6 +18,9 @@
  * - SIGUSR1 (not a URL): stop like a server being shut down: close the listening sockets at once
  *   (connections are refused from then on), close idle connections, finish the requests in
  *   progress without keep-alive, and exit 0 when no connection is left.
+ *
+ * A non-control response echoes the request's X-Req-Id header, when it had one, so that a client
+ * can tell its own answer from another request's (oload --check-id).
  *
  * POSTs are counted by their X-Req-Id header (any string; 64-bit FNV-1a of it) in a fixed table
  * of ID_SLOTS slots that tracks at most ID_MAX distinct ids (later new ids are counted as
@@ -52,7 +60,11 @@
 #define ID_SLOTS 65536	     /* POST id table: 1 MiB, a power of two */
 #define ID_MAX (ID_SLOTS / 4 * 3) /* distinct ids tracked at most (open addressing stays fast) */
 
-enum ost { O_HEAD, O_BODY, O_WAIT, O_SEND, O_HANG, O_ECHO, O_CLOSING };
+/* O_STRAY: a response was sent, its stray follow-up waits for its time (stray-delay). */
+enum ost { O_HEAD, O_BODY, O_WAIT, O_SEND, O_HANG, O_ECHO, O_CLOSING, O_STRAY };
+
+static const char STRAY_RESPONSE[] =
+    "HTTP/1.1 200 OK\r\nX-Stray: 1\r\nContent-Length: 5\r\n\r\nstray";
 
 struct params {
 	int status;
@@ -62,6 +74,8 @@ struct params {
 	bool noread;	/* /__control only */
 	long hang_every; /* /__control only */
 	long slow_ms;
+	bool stray;	  /* a stray response after each one (see the top of the file) */
+	long stray_delay; /* every other stray 1 to this many ms late (0: all at once) */
 	char hdrs[MAX_HDRS][256];
 	int nhdrs;
 };
@@ -95,6 +109,7 @@ struct oconn {
 	char req_id[ID_LEN]; /* X-Req-Id of the current request, "" without */
 	bool exempt;	     /* carried /__control?noread=1: still read in that mode */
 	bool stalled;	     /* input left unread because of noread */
+	bool stray_done;     /* the stray after the current response was sent or scheduled */
 };
 
 static const char *oname = "origin";
@@ -112,6 +127,7 @@ static int id_log_fd = -1;
 static bool noread;	       /* accept, never read (see the top of the file) */
 static bool kick;	       /* noread ended: serve the stalled connections */
 static unsigned long hang_seq; /* non-control requests seen, for hang-every */
+static unsigned long stray_seq; /* strays sent, for stray-delay: every other one is late */
 static volatile sig_atomic_t draining; /* SIGUSR1 */
 static struct oconn *all_conns;
 
@@ -224,6 +240,8 @@ static const struct {
 	{"slow", PT_LONG, offsetof(struct params, slow_ms)},
 	{"noread", PT_BOOL, offsetof(struct params, noread)},
 	{"hang-every", PT_LONG, offsetof(struct params, hang_every)},
+	{"stray", PT_BOOL, offsetof(struct params, stray)},
+	{"stray-delay", PT_LONG, offsetof(struct params, stray_delay)},
 };
 
 /* Sets the field of p named k to v; false when no field has that name. */
@@ -410,6 +428,7 @@ static void respond(struct oconn *c)
 			kick = true; /* at a safe point of the loop: serving them may close them */
 		noread = defaults.noread;
 		hang_seq = 0;
+		stray_seq = 0;
 		out_printf(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Origin: %s\r\n\r\n", oname);
 		c->st = O_SEND;
 		return;
@@ -424,6 +443,8 @@ static void respond(struct oconn *c)
 		c->keepalive = false;
 	out_printf(c, "HTTP/1.1 %d %s\r\nX-Origin: %s\r\nServer: keel-origin\r\n", p->status,
 		   http_reason(p->status), oname);
+	if (c->req_id[0])
+		out_printf(c, "X-Req-Id: %s\r\n", c->req_id);
 	for (i = 0; i < p->nhdrs; i++) {
 		char *colon = strchr(p->hdrs[i], ':');
 
@@ -584,6 +605,7 @@ static int parse_head(struct oconn *c)
 	c->body_left = 0;
 	c->chunked_req = false;
 	c->req_id[0] = '\0';
+	c->stray_done = false;
 	for (line = strtok_r(c->in, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
 		if (first) {
 			if (sscanf(line, "%15s %32767s %15s", c->method, c->target, version) != 3)
@@ -831,6 +853,18 @@ static bool process(struct oconn *c)
 				c->st = O_CLOSING;
 				return true;
 			}
+			if (c->p.stray && !c->stray_done && strncmp(c->target, "/__", 3)) {
+				c->stray_done = true;
+				if (c->p.stray_delay > 0 && stray_seq++ % 2) {
+					c->st = O_STRAY;
+					wait_until(c, mono_ms() + 1 +
+							  (uint64_t)rand() %
+							      (uint64_t)c->p.stray_delay);
+					return true;
+				}
+				out_add(c, STRAY_RESPONSE, sizeof(STRAY_RESPONSE) - 1);
+				continue; /* still O_SEND: writes it */
+			}
 			c->st = O_HEAD;
 			continue;
 		}
@@ -838,7 +872,7 @@ static bool process(struct oconn *c)
 			c->inlen = 0;
 			return true;
 		}
-		return true; /* O_WAIT */
+		return true; /* O_WAIT, O_STRAY: the timer moves them on */
 	}
 }
 
@@ -1016,10 +1050,14 @@ int origin_run(const struct origin_opts *o)
 			}
 			if (!c)
 				break;
-			if (c->st == O_WAIT)
+			if (c->st == O_WAIT) {
 				respond(c);
-			else
+			} else if (c->st == O_STRAY) {
+				out_add(c, STRAY_RESPONSE, sizeof(STRAY_RESPONSE) - 1);
+				c->st = O_SEND;
+			} else {
 				c->slow_ok = true;
+			}
 			process(c);
 		}
 		if (kick) {

@@ -10,6 +10,13 @@ Limits, scaled from the issue's targets for the 20 s runs of bench/faults:
   progress when it dies): no GET failed;
 - slow (+2 s per response for 6 s): at most 1% of the GETs due from 2 s into the fault to its
   end slower than 1 s;
+- stray (o1 sends a stray response after each of its responses, every other one 1-10 ms late,
+  for 6 s): no request gets another's answer (every answer echoes its own X-Req-Id) and none
+  fails; HAProxy 2.6 and nginx 1.22 give about 4% of the requests the stray answer;
+- slow-upload (40 clients pinned to o1 by a cookie upload 20-byte bodies at a byte per 0.1 s
+  for 6 s, o1 healthy): o1 is never flagged slow, ejected or down, no upload fails or moves to
+  o2, no GET fails, and o1 keeps its share of the GETs; a keel that timed a server from the
+  first byte of the request (before 0631c4e) flags o1 slow about 3 s into the uploads;
 - and in every one: no POST reached the origins twice, every POST got an answer (success or
   error) before its deadline, and no POST answered with success is missing at the origins."""
 import importlib.machinery
@@ -62,8 +69,12 @@ class IdOrigin(Proc):
         return types.SimpleNamespace(name=self.origin_name, port=self.port, id_log=self.id_log)
 
 
-def run_fault(env, config, inject, restore, fault_at, fault_duration, delay_ms=0):
-    """Runs the load through keel with the fault on o1; returns bench/faults' summary."""
+def run_fault(env, config, inject, restore, fault_at, fault_duration, delay_ms=0, uploaders=0):
+    """Runs the load through keel with the fault on o1; returns bench/faults' summary, with the
+    GETs each origin served during the fault (gets_o1, gets_others) and keel's log (log). With
+    uploaders, the fault is bench/faults' slow-upload (inject and restore are not used): that
+    many clients pinned to o1 by a cookie upload slowly during the fault (uploads: ok, failed,
+    moved)."""
     origins = [IdOrigin(env, "o1", delay_ms=delay_ms), IdOrigin(env, "o2", delay_ms=delay_ms)]
     victim = [origins[0]]
     port = free_port()
@@ -73,6 +84,8 @@ def run_fault(env, config, inject, restore, fault_at, fault_duration, delay_ms=0
             text = faults.adapt_seed(f.read(), port, specs, os.path.join(env.dir, "keel.pid"), None)
     else:
         text = faults.make_keel_minimal(port, specs, None)
+    if uploaders:
+        text, first = faults.add_persistence(text)
     keel = env.keel(text, [port])
     seen, end = set(), time.monotonic() + 10
     while seen != {"o1", "o2"}:
@@ -84,18 +97,23 @@ def run_fault(env, config, inject, restore, fault_at, fault_duration, delay_ms=0
         assert faults.http(o.port, "/__reset")[0] == 200
         assert json.loads(faults.http(o.port, "/__stats")[2])["requests"] == 0
 
+    if uploaders:
+        up = faults.SlowUploads(port, "SRV=" + first, "o1", uploaders, 20, DEADLINE_MS / 1000)
+        inject, restore = (lambda v: up.start()), (lambda v: up.stop())
     t0 = time.monotonic() + 0.3
     url = "http://127.0.0.1:%d/" % port
     common = ["-d", "%g" % DURATION, "-t", str(DEADLINE_MS), "-s", str(THRESHOLD_MS), "--start-at",
-              "%.6f" % t0, "--id-header", "X-Req-Id"]
+              "%.6f" % t0, "--id-header", "X-Req-Id", "--check-id"]
     loads = {}
     for name, args in (("get", ["-r", str(RATE), "-c", "2000", "--id-base", "0"]),
                        ("post", ["-r", str(POST_RATE), "-c", "500", "-m", "POST", "-b", "64",
                                  "--id-base", str(faults.POST_ID_BASE)])):
         csv = os.path.join(env.dir, name + ".csv")
         loads[name] = (env.proc("oload-" + name, [OLOAD, "-u", url] + args + common + ["--csv", csv]), csv)
+    gets = []
     for when, action in ((t0 + fault_at, inject), (t0 + fault_at + fault_duration, restore)):
         time.sleep(max(0.0, when - time.monotonic()))  # a point of the load's schedule
+        gets.append([(_stats(o) or {}).get("methods", {}).get("GET") for o in victim + origins[1:]])
         action(victim)
     results = {}
     for name, (p, csv) in loads.items():
@@ -108,7 +126,13 @@ def run_fault(env, config, inject, restore, fault_at, fault_duration, delay_ms=0
     a = types.SimpleNamespace(threshold=THRESHOLD_MS, fault_at=fault_at, fault_duration=fault_duration,
                               duration=DURATION)
     res = faults.summarize(a, results, [o.spec for o in origins], {}, True)
+    if None not in gets[0] + gets[1]:
+        res["gets_o1"], res["gets_others"] = gets[1][0] - gets[0][0], gets[1][1] - gets[0][1]
+    if uploaders:
+        res["uploads"] = (up.ok, up.failed, up.moved)
+        res["upload_errors"] = dict(up.errors)
     print("result:", {k: v for k, v in res.items() if k != "marks"})
+    res["log"] = keel.output()
     return res
 
 
@@ -161,3 +185,24 @@ def test_slow(env):
 def _control(o, query):
     r = faults.http(o.port, "/__control" + ("?" + query if query else ""), 2.0)
     assert r and r[0] == 200
+
+
+def test_stray(env):
+    r = run_fault(env, "minimal", lambda v: _control(v[0], "stray=1&stray-delay=%d" % faults.STRAY_DELAY_MS),
+                  lambda v: _control(v[0], ""), fault_at=1.0, fault_duration=6.0)
+    assert r["mismatch"] == 0, "requests answered with another's response: %s" % r["causes"]
+    assert r["failed"] == 0, r["causes"]
+    assert "sent bytes after the end of a response" in r["log"], r["log"][-2000:]
+    check_posts(r)
+
+
+def test_slow_upload(env):
+    r = run_fault(env, "minimal", None, None, fault_at=1.0, fault_duration=6.0, uploaders=40)
+    ok, failed, moved = r["uploads"]
+    assert ok >= 40 * 2 and failed == 0 and moved == 0, (r["uploads"], r["upload_errors"])
+    assert r["failed"] == 0, r["causes"]
+    out = [l for l in r["log"].splitlines() if "/o1 is" in l and "UP" not in l]
+    assert out == [], out  # neither slow, nor ejected, nor down
+    # Round robin: o1 keeps about half of the GETs of the fault (6 s at 200/s).
+    assert 0.4 < r["gets_o1"] / (r["gets_o1"] + r["gets_others"]) < 0.6, (r["gets_o1"], r["gets_others"])
+    check_posts(r)
