@@ -12,9 +12,10 @@ struct stream;
 union sockaddr_u;
 
 /* A mux's operations. The stream calls the client-facing ones from its steps (stream.c); the
- * listener calls accept; the worker calls stop. A stream sees its client only through these
- * and through s->cflags, which the mux keeps true for it (CF_EOF: the client sends nothing more
- * on this stream; CF_ERROR: the client side is gone; CF_SHUTW: nothing more goes to it). */
+ * listener calls accept; the worker calls stop; session_reclaim() calls reclaim. A stream sees
+ * its client only through these and through s->cflags, which the mux keeps true for it (CF_EOF:
+ * the client sends nothing more on this stream; CF_ERROR: the client side is gone; CF_SHUTW:
+ * nothing more goes to it). */
 struct mux_ops {
 	const char *name;
 	/* Whether snd() sends a spliced response body from its pipe as it is (splice(2)): HTTP/1
@@ -38,6 +39,12 @@ struct mux_ops {
 	void (*close)(struct stream *s);
 	/* Soft stop (hard: close now) of the session's idle streams and connection. */
 	void (*stop)(struct session *sess, bool hard);
+	/* Connections ran out: closes sess now, as its keep-alive or request head timeout would
+	 * (HTTP/1: a 408 for an incomplete head). sess is RC_IDLE or RC_HEAD as the mux last said
+	 * (session_set_rc()). Returns false, sess left open, when closing it would harm its client
+	 * after all (the next request arrived unread): the session then takes it out of its list
+	 * until the mux says again. */
+	bool (*reclaim)(struct session *sess);
 };
 
 #endif

@@ -56,6 +56,17 @@ static struct stream *h1_stream(struct session *sess)
 	return &container_of(sess, struct h1c, sess)->st;
 }
 
+/* What closing the connection would cost its client now (enum sess_rc, session_reclaim()):
+ * nothing much while it waits for the next keep-alive request (RQ_IDLE after a request), a
+ * slow or stalled client while its request head is incomplete (RQ_HEAD, or RQ_IDLE before the
+ * first request: counted from the accept); anything else carries a request. */
+static enum sess_rc h1_rc(const struct stream *s)
+{
+	if (s->rq == RQ_IDLE)
+		return s->sess->nreq ? RC_IDLE : RC_HEAD;
+	return s->rq == RQ_HEAD ? RC_HEAD : RC_BUSY;
+}
+
 /* The stream's view of the client side is the connection's flags. */
 static void h1_sync(struct stream *s)
 {
@@ -89,6 +100,7 @@ static void h1_accept(struct listener *li, int fd, const union sockaddr_u *addr)
 	stream_init(s, &h->sess); /* RQ_IDLE: the first request has http-request to arrive */
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_request);
 	timer_arm(&s->timer, s->cli_exp);
+	session_set_rc(&h->sess, h1_rc(s));
 }
 
 /* ---- client side in ----
@@ -185,6 +197,11 @@ static bool h1_rcv(struct stream *s)
 	h1_sync(s);
 	if (s->rq == RQ_IDLE)
 		p |= h1_start(s);
+	/* Every change of s->rq is followed by this call (stream_run() runs its steps again after
+	 * any progress, the mux's rcv first), so the session's class is always the current one
+	 * when a listener looks for a connection to close (never within stream_run()). */
+	if (!s->closing)
+		session_set_rc(s->sess, h1_rc(s));
 	return p;
 }
 
@@ -352,6 +369,38 @@ static void h1_stop(struct session *sess, bool hard)
 	}
 }
 
+/* Connections ran out (session_reclaim()). An idle keep-alive connection closes as at its
+ * keep-alive timeout, and one that sent nothing since its accept as at its http-request timeout
+ * (silently); an incomplete head gets the 408 of that timeout, written at once (this is no time
+ * to wait on a slow client: a full socket loses it), then the connection closes. A request that
+ * arrived but is not read yet (its event is still pending in this loop iteration) is not lost:
+ * closing over unread bytes would reset the connection; it is spared (false) and read as
+ * usual. */
+static bool h1_reclaim(struct session *sess)
+{
+	struct stream *s = h1_stream(sess);
+	struct txn *t = s->txn;
+
+	if (h1_rc(s) == RC_BUSY)
+		return false; /* not reached: h1_rcv() keeps sess->rc current */
+	if (s->rq == RQ_IDLE) {
+		if (conn_peek(&sess->cli) > 0)
+			return false;
+		stream_close(s);
+		return true;
+	}
+	stream_error(s, 408, "maxconn reached: an incomplete request head was closed for a new "
+			     "connection", "cR");
+	if (t && (t->flags & TX_REPLY)) {
+		ssize_t n = conn_send(&sess->cli, t->reply, t->reply_len);
+
+		if (n > 0)
+			t->bytes_out += (uint64_t)n;
+	}
+	stream_close(s);
+	return true;
+}
+
 const struct mux_ops mux_h1 = {
 	.name = "h1",
 	.splice = true,
@@ -362,4 +411,5 @@ const struct mux_ops mux_h1 = {
 	.end = h1_end,
 	.close = h1_close,
 	.stop = h1_stop,
+	.reclaim = h1_reclaim,
 };
