@@ -42,8 +42,9 @@ struct mux_ops {
 	/* Connections ran out: closes sess now, as its keep-alive or request head timeout would
 	 * (HTTP/1: a 408 for an incomplete head). sess is RC_IDLE or RC_HEAD as the mux last said
 	 * (session_set_rc()). Returns false, sess left open, when closing it would harm its client
-	 * after all (the next request arrived unread): the session then takes it out of its list
-	 * until the mux says again. */
+	 * after all: a request in progress (a mux need not report when a head ends: this call is
+	 * the check), or the next request arrived unread. The session then takes it out of its
+	 * list until the mux says again. */
 	bool (*reclaim)(struct session *sess);
 };
 

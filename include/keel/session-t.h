@@ -20,7 +20,8 @@ enum sess_rc {
 		      * close, a tunnel): never closed to make room */
 	RC_IDLE,     /* keep-alive between requests, nothing of the next one read: closed first */
 	RC_HEAD,     /* a request head still incomplete, or nothing sent since the accept: closed
-		      * once no idle one is left, the oldest head first */
+		      * once no idle one is left, the oldest head first (a mux may leave a session
+		      * here once its head ended: its reclaim op then refuses) */
 };
 
 /* A thread's sessions of one frontend that may be closed when connections run out, each list
@@ -46,7 +47,8 @@ struct session {
 	uint32_t nreq;              /* requests started on it */
 	uint8_t rc;                 /* enum sess_rc */
 	uint64_t t_rc;              /* monotonic us: when it entered its rc class */
-	struct list rc_list;        /* in its frontend's idle or heads list (sess_rc_lists) */
+	struct list rc_list;        /* in one list of rcl, or none (RC_BUSY) */
+	struct sess_rc_lists *rcl;  /* its frontend's lists in its worker */
 	union sockaddr_u addr;      /* client */
 	union sockaddr_u local;     /* where the client connected */
 	struct list list;           /* in the thread's session list (for soft stop) */

@@ -23,8 +23,9 @@ int session_thread_init(void);
 void session_thread_exit(void);
 
 /* Puts sess in class rc (enum sess_rc, what closing it would cost its client): its mux calls it
- * whenever that may have changed. A session entering a class goes to the end of that class's
- * list, stamped now; one already in it keeps its place. O(1). */
+ * when that changes (it may leave a session whose head ended in RC_HEAD: mux_ops.reclaim
+ * tells). A session entering a class goes to the end of that class's list, stamped now; one
+ * already in it keeps its place. O(1). */
 void session_move_rc(struct session *sess, enum sess_rc rc);
 static inline void session_set_rc(struct session *sess, enum sess_rc rc)
 {
@@ -39,8 +40,8 @@ static inline void session_set_rc(struct session *sess, enum sess_rc rc)
  * is reached), or NULL: any frontend's (the global maxconn). Each close goes through the mux
  * (mux_ops.reclaim), which may refuse. Counted per frontend and logged (at most a line a second
  * per thread). Returns how many were closed; 0 when none could be; AGAIN when none was
- * closed because the connections it looked at had received bytes not read yet (read in this
- * loop iteration, they may be incomplete heads at the next). */
+ * closed but the mux refused some (busy, or with bytes not read yet: they left the lists, and
+ * a call at the next loop iteration goes further). */
 int session_reclaim(struct proxy *fe, int n);
 /* For a worker with a client waiting whose own connections are all busy (session_reclaim()
  * returned 0): asks the other workers to close one of theirs (fe: of that frontend, NULL: of

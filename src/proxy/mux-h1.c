@@ -59,7 +59,15 @@ static struct stream *h1_stream(struct session *sess)
 /* What closing the connection would cost its client now (enum sess_rc, session_reclaim()):
  * nothing much while it waits for the next keep-alive request (RQ_IDLE after a request), a
  * slow or stalled client while its request head is incomplete (RQ_HEAD, or RQ_IDLE before the
- * first request: counted from the accept); anything else carries a request. */
+ * first request: counted from the accept); anything else carries a request.
+ *
+ * The session is told of two changes only, each where it happens: a request head starts
+ * (RC_HEAD: h1_accept() for the first, counted from the accept, h1_start() for the next ones)
+ * and the connection waits for the next request (RC_IDLE: h1_end()). The end of a head (in
+ * the stream's analysis) is not reported: the session stays in its heads list while its
+ * request is served, until the next change, or until session_reclaim() meets it and
+ * h1_reclaim() says it is busy. That keeps a keep-alive request at two list moves, and nothing
+ * on every read. */
 static enum sess_rc h1_rc(const struct stream *s)
 {
 	if (s->rq == RQ_IDLE)
@@ -100,7 +108,7 @@ static void h1_accept(struct listener *li, int fd, const union sockaddr_u *addr)
 	stream_init(s, &h->sess); /* RQ_IDLE: the first request has http-request to arrive */
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_request);
 	timer_arm(&s->timer, s->cli_exp);
-	session_set_rc(&h->sess, h1_rc(s));
+	session_set_rc(&h->sess, RC_HEAD);
 }
 
 /* ---- client side in ----
@@ -181,6 +189,7 @@ static bool h1_start(struct stream *s)
 	}
 	c->out = c->fwd = c->b.head;
 	stream_set_rq(s, RQ_HEAD);
+	session_set_rc(s->sess, RC_HEAD);
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_request);
 	/* No progress of its own: the stream's req_process() scans the head right after. */
 	return false;
@@ -197,11 +206,6 @@ static bool h1_rcv(struct stream *s)
 	h1_sync(s);
 	if (s->rq == RQ_IDLE)
 		p |= h1_start(s);
-	/* Every change of s->rq is followed by this call (stream_run() runs its steps again after
-	 * any progress, the mux's rcv first), so the session's class is always the current one
-	 * when a listener looks for a connection to close (never within stream_run()). */
-	if (!s->closing)
-		session_set_rc(s->sess, h1_rc(s));
 	return p;
 }
 
@@ -331,6 +335,7 @@ static void h1_end(struct stream *s, bool keep_alive)
 	chan_release(&s->req);
 	chan_release(&s->rsp);
 	s->sess->t_idle = now_us;
+	session_set_rc(s->sess, RC_IDLE);
 	s->srv_exp = 0;
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_keep_alive);
 	/* Pipelined bytes still in the socket left CF_RD_READY set (edges that came during the
@@ -382,7 +387,7 @@ static bool h1_reclaim(struct session *sess)
 	struct txn *t = s->txn;
 
 	if (h1_rc(s) == RC_BUSY)
-		return false; /* not reached: h1_rcv() keeps sess->rc current */
+		return false; /* its head ended: a request in progress */
 	if (s->rq == RQ_IDLE) {
 		if (conn_peek(&sess->cli) > 0)
 			return false;

@@ -24,8 +24,10 @@
 #include <keel/worker.h>
 
 /* The sessions session_reclaim() may look at and find busy after all, in one call, beyond those
- * it closes: each is taken out of its list, so the next call does not meet it again. */
-#define RECLAIM_SKIP_MAX 16
+ * it closes (a head list keeps the requests whose head ended until their next change): each is
+ * taken out of its list, so the next call does not meet it again. Telling costs the mux a few
+ * comparisons. */
+#define RECLAIM_SKIP_MAX 64
 #define RECLAIM_LOG_US 1000000
 /* A connection is closed to make room only once it has waited this long: a client gets this time
  * to send its request head, and a keep-alive client to reuse its connection, whatever the load.
@@ -56,6 +58,7 @@ int session_init(struct session *sess, const struct mux_ops *mux, struct listene
 	sess->wall_accept = wall_us;
 	sess->rc = RC_BUSY; /* until its mux says (session_set_rc()) */
 	list_init(&sess->rc_list);
+	sess->rcl = &proxy_thread->rc[sess->fe->id];
 	if (conn_init(&sess->cli, fd, li->bind->xprt, cb) != OK)
 		return ERR;
 	atomic_fetch_add_explicit(&keel_actconn, 1, memory_order_relaxed);
@@ -131,15 +134,13 @@ void session_thread_exit(void)
 
 void session_move_rc(struct session *sess, enum sess_rc rc)
 {
-	struct sess_rc_lists *l = &proxy_thread->rc[sess->fe->id];
-
 	list_del(&sess->rc_list);
 	sess->rc = (uint8_t)rc;
 	sess->t_rc = now_us;
 	if (rc == RC_IDLE)
-		list_add_tail(&l->idle, &sess->rc_list);
+		list_add_tail(&sess->rcl->idle, &sess->rc_list);
 	else if (rc == RC_HEAD)
-		list_add_tail(&l->heads, &sess->rc_list);
+		list_add_tail(&sess->rcl->heads, &sess->rc_list);
 }
 
 /* The oldest session of the idle lists (idle) or of the heads lists, among fe's, or among every

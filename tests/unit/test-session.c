@@ -38,6 +38,13 @@ static const struct mux_ops fake_mux = {.name = "fake", .reclaim = fake_reclaim}
 
 static struct proxy *fe1, *fe2;
 
+/* Session i belongs to frontend fe (as session_init() sets it up). */
+static void set_fe(int i, struct proxy *fe)
+{
+	sess[i].fe = fe;
+	sess[i].rcl = &proxy_thread->rc[fe->id];
+}
+
 /* A runtime with a thread and two frontends; the sessions bare, each of frontend fe1 unless
  * moved. */
 static bool setup(void)
@@ -57,8 +64,8 @@ static bool setup(void)
 	nclosed = 0;
 	for (i = 0; i < NSESS; i++) {
 		sess[i].mux = &fake_mux;
-		sess[i].fe = fe1;
 		list_init(&sess[i].rc_list);
+		set_fe(i, fe1);
 	}
 	return true;
 }
@@ -128,7 +135,8 @@ TEST(reclaim_per_frontend_or_all)
 {
 	if (!setup())
 		return;
-	sess[0].fe = sess[1].fe = fe2;
+	set_fe(0, fe2);
+	set_fe(1, fe2);
 	at(0, RC_IDLE, 100); /* fe2 */
 	at(2, RC_IDLE, 200); /* fe1 */
 	at(1, RC_HEAD, 300); /* fe2 */
