@@ -3,7 +3,7 @@
  * (slowloris) client.
  *
  *   idleconns -u http://127.0.0.1:PORT/path -n N [-s SECONDS] [-p PARALLEL] [-t TIMEOUT_MS]
- *             [-H [-i INTERVAL_MS]] [-k]
+ *             [-H [-i INTERVAL_MS]] [-k [-r RATE]]
  *
  * Opens N connections, at most PARALLEL (default 1) being set up at once; on each sends one
  * GET and reads the whole response (2xx or 3xx, keep-alive), so that every connection is
@@ -24,7 +24,12 @@
  * open, and later become idle or slow heads if the server gets to them; connections not opened
  * by then never are. Prints "ready R" (R: set up at that time), then "held H closed K" (H: still
  * open at the end, set up or not), also when interrupted during set-up; exit status 0 unless a
- * socket could not be created. */
+ * socket could not be created.
+ *
+ * -r RATE (with -k): after set-up, the connections the server closed (then or later) are
+ * opened (and set up) again, at most RATE a second over all: clients that come back, so that the
+ * pressure lasts. The last line then ends with " reopened M", H counting the connections open
+ * or being opened again. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
@@ -65,6 +70,7 @@ static char req[4600];
 static size_t reqlen;
 static volatile sig_atomic_t stop;
 static int slow_heads, keep_going;
+static long reopen_rate;
 
 static uint64_t now_ns(void)
 {
@@ -198,7 +204,7 @@ static void trickle(struct ic *conns, long opened)
 static void usage(void)
 {
 	fprintf(stderr, "usage: idleconns -u http://127.0.0.1:PORT/path -n N [-s SECONDS] "
-			"[-p PARALLEL] [-t TIMEOUT_MS] [-H [-i INTERVAL_MS]] [-k]\n"
+			"[-p PARALLEL] [-t TIMEOUT_MS] [-H [-i INTERVAL_MS]] [-k [-r RATE]]\n"
 			"defaults: -s 60 -p 1 -t 10000 -i 1000. Loopback addresses only.\n");
 }
 
@@ -242,10 +248,12 @@ int main(int argc, char **argv)
 	const char *url = NULL;
 	long n = 0, hold_s = 60, parallel = 1, timeout_ms = 10000, interval_ms = 1000, opened = 0;
 	long up = 0, closed = 0, setting_up = 0, first = 0, i, k;
-	uint64_t end_ns, setup_end_ns, next_trickle;
+	long *gone = NULL, ngone = 0, reopened = 0; /* -r: closed connections to open again */
+	double credit = 0;
+	uint64_t end_ns, setup_end_ns, next_trickle, last_ns;
 	int ep, opt, rc, ne;
 
-	while ((opt = getopt(argc, argv, "u:n:s:p:t:i:Hkh")) != -1) {
+	while ((opt = getopt(argc, argv, "u:n:s:p:t:i:r:Hkh")) != -1) {
 		switch (opt) {
 		case 'u':
 			url = optarg;
@@ -271,6 +279,9 @@ int main(int argc, char **argv)
 		case 'k':
 			keep_going = 1;
 			break;
+		case 'r':
+			reopen_rate = arg(optarg, 1, 1000000);
+			break;
 		case 'h':
 			usage();
 			return 0;
@@ -279,7 +290,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (!url || !n || optind != argc) {
+	if (!url || !n || optind != argc || (reopen_rate && !keep_going)) {
 		usage();
 		return 1;
 	}
@@ -305,8 +316,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	conns = calloc((size_t)n, sizeof(*conns));
+	gone = calloc((size_t)n, sizeof(*gone));
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!conns || ep == -1) {
+	if (!conns || !gone || ep == -1) {
 		perror("idleconns");
 		return 1;
 	}
@@ -356,6 +368,7 @@ int main(int argc, char **argv)
 				}
 				up--;
 				closed++;
+				gone[ngone++] = i;
 				continue;
 			}
 			rc = ic_setup(&conns[i], evs[k].events, i);
@@ -363,8 +376,10 @@ int main(int argc, char **argv)
 				setting_up--;
 				if (rc > 0)
 					up++;
-				else
+				else {
 					closed++;
+					gone[ngone++] = i;
+				}
 			}
 		}
 		if (slow_heads && interval_ms && now_ns() >= next_trickle) {
@@ -385,6 +400,7 @@ int main(int argc, char **argv)
 	/* Hold: any event on a set-up connection means the server closed it (or sent junk); with
 	 * -k, those still in set-up go on with it. */
 	end_ns = now_ns() + (uint64_t)hold_s * 1000000000ULL;
+	last_ns = now_ns();
 	while (!stop) {
 		uint64_t now = now_ns();
 		int ms;
@@ -392,6 +408,22 @@ int main(int argc, char **argv)
 		if (now >= end_ns)
 			break;
 		ms = (int)((end_ns - now + 999999) / 1000000);
+		if (reopen_rate) {
+			/* -r: the closed ones come back, RATE a second at most */
+			credit += (double)(now - last_ns) * (double)reopen_rate / 1e9;
+			last_ns = now;
+			if (credit > (double)reopen_rate)
+				credit = (double)reopen_rate; /* at most a second's worth at once */
+			while (ngone && credit >= 1) {
+				i = gone[--ngone];
+				ic_open(&conns[i], ep, i);
+				setting_up++;
+				reopened++;
+				credit -= 1;
+			}
+			if (ngone && ms > 10)
+				ms = 10;
+		}
 		if (slow_heads && interval_ms) {
 			if (now >= next_trickle) {
 				trickle(conns, opened);
@@ -414,14 +446,17 @@ int main(int argc, char **argv)
 			if (conns[i].state == IC_CLOSED)
 				continue;
 			if (!ic_up(&conns[i])) {
-				/* -k: the server got to a connection it had left waiting */
+				/* -k: the server got to a connection it had left waiting (or -r:
+				 * one opened again) */
 				rc = ic_setup(&conns[i], evs[k].events, i);
 				if (rc)
 					setting_up--;
 				if (rc > 0)
 					up++;
-				else if (rc < 0)
+				if (rc < 0) {
 					closed++;
+					gone[ngone++] = i;
+				}
 				continue;
 			}
 			if (!ic_gone(&conns[i], evs[k].events))
@@ -431,10 +466,15 @@ int main(int argc, char **argv)
 					i);
 			up--;
 			closed++;
+			gone[ngone++] = i;
 		}
 	}
-	printf("held %ld closed %ld\n", opened - closed, closed);
+	if (reopen_rate)
+		printf("held %ld closed %ld reopened %ld\n", opened - ngone, closed, reopened);
+	else
+		printf("held %ld closed %ld\n", opened - closed, closed);
 	fflush(stdout);
 	free(conns); /* the descriptors close at exit */
+	free(gone);
 	return closed && !keep_going ? 3 : 0;
 }

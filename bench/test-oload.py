@@ -267,6 +267,12 @@ def main():
                            text=True, timeout=20)
         check("idleconns -k: a server that closes is counted",
               p.returncode == 0 and p.stdout == "ready 0\nheld 0 closed 5\n", (p.stdout, p.stderr))
+        p = subprocess.run([a.idleconns, "-u", url + "/idleclose", "-n", "5", "-p", "5", "-s", "1", "-k", "-r",
+                            "20"], capture_output=True, text=True, timeout=20)
+        m = re.match(r"ready 5\nheld (\d+) closed (\d+) reopened (\d+)\n$", p.stdout)
+        check("idleconns -k -r: closed connections come back, at the rate",
+              p.returncode == 0 and m and 10 <= int(m.group(3)) <= 25 and int(m.group(2)) >= int(m.group(3)),
+              (p.stdout, p.stderr))
 
         # idleconns -H: heads that never end, a byte every interval; -k: connections left in a
         # backlog stay open
