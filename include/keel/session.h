@@ -36,7 +36,8 @@ static inline void session_set_rc(struct session *sess, enum sess_rc rc)
 /* Connections ran out (maxconn): closes up to n of this thread's sessions that have no request
  * in progress, to make room for new ones. Idle keep-alive connections go first, the longest idle
  * first; then connections whose request head is incomplete, the oldest head first (a connection
- * that sent nothing counts from its accept); none that entered its class less than 100 ms ago. fe: only that frontend's sessions (its own maxconn
+ * that sent nothing counts from its accept); none idle for less than 1 s or with a head started
+ * less than 100 ms ago. fe: only that frontend's sessions (its own maxconn
  * is reached), or NULL: any frontend's (the global maxconn). Each close goes through the mux
  * (mux_ops.reclaim), which may refuse. Counted per frontend and logged (at most a line a second
  * per thread). Returns how many were closed; 0 when none could be; AGAIN when none was

@@ -29,12 +29,16 @@
  * comparisons. */
 #define RECLAIM_SKIP_MAX 64
 #define RECLAIM_LOG_US 1000000
-/* A connection is closed to make room only once it has waited this long: a client gets this time
- * to send its request head, and a keep-alive client to reuse its connection, whatever the load.
- * Closing a connection younger than that would only swap it for another young one (a burst of
- * new connections, a closed one not yet read), and would race the next request of a client that
- * reuses its connections every few milliseconds. */
-#define RECLAIM_MIN_AGE_US 100000
+/* A connection is closed to make room only once it has waited this long, whatever the load: an
+ * incomplete head RECLAIM_MIN_HEAD_US (a client gets that long to send its head: closing a
+ * younger one would only swap it for another young one, in a burst of new connections), an idle
+ * keep-alive connection RECLAIM_MIN_IDLE_US. Closing an idle connection races the client's next
+ * request on it (it fails if it was on its way); a client that reuses its connections more often
+ * than that never meets the race, and under a slow-head flood the heads go before the idle
+ * connections of active clients (bench/faults --flood-reopen: with 100 ms for both, 2 of 200
+ * POSTs sent every 100 ms on a keep-alive connection failed). */
+#define RECLAIM_MIN_HEAD_US 100000
+#define RECLAIM_MIN_IDLE_US 1000000
 /* The most connections a worker closes at once for the others (session_reclaim_asked()). */
 #define RECLAIM_ASKED_MAX 16
 
@@ -145,12 +149,13 @@ void session_move_rc(struct session *sess, enum sess_rc rc)
 
 /* The oldest session of the idle lists (idle) or of the heads lists, among fe's, or among every
  * frontend's when fe is NULL (a few proxies: their first entries are compared), or NULL when
- * none has waited RECLAIM_MIN_AGE_US. */
+ * none has waited long enough (RECLAIM_MIN_IDLE_US, RECLAIM_MIN_HEAD_US). */
 static struct session *oldest(const struct proxy *fe, bool idle)
 {
 	struct proxy_thread *t = proxy_thread;
 	struct session *best = NULL;
 	int i, end = fe ? fe->id + 1 : t->nbe;
+	uint64_t min_age = idle ? RECLAIM_MIN_IDLE_US : RECLAIM_MIN_HEAD_US;
 
 	for (i = fe ? fe->id : 0; i < end; i++) {
 		struct list *head = idle ? &t->rc[i].idle : &t->rc[i].heads;
@@ -159,7 +164,7 @@ static struct session *oldest(const struct proxy *fe, bool idle)
 		if (list_empty(head))
 			continue;
 		s = list_first(head, struct session, rc_list);
-		if (s->t_rc + RECLAIM_MIN_AGE_US > now_us)
+		if (s->t_rc + min_age > now_us)
 			continue; /* the oldest of its list: the others are younger */
 		if (!best || s->t_rc < best->t_rc)
 			best = s;

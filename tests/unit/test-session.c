@@ -1,7 +1,7 @@
 /* Unit tests for the reclaim part of src/proxy/session.c: the lists the mux keeps sessions in
  * (session_set_rc()) and the order session_reclaim() closes them in (idle keep-alive
- * connections first, the longest idle first, then the oldest incomplete heads, none younger than
- * 100 ms), per frontend or over all of them, and what it does when the mux refuses. The sessions are bare structs and
+ * connections first, the longest idle first, then the oldest incomplete heads, none idle for less
+ * than 1 s or with a head younger than 100 ms), per frontend or over all of them, and what it does when the mux refuses. The sessions are bare structs and
  * the mux a fake that records what it was asked to close: no socket is involved. */
 #include <string.h>
 
@@ -190,17 +190,23 @@ TEST(reclaim_spares_the_young)
 	at(0, RC_IDLE, 1000);
 	at(1, RC_HEAD, 1010);
 	at(2, RC_IDLE, 1050);
-	/* 100 ms at least in its class: 0 (idle 120 ms), then 1 (head for 110 ms); 2 (idle for
-	 * 70 ms) stays, and so does a head that started at 1060 */
 	at(3, RC_HEAD, 1060);
+	/* idle for 1 s at least, heads started 100 ms ago at least: at 1120 ms only 1 (a head for
+	 * 110 ms), the idle ones (120 and 70 ms) and 3 (60 ms) stay */
 	now_us = 1120 * MS;
-	CHECK_EQ_INT(session_reclaim(NULL, 4), 2);
-	CHECK_EQ_INT(closed[0], 0);
-	CHECK_EQ_INT(closed[1], 1);
-	CHECK_EQ_INT(session_reclaim(NULL, 4), 0);
-	now_us = 1150 * MS;
 	CHECK_EQ_INT(session_reclaim(NULL, 4), 1);
-	CHECK_EQ_INT(closed[2], 2);
+	CHECK_EQ_INT(closed[0], 1);
+	CHECK_EQ_INT(session_reclaim(NULL, 4), 0);
+	/* 3 is old enough at 1160 ms; 0 at 2000 ms, before any head */
+	now_us = 1160 * MS;
+	CHECK_EQ_INT(session_reclaim(NULL, 4), 1);
+	CHECK_EQ_INT(closed[1], 3);
+	at(4, RC_HEAD, 1500);
+	now_us = 2000 * MS;
+	CHECK_EQ_INT(session_reclaim(NULL, 1), 1);
+	CHECK_EQ_INT(closed[2], 0);
+	CHECK_EQ_INT(session_reclaim(NULL, 1), 1);
+	CHECK_EQ_INT(closed[3], 4);
 	rt_teardown();
 }
 
