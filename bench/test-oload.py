@@ -286,6 +286,42 @@ def main():
                            text=True, timeout=20)
         check("idleconns: counts connections the server closed",
               p.returncode == 3 and p.stdout == "ready 20\nheld 0 closed 20\n", (p.stdout, p.stderr))
+        p = subprocess.run([a.idleconns, "-u", url + "/close", "-n", "5", "-s", "1", "-k"], capture_output=True,
+                           text=True, timeout=20)
+        check("idleconns -k: a server that closes is counted",
+              p.returncode == 0 and p.stdout == "ready 0\nheld 0 closed 5\n", (p.stdout, p.stderr))
+        p = subprocess.run([a.idleconns, "-u", url + "/idleclose", "-n", "5", "-p", "5", "-s", "1", "-k", "-r",
+                            "20"], capture_output=True, text=True, timeout=20)
+        m = re.match(r"ready 5\nheld (\d+) closed (\d+) reopened (\d+)\n$", p.stdout)
+        check("idleconns -k -r: closed connections come back, at the rate",
+              p.returncode == 0 and m and 10 <= int(m.group(3)) <= 25 and int(m.group(2)) >= int(m.group(3)),
+              (p.stdout, p.stderr))
+
+        # idleconns -H: heads that never end, a byte every interval; -k: connections left in a
+        # backlog stay open
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(16)
+        lport = ls.getsockname()[1]
+        p = subprocess.Popen([a.idleconns, "-u", "http://127.0.0.1:%d/h" % lport, "-n", "3", "-p", "3", "-H",
+                              "-i", "100", "-s", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ls.settimeout(5)
+        held = [ls.accept()[0] for _ in range(3)]
+        time.sleep(0.45)
+        held[0].settimeout(1)
+        got = held[0].recv(65536)
+        out, err = p.communicate(timeout=10)
+        check("idleconns -H: the head starts, then a byte every interval, never ends",
+              got.startswith(b"GET /h HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: " % lport)
+              and 3 <= got.count(b"a") <= 6 and b"\r\n\r\n" not in got, got)
+        check("idleconns -H: ready, held", out == "ready 3\nheld 3 closed 0\n" and p.returncode == 0, (out, err))
+        for c in held:
+            c.close()
+        p = subprocess.run([a.idleconns, "-u", "http://127.0.0.1:%d/" % lport, "-n", "3", "-p", "3", "-k", "-t",
+                            "300", "-s", "1"], capture_output=True, text=True, timeout=20)
+        check("idleconns -k: set-up ends at -t, unanswered connections stay open",
+              p.returncode == 0 and p.stdout == "ready 0\nheld 3 closed 0\n", (p.stdout, p.stderr))
+        ls.close()
     finally:
         o.close()
     print("%d passed, %d failed" % (passed, failed))

@@ -11,6 +11,8 @@
 #include <keel/loop-t.h>
 #include <keel/pool-t.h>
 
+struct sess_rc_lists;
+
 struct srv_tctx {
 	struct list idle; /* idle struct sconn, most recently used first */
 	uint32_t nidle;
@@ -45,6 +47,10 @@ struct proxy_thread {
 	struct list listeners;   /* struct listener */
 	struct list sessions;    /* struct session */
 	uint32_t nsess;
+	struct sess_rc_lists *rc; /* indexed by proxy id: the sessions closed first when
+				  * connections run out (session_reclaim()) */
+	uint64_t rc_idle, rc_heads; /* closed by session_reclaim() since the last log line */
+	struct timer rc_log;     /* writes that line, at most once a second */
 	struct pool txn_pool, sconn_pool; /* (the muxes keep their connections' pools) */
 	struct http_hdr *hdrs;   /* tune.http.maxhdr header slots for head analysis */
 	struct http_hdr *hdrs2;

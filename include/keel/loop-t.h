@@ -32,6 +32,8 @@ enum loop_wake {
 	LOOP_WAKE_QUEUE = 1u << 0, /* a server slot was freed or a server came back: dequeue */
 	LOOP_WAKE_STOP = 1u << 1,  /* soft stop: close listeners, finish in-flight work */
 	LOOP_WAKE_HALT = 1u << 2,  /* hard stop: close everything now */
+	LOOP_WAKE_RECLAIM = 1u << 3, /* maxconn: another worker with a client waiting has no
+				      * connection of its own to close (session_reclaim_ask()) */
 };
 
 struct loop {

@@ -12,9 +12,10 @@ struct stream;
 union sockaddr_u;
 
 /* A mux's operations. The stream calls the client-facing ones from its steps (stream.c); the
- * listener calls accept; the worker calls stop. A stream sees its client only through these
- * and through s->cflags, which the mux keeps true for it (CF_EOF: the client sends nothing more
- * on this stream; CF_ERROR: the client side is gone; CF_SHUTW: nothing more goes to it). */
+ * listener calls accept; the worker calls stop; session_reclaim() calls reclaim. A stream sees
+ * its client only through these and through s->cflags, which the mux keeps true for it (CF_EOF:
+ * the client sends nothing more on this stream; CF_ERROR: the client side is gone; CF_SHUTW:
+ * nothing more goes to it). */
 struct mux_ops {
 	const char *name;
 	/* Whether snd() sends a spliced response body from its pipe as it is (splice(2)): HTTP/1
@@ -43,6 +44,13 @@ struct mux_ops {
 	 * the socket alone holds the connection's state, so that another process can serve it
 	 * from there (a reload passes such connections on: connpass.h, session_stop()). */
 	bool (*quiet)(struct session *sess);
+	/* Connections ran out: closes sess now, as its keep-alive or request head timeout would
+	 * (HTTP/1: a 408 for an incomplete head). sess is RC_IDLE or RC_HEAD as the mux last said
+	 * (session_set_rc()). Returns false, sess left open, when closing it would harm its client
+	 * after all: a request in progress (a mux need not report when a head ends: this call is
+	 * the check), or the next request arrived unread. The session then takes it out of its
+	 * list until the mux says again. */
+	bool (*reclaim)(struct session *sess);
 };
 
 #endif

@@ -53,6 +53,8 @@ struct counters {
 	_Atomic uint64_t cli_aborts;
 	_Atomic uint64_t srv_aborts;
 	_Atomic uint64_t sticky_moves; /* server: persistence-cookie users sent elsewhere */
+	_Atomic uint64_t reclaim_idle; /* frontend: idle keep-alive connections closed at maxconn */
+	_Atomic uint64_t reclaim_heads; /* frontend: incomplete request heads closed at maxconn */
 } __attribute__((aligned(64)));
 
 #define CTR_ADD(c, v)                                                                              \
@@ -308,6 +310,8 @@ struct proxy {
 	/* runtime */
 	uint8_t svc_mask;        /* frontend: services answered at their own URIs (service.h) */
 	atomic_int feconn;       /* frontend: current client connections */
+	atomic_int rc_asked;     /* frontend: connections to close at its maxconn for a worker that
+				  * has none to close (session_reclaim_ask()) */
 	atomic_int beconn;       /* backend: requests being served */
 	atomic_int nbpend;       /* backend: requests queued, all threads */
 	atomic_uint srv_gen;     /* bumped on any change that affects balancing */

@@ -10,6 +10,7 @@ struct stats_sums {
 	uint64_t conn_tot, req_tot, rsp[6], bytes_in, bytes_out, denied_req, failed_req;
 	uint64_t failed_conn, failed_rsp, retries, redispatches, timeouts, queued_tot;
 	uint64_t queue_timeouts, cli_aborts, srv_aborts, sticky_moves;
+	uint64_t reclaim_idle, reclaim_heads;
 };
 
 #endif

@@ -123,7 +123,8 @@ void prom_histogram(struct sbuf *b, const char *name, const char *labels,
 enum prom_val {
 	/* counters of struct stats_sums (sum_value()) */
 	V_CONN_TOT, V_REQ_TOT, V_DENIED_REQ, V_FAILED_REQ, V_FAILED_CONN, V_FAILED_RSP, V_RETRIES,
-	V_REDISPATCHES, V_TIMEOUTS, V_STICKY_MOVES, V_BYTES_IN, V_BYTES_OUT,
+	V_REDISPATCHES, V_TIMEOUTS, V_STICKY_MOVES, V_BYTES_IN, V_BYTES_OUT, V_RECLAIM_IDLE,
+	V_RECLAIM_HEADS,
 	V_RSP, /* one line per status class */
 	/* of the proxy (px_lines()) */
 	V_FECONN, V_BECONN, V_BE_QUEUE, V_UP_SERVERS,
@@ -153,6 +154,12 @@ static const struct prom_family fe_families[] = {
 	 V_FAILED_REQ},
 	{"keel_frontend_bytes_in_total", "counter", "Bytes received from clients.", V_BYTES_IN},
 	{"keel_frontend_bytes_out_total", "counter", "Bytes sent to clients.", V_BYTES_OUT},
+	{"keel_frontend_maxconn_idle_closed_total", "counter",
+	 "Idle keep-alive client connections closed at maxconn to accept new ones.",
+	 V_RECLAIM_IDLE},
+	{"keel_frontend_maxconn_heads_closed_total", "counter",
+	 "Client connections with an incomplete request head closed at maxconn to accept new ones.",
+	 V_RECLAIM_HEADS},
 };
 
 static const struct prom_family be_families[] = {
@@ -241,6 +248,8 @@ static uint64_t sum_value(const struct stats_sums *c, enum prom_val v)
 	case V_STICKY_MOVES: return c->sticky_moves;
 	case V_BYTES_IN: return c->bytes_in;
 	case V_BYTES_OUT: return c->bytes_out;
+	case V_RECLAIM_IDLE: return c->reclaim_idle;
+	case V_RECLAIM_HEADS: return c->reclaim_heads;
 	default: return 0;
 	}
 }

@@ -41,6 +41,8 @@ void stats_sum(const struct counters *c, struct stats_sums *s)
 		s->cli_aborts += rd(&c[t].cli_aborts);
 		s->srv_aborts += rd(&c[t].srv_aborts);
 		s->sticky_moves += rd(&c[t].sticky_moves);
+		s->reclaim_idle += rd(&c[t].reclaim_idle);
+		s->reclaim_heads += rd(&c[t].reclaim_heads);
 	}
 }
 

@@ -111,7 +111,9 @@ void stats_json_render(struct sbuf *b, const struct proxy *fe)
 			    p->disabled ? "STOP" : "OPEN", atomic_load(&p->feconn),
 			    p->maxconn ? p->maxconn : global.maxconn);
 		json_counters(b, &c);
-		sbuf_printf(b, "}");
+		sbuf_printf(b, ",\"maxconn_idle_closed\":%llu,\"maxconn_heads_closed\":%llu}",
+			    (unsigned long long)c.reclaim_idle,
+			    (unsigned long long)c.reclaim_heads);
 		first = false;
 	}
 	sbuf_printf(b, "],\"backends\":[");

@@ -61,6 +61,8 @@ static void on_wake(struct loop *l, unsigned flags)
 	}
 	if (flags & LOOP_WAKE_QUEUE)
 		backend_process_queues();
+	if (flags & LOOP_WAKE_RECLAIM)
+		session_reclaim_asked();
 }
 
 static void *worker_main(void *arg)

@@ -445,7 +445,6 @@ int proxy_thread_init(struct proxy_thread *t, char **err)
 	memset(t, 0, sizeof(*t));
 	proxy_thread = t;
 	list_init(&t->listeners);
-	session_thread_init();
 	mux_h1_thread_init();
 	pool_init(&t->txn_pool, "txn", sizeof(struct txn), 1024);
 	pool_init(&t->sconn_pool, "sconn", sizeof(struct sconn), 4096);
@@ -456,7 +455,7 @@ int proxy_thread_init(struct proxy_thread *t, char **err)
 		maxid = MAX(maxid, list_entry(pl, struct proxy, list)->id);
 	t->nbe = maxid + 1;
 	t->be = calloc((size_t)t->nbe, sizeof(*t->be));
-	if (!t->hdrs || !t->hdrs2 || !t->be) {
+	if (!t->hdrs || !t->hdrs2 || !t->be || session_thread_init() != OK) {
 		*err = strfmt("out of memory");
 		return ERR;
 	}
@@ -500,6 +499,7 @@ void proxy_thread_destroy(struct proxy_thread *t)
 	free(t->be);
 	free(t->hdrs);
 	free(t->hdrs2);
+	session_thread_exit();
 	mux_h1_thread_exit();
 	pool_flush(&t->txn_pool);
 	pool_flush(&t->sconn_pool);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -132,12 +133,25 @@ int listeners_bind(int nbthread,
 	return each_bind(bind_sockets, &a, err);
 }
 
-static bool over_limits(const struct listener *li)
+/* Whether a new connection on li would exceed maxconn: the process's (*scope NULL) or li's
+ * frontend's (*scope its frontend). */
+static bool over_limits(const struct listener *li, struct proxy **scope)
 {
 	int fe_max = li->fe->maxconn ? li->fe->maxconn : global.maxconn;
 
-	return atomic_load_explicit(&keel_actconn, memory_order_relaxed) >= global.maxconn ||
-	       atomic_load_explicit(&li->fe->feconn, memory_order_relaxed) >= fe_max;
+	*scope = NULL;
+	if (atomic_load_explicit(&keel_actconn, memory_order_relaxed) >= global.maxconn)
+		return true;
+	*scope = li->fe;
+	return atomic_load_explicit(&li->fe->feconn, memory_order_relaxed) >= fe_max;
+}
+
+/* Whether a connection waits in li's backlog (accept() would take it). */
+static bool pending(const struct listener *li)
+{
+	struct pollfd p = {.fd = li->h.fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1;
 }
 
 static void accept_some(struct listener *li)
@@ -147,15 +161,32 @@ static void accept_some(struct listener *li)
 	for (n = 0; n < ACCEPT_BATCH; n++) {
 		union sockaddr_u addr;
 		socklen_t alen = sizeof(addr);
+		struct proxy *scope;
 		int fd;
 
 		if (this_worker->stopping)
 			return;
-		if (over_limits(li)) {
-			/* maxconn reached: leave connections in the kernel's backlog. */
+		if (over_limits(li, &scope)) {
+			/* maxconn reached: when a client waits, make room by closing a connection
+			 * that only waits (an idle keep-alive one, else the oldest incomplete
+			 * head), one per connection accepted. The loop checks the limits again:
+			 * another thread may have taken the slot. */
+			int r;
+
+			if (!pending(li))
+				return; /* the next client raises an edge */
+			r = session_reclaim(scope, 1);
+			if (r > 0)
+				continue;
+			/* Nothing to close here: leave connections in the kernel's backlog, and
+			 * ask the other workers to close one of theirs. A connection not read
+			 * yet may be closable once read: look again soon. */
+			if (!r)
+				session_reclaim_ask(scope);
 			li->paused = true;
 			if (!timer_armed(&proxy_thread->resume))
-				timer_arm(&proxy_thread->resume, now_us + RESUME_DELAY_US);
+				timer_arm(&proxy_thread->resume,
+					  now_us + (r == AGAIN ? 0 : RESUME_DELAY_US));
 			return;
 		}
 		fd = accept4(li->h.fd, &addr.sa, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -57,6 +57,25 @@ static struct stream *h1_stream(struct session *sess)
 	return &container_of(sess, struct h1c, sess)->st;
 }
 
+/* What closing the connection would cost its client now (enum sess_rc, session_reclaim()):
+ * nothing much while it waits for the next keep-alive request (RQ_IDLE after a request), a
+ * slow or stalled client while its request head is incomplete (RQ_HEAD, or RQ_IDLE before the
+ * first request: counted from the accept); anything else carries a request.
+ *
+ * The session is told of two changes only, each where it happens: a request head starts
+ * (RC_HEAD: h1_accept() for the first, counted from the accept, h1_start() for the next ones)
+ * and the connection waits for the next request (RC_IDLE: h1_end()). The end of a head (in
+ * the stream's analysis) is not reported: the session stays in its heads list while its
+ * request is served, until the next change, or until session_reclaim() meets it and
+ * h1_reclaim() says it is busy. That keeps a keep-alive request at two list moves, and nothing
+ * on every read. */
+static enum sess_rc h1_rc(const struct stream *s)
+{
+	if (s->rq == RQ_IDLE)
+		return s->sess->nreq ? RC_IDLE : RC_HEAD;
+	return s->rq == RQ_HEAD ? RC_HEAD : RC_BUSY;
+}
+
 /* The stream's view of the client side is the connection's flags. */
 static void h1_sync(struct stream *s)
 {
@@ -90,6 +109,7 @@ static struct session *h1_accept(struct listener *li, int fd, const union sockad
 	stream_init(s, &h->sess); /* RQ_IDLE: the first request has http-request to arrive */
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_request);
 	timer_arm(&s->timer, s->cli_exp);
+	session_set_rc(&h->sess, RC_HEAD);
 	return &h->sess;
 }
 
@@ -173,6 +193,7 @@ static bool h1_start(struct stream *s)
 	}
 	c->out = c->fwd = c->b.head;
 	stream_set_rq(s, RQ_HEAD);
+	session_set_rc(s->sess, RC_HEAD);
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_request);
 	/* No progress of its own: the stream's req_process() scans the head right after. */
 	return false;
@@ -318,6 +339,7 @@ static void h1_end(struct stream *s, bool keep_alive)
 	chan_release(&s->req);
 	chan_release(&s->rsp);
 	s->sess->t_idle = now_us;
+	session_set_rc(s->sess, RC_IDLE);
 	s->srv_exp = 0;
 	s->cli_exp = now_us + ms_to_us(s->fe->to.http_keep_alive);
 	/* Pipelined bytes still in the socket left CF_RD_READY set (edges that came during the
@@ -365,6 +387,38 @@ static bool h1_quiet(struct session *sess)
 	return s->rq == RQ_IDLE && !s->txn && !buf_len(&s->req.b);
 }
 
+/* Connections ran out (session_reclaim()). An idle keep-alive connection closes as at its
+ * keep-alive timeout, and one that sent nothing since its accept as at its http-request timeout
+ * (silently); an incomplete head gets the 408 of that timeout, written at once (this is no time
+ * to wait on a slow client: a full socket loses it), then the connection closes. A request that
+ * arrived but is not read yet (its event is still pending in this loop iteration) is not lost:
+ * closing over unread bytes would reset the connection; it is spared (false) and read as
+ * usual. */
+static bool h1_reclaim(struct session *sess)
+{
+	struct stream *s = h1_stream(sess);
+	struct txn *t = s->txn;
+
+	if (h1_rc(s) == RC_BUSY)
+		return false; /* its head ended: a request in progress */
+	if (s->rq == RQ_IDLE) {
+		if (conn_peek(&sess->cli) > 0)
+			return false;
+		stream_close(s);
+		return true;
+	}
+	stream_error(s, 408, "maxconn reached: an incomplete request head was closed for a new "
+			     "connection", "cR");
+	if (t && (t->flags & TX_REPLY)) {
+		ssize_t n = conn_send(&sess->cli, t->reply, t->reply_len);
+
+		if (n > 0)
+			t->bytes_out += (uint64_t)n;
+	}
+	stream_close(s);
+	return true;
+}
+
 const struct mux_ops mux_h1 = {
 	.name = "h1",
 	.splice = true,
@@ -376,4 +430,5 @@ const struct mux_ops mux_h1 = {
 	.close = h1_close,
 	.stop = h1_stop,
 	.quiet = h1_quiet,
+	.reclaim = h1_reclaim,
 };

@@ -148,23 +148,30 @@ def test_errorfile_replaces_page(env, tmp_path):
 
 
 def test_frontend_maxconn_holds_extra_connections(env):
+    """At the frontend's maxconn, with every connection carrying a request, a new one waits in
+    the kernel's backlog; it is served once a slot frees (here: a connection whose response is
+    done waits idle, and makes room for it; docs/configuration.md, "When connections run out")."""
     o = env.origin()
     port = free_port()
     env.keel(basic_config(port, [o.addr], extra_fe="    maxconn 2"), [port])
     a, b = Conn(port), Conn(port)
-    assert a.request("GET", "/").status == 200
-    assert b.request("GET", "/").status == 200
+    a.send(b"GET /?delay=1000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    b.send(b"GET /?delay=1000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(0.2)
     c = Conn(port, timeout=1)  # accepted by the kernel, not by keel
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    c.sock.settimeout(0.7)
+    c.sock.settimeout(0.5)
     try:
         got = c.sock.recv(100)
     except socket.timeout:
         got = None
     assert got is None
-    a.close()
+    assert a.read_response().status == 200
+    assert b.read_response().status == 200
     c.sock.settimeout(5)
     assert c.read_response().status == 200
+    # the slot was one of the two idle keep-alive connections
+    assert a.closed_by_peer(1) or b.closed_by_peer(1)
 
 
 def test_client_timeout_closes_slow_reader(env):
