@@ -50,12 +50,23 @@ def config(binds, servers, fe="", be="", glob="", defaults="", logs=True, tail="
     return cfg.replace("    bind 127.0.0.1:0\n", lines) + tail
 
 
+def run_keel(env, text, ports):
+    """env.keel, failing with keel's own messages when it does not come up."""
+    k = env.keel(text, ports, wait=False)
+    for p in ports:
+        try:
+            wait_port(p, proc=k.p)
+        except RuntimeError as e:
+            pytest.fail("keel did not start (%s):\n%s" % (e, k.output()[-3000:]))
+    return k
+
+
 def start(env, bind_options, n=1, **kw):
     """keel with one bind per entry of bind_options (options after the address) in front of n
     origins o1..on; returns (ports, origins, keel)."""
     origins = [env.origin("o%d" % (i + 1)) for i in range(n)]
     ports = [free_port() for _ in bind_options]
-    k = env.keel(config(list(zip(ports, bind_options)), [o.addr for o in origins], **kw), ports)
+    k = run_keel(env, config(list(zip(ports, bind_options)), [o.addr for o in origins], **kw), ports)
     return ports, origins, k
 
 
@@ -765,7 +776,7 @@ def test_cookie_insert_persistence_over_https(env, pki):
     cfg = config([(port, "ssl crt %s" % pki.www.pem)],
                  [("s1", a.addr, "cookie a"), ("s2", b.addr, "cookie b")],
                  be="    cookie SRV insert indirect nocache")
-    env.keel(cfg, [port])
+    run_keel(env, cfg, [port])
     r = tls_get(port)
     name = origin_of(r)
     assert r.header("set-cookie") == "SRV=%s; path=/" % name, r.raw_head
@@ -800,7 +811,7 @@ def test_httplog_line_for_tls_request(env, pki):
     the frontend name with HAProxy's `~` for TLS); the plain bind's line says `fe`."""
     o = env.origin("webA")
     p_tls, p_plain = free_port(), free_port()
-    k = env.keel(config([(p_tls, "ssl crt %s" % pki.www.pem), (p_plain, "")],
+    k = run_keel(env, config([(p_tls, "ssl crt %s" % pki.www.pem), (p_plain, "")],
                         [("webA", o.addr, "")]), [p_tls, p_plain])
     assert tls_get(p_tls, "/tls/path?x=1").status == 200
     c = Conn(p_plain)
@@ -817,7 +828,7 @@ def test_log_format_with_ssl_samples(env, pki):
     """log-format with %[ssl_fc] %[ssl_fc_sni] %[ssl_fc_protocol] %[ssl_fc_cipher]."""
     o = env.origin()
     port = free_port()
-    k = env.keel("""defaults
+    k = run_keel(env, """defaults
     mode http
     timeout connect 2s
     timeout client 10s
@@ -872,7 +883,7 @@ def test_seed_config_with_tls_bind(env, pki):
                 line = re.sub(r"(\s)\S*:\d+", r"\g<1>%s" % servers.pop(0).addr, line, count=1)
             out.append(line)
     assert listen and not servers, "the seed config changed: no listen line or fewer servers"
-    env.keel("\n".join(out) + "\n", [p_http, p_tls])
+    run_keel(env, "\n".join(out) + "\n", [p_http, p_tls])
     names = [origin_of(tls_get(p_tls, "/name")) for _ in range(6)]
     assert names in (["webA", "webB"] * 3, ["webB", "webA"] * 3), names
     h = echoed(tls_get(p_tls))
