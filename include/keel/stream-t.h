@@ -99,6 +99,7 @@ struct sconn {
 	struct timer timer;    /* idle purge */
 	uint32_t nreq;
 	unsigned addr_gen;     /* the server's srv_addr.gen at connect: older ones are not reused */
+	uint64_t sni_hash;     /* TLS: the hash of the name asked for (0: none), for reuse */
 	uint64_t taken_iter;   /* the loop iteration that took it from the idle pool */
 	union sockaddr_u local;
 };
