@@ -763,26 +763,37 @@ def test_garbage_flood_does_not_crash(env, pki):
 
 # ---------------------------------------------------------------- HTTP features through TLS
 
-def test_round_robin_keepalive_pipelining_bodies_over_https(env, pki):
-    """Balancing, keep-alive, pipelining and large bodies in both directions through TLS."""
+def test_round_robin_and_keepalive_over_https(env, pki):
+    """roundrobin over 2 origins through TLS, per connection and on one keep-alive connection."""
     (port,), (o1, o2), k = start(env, ["ssl crt %s" % pki.www.pem], n=2)
     names = [origin_of(tls_get(port)) for _ in range(6)]
     assert names[0] != names[1] and names[::2] == [names[0]] * 3 and names[1::2] == [names[1]] * 3, names
     c = TLSConn(port, sni="www.example.org")
     names = [origin_of(c.request("GET", "/")) for _ in range(10)]
     assert sorted(names) == ["o1"] * 5 + ["o2"] * 5, names
-    c.send(b"".join(b"GET /p%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(10)))
-    for i in range(10):
-        r = c.read_response()
-        assert r.status == 200 and b"path /p%d\n" % i in r.body
-    body = bytes(range(256)) * 4000  # ~1 MB up
-    r = c.request("POST", "/upload", body=body)
-    assert r.status == 200 and b"body_len %d" % len(body) in r.body
-    r = c.request("GET", "/?size=2000000")  # 2 MB down
-    assert r.status == 200 and len(r.body) == 2000000
-    r = c.request("GET", "/?size=300000&chunked=1")
-    assert r.status == 200 and len(r.body) == 300000
     c.close()
+
+
+def test_pipelining_and_large_bodies_over_https(env, pki):
+    """Pipelined requests, and bodies larger than a TLS record (16 KB) both ways: 1 MB up,
+    17 KB, 2 MB and 300 KB chunked down, all on one TLS connection."""
+    (port,), _, k = start(env, ["ssl crt %s" % pki.www.pem])
+    c = TLSConn(port, sni="www.example.org")
+    try:
+        c.send(b"".join(b"GET /p%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(10)))
+        for i in range(10):
+            r = c.read_response()
+            assert r.status == 200 and b"path /p%d\n" % i in r.body
+        body = bytes(range(256)) * 4000  # ~1 MB up
+        r = c.request("POST", "/upload", body=body)
+        assert r.status == 200 and b"body_len %d" % len(body) in r.body
+        for size in (17000, 2000000):
+            r = c.request("GET", "/?size=%d" % size)
+            assert r.status == 200 and len(r.body) == size
+        r = c.request("GET", "/?size=300000&chunked=1")
+        assert r.status == 200 and len(r.body) == 300000
+    finally:
+        c.close()
 
 
 def test_cookie_insert_persistence_over_https(env, pki):
