@@ -186,6 +186,15 @@ def test_sni_exact_then_wildcard_then_first_certificate(env, pki):
     assert r.status == 200 and origin_of(r) == "o1"
 
 
+def test_pem_blocks_in_any_order(env, pki):
+    """A crt file with the private key first, then the certificate and its chain, works."""
+    (port,), _, k = start(env, ["ssl crt %s" % pki.keyfirst])
+    c = TLSConn(port, sni="chain.example.org", ca=pki.ca, check_hostname=True)
+    assert c.peer_der() == pki.chain.der
+    assert c.request("GET", "/", host="chain.example.org").status == 200
+    c.close()
+
+
 def test_first_crt_of_the_line_is_the_default(env, pki):
     """The default certificate is the first one loaded for the bind, whichever it is."""
     (p1, p2), _, k = start(env, ["ssl crt %s crt %s" % (pki.www.pem, pki.default.pem),
@@ -722,6 +731,31 @@ def test_stalled_handshakes_do_not_block_other_clients(env, pki):
     assert k.alive()
 
 
+def test_stalled_handshake_closed_by_client_timeout(env, pki):
+    """A client that stops in the middle of its handshake is closed once `timeout client`
+    passes (HAProxy's handshake timeout defaults to it)."""
+    (port,), _, k = start(env, ["ssl crt %s" % pki.www.pem], defaults="    timeout client 1s")
+    hello = partial_client_hello()
+    half = socket.create_connection(("127.0.0.1", port), timeout=5)
+    half.sendall(hello[:len(hello) // 2])
+    whole = socket.create_connection(("127.0.0.1", port), timeout=5)
+    whole.sendall(hello)
+    idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.monotonic()
+    for s in (half, whole, idle):
+        s.settimeout(max(0.1, t0 + 6 - time.monotonic()))
+        try:
+            while s.recv(65536):
+                pass  # the server's hello, an alert
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            pytest.fail("a stalled handshake is still open after %.1fs" % (time.monotonic() - t0))
+        s.close()
+    assert time.monotonic() - t0 < 4
+    assert tls_get(port).status == 200
+
+
 def test_garbage_flood_does_not_crash(env, pki):
     """Random bytes, TLS record headers with garbage and ClientHellos followed by garbage, on
     many connections at once: keel stays up and serves TLS clients."""
@@ -794,6 +828,57 @@ def test_pipelining_and_large_bodies_over_https(env, pki):
         assert r.status == 200 and len(r.body) == 300000
     finally:
         c.close()
+
+
+def test_connection_close_over_https_ends_with_close_notify(env, pki):
+    """`Connection: close` and a close-delimited response over TLS: the whole response arrives
+    and the connection ends with a TLS close_notify (a bare TCP close would be a truncation)."""
+    (port,), _, k = start(env, ["ssl crt %s" % pki.www.pem])
+    c = TLSConn(port, sni="www.example.org", strict_eof=True)
+    r = c.request("GET", "/", headers={"Connection": "close"})
+    assert r.status == 200 and r.header("connection", "").lower() == "close"
+    c.sock.settimeout(5)
+    assert c.sock.recv(1) == b""  # SSLEOFError without close_notify
+    c.close()
+    c = TLSConn(port, sni="www.example.org", strict_eof=True)
+    c.send(b"GET /?nolength=1&size=10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    data = b""
+    while True:
+        d = c.sock.recv(65536)
+        if not d:
+            break
+        data += d
+    c.close()
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert b" 200 " in head.split(b"\r\n")[0] and len(body) == 10000, (head, len(body))
+
+
+def test_concurrent_tls_clients(env, pki):
+    """40 TLS clients at once (new handshakes, keep-alive requests, both threads of keel): all
+    answered correctly."""
+    (port,), (o1, o2), k = start(env, ["ssl crt %s crt %s" % (pki.www.pem, pki.www_rsa.pem)], n=2)
+    errors, done = [], []
+
+    def client(i):
+        try:
+            for _ in range(3):
+                kw = {"max_ver": V.TLSv1_2} if i % 2 else {}
+                c = TLSConn(port, sni="www.example.org", ca=pki.ca, check_hostname=True, **kw)
+                for j in range(4):
+                    r = c.request("GET", "/c%d-%d" % (i, j))
+                    assert r.status == 200 and b"path /c%d-%d\n" % (i, j) in r.body, r.status
+                c.close()
+            done.append(i)
+        except Exception as e:  # reported below
+            errors.append("client %d: %r" % (i, e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:5]
+    assert len(done) == 40
 
 
 def test_cookie_insert_persistence_over_https(env, pki):

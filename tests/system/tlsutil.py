@@ -98,6 +98,11 @@ class PKI:
         with open(self.mismatch, "w") as f:
             f.write(open(self.www.crt).read() + open(self.default.key).read())
         self.missing = os.path.join(dir, "no-such-cert.pem")
+        # the same chain certificate with the key first: PEM blocks may come in any order
+        self.keyfirst = os.path.join(dir, "keyfirst.pem")
+        with open(self.keyfirst, "w") as f:
+            f.write(open(self.chain.key).read() + open(self.chain.crt).read()
+                    + open(os.path.join(dir, "inter.crt")).read())
 
     def _make(self, name, kind, subj, issuer, exts):
         key = os.path.join(self.dir, name + ".key")
@@ -192,13 +197,14 @@ def client_context(ca=None, check_hostname=False, min_ver=None, max_ver=None, ci
     return ctx
 
 
-def tls_socket(port, sni=None, timeout=5.0, **kw):
+def tls_socket(port, sni=None, timeout=5.0, strict_eof=False, **kw):
     """A TLS connection to 127.0.0.1:port with the handshake done (raises ssl.SSLError or
-    OSError when it fails). sni=None sends no server name."""
+    OSError when it fails). sni=None sends no server name. strict_eof: a close without TLS
+    close_notify raises ssl.SSLEOFError instead of reading as the end."""
     ctx = client_context(**kw)
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        return ctx.wrap_socket(raw, server_hostname=sni)
+        return ctx.wrap_socket(raw, server_hostname=sni, suppress_ragged_eofs=not strict_eof)
     except BaseException:
         raw.close()
         raise
