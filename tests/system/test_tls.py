@@ -961,6 +961,99 @@ backend be
     assert line == "TLS 200 1 www.example.org TLSv1.2 %s /logged" % cipher, line
 
 
+def test_log_format_sslv_sslc(env, pki):
+    """%sslv and %sslc log the TLS version and cipher of the client connection ("-" on a
+    plain one)."""
+    o = env.origin()
+    p_tls, p_plain = free_port(), free_port()
+    k = run_keel(env, """defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    log stdout format raw local0
+    log-format "V %%sslv %%sslc %%HU"
+frontend fe
+    bind 127.0.0.1:%d ssl crt %s
+    bind 127.0.0.1:%d
+    default_backend be
+backend be
+    server s1 %s
+""" % (p_tls, pki.www.pem, p_plain, o.addr), [p_tls, p_plain])
+    c = TLSConn(p_tls, sni="www.example.org")
+    assert c.request("GET", "/v13").status == 200
+    cipher13 = c.cipher()
+    c.close()
+    c = TLSConn(p_tls, sni="www.example.org", max_ver=V.TLSv1_2)
+    assert c.request("GET", "/v12").status == 200
+    cipher12 = c.cipher()
+    c.close()
+    c = Conn(p_plain)
+    assert c.request("GET", "/plain").status == 200
+    c.close()
+    assert log_line(k, "/v13") == "V TLSv1.3 %s /v13" % cipher13
+    assert log_line(k, "/v12") == "V TLSv1.2 %s /v12" % cipher12
+    assert log_line(k, "/plain") == "V - - /plain"
+
+
+def test_reload_renews_certificate_and_does_not_pass_tls_connections(env, pki):
+    """Not HAProxy syntax but keel's reload (docs/admin.md, "Reload"): a SIGUSR2 reload loads
+    the certificate file again (renewal), and TLS connections, whose keys are in the old
+    process, are not passed to the new one: a connection that did its handshake but sent no
+    request yet is answered once, an idle keep-alive one is closed, never garbled."""
+    o = env.origin("o1")
+    port = free_port()
+    pem = os.path.join(env.dir, "site.pem")
+    shutil.copy(pki.www.pem, pem)
+    sock, pidfile = os.path.join(env.dir, "admin.sock"), os.path.join(env.dir, "keel.pid")
+
+    def cfg(gen):
+        return config([(port, "ssl crt %s" % pem)], [o.addr], logs=False,
+                      glob="    stats socket %s\n    pidfile %s" % (sock, pidfile),
+                      fe="    http-response set-header X-Gen %s" % gen)
+
+    k = run_keel(env, cfg("g0"), [port])
+    assert wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip() == str(k.p.pid), 5)
+    idle = []
+    for _ in range(5):
+        c = TLSConn(port, sni="www.example.org")
+        r = c.request("GET", "/")
+        assert r.status == 200 and r.header("x-gen") == "g0" and c.peer_der() == pki.www.der
+        idle.append(c)
+    fresh = [TLSConn(port, sni="www.example.org") for _ in range(3)]
+    shutil.copy(pki.www_rsa.pem, pem)  # the renewed certificate (another key, same name)
+    with open(k.cfg_path, "w") as f:
+        f.write(cfg("g1"))
+    os.kill(k.p.pid, signal.SIGUSR2)
+    assert wait_for(lambda: open(pidfile).read().strip() not in ("", str(k.p.pid)), 10), \
+        "no new process:\n" + k.output()[-2000:]
+
+    def new_gen():
+        try:
+            c = TLSConn(port, sni="www.example.org")
+            der = c.peer_der()
+            r = c.request("GET", "/")
+            c.close()
+            return r.header("x-gen") == "g1" and der == pki.www_rsa.der
+        except (OSError, EOFError):
+            return False
+    assert wait_for(new_gen, 10), "the new process does not serve the renewed certificate"
+    for c in fresh:
+        r = c.request("GET", "/", headers={"Connection": "close"})
+        assert r.status == 200 and r.header("x-gen") in ("g0", "g1")
+        c.close()
+    for c in idle:
+        c.sock.settimeout(4)
+        try:
+            assert c.sock.recv(100) == b"", "an idle TLS connection got bytes after the reload"
+        except (ConnectionResetError, ssl.SSLEOFError):
+            pass
+        except socket.timeout:
+            pytest.fail("an idle TLS connection is still open 4 s after the reload")
+        c.close()
+    k.p.wait(10)
+
+
 # ---------------------------------------------------------------- the seed configuration
 
 def seed_path():
