@@ -105,9 +105,10 @@ struct ssl_server {
 
 	/* built by the check (ssl_server_build()) */
 	struct ssl_ctx_st *ctx;
-	/* The last session each worker got from this server, offered on its next connection
-	 * (a worker touches only its own slot). */
+	/* The last session each worker got from this server, offered on its next connection that
+	 * asks for the same name (a worker touches only its own slot). */
 	struct ssl_session_st *reuse[KEEL_MAX_THREADS];
+	uint64_t reuse_name[KEEL_MAX_THREADS]; /* the hash of the name it was for (0: none) */
 };
 
 #endif

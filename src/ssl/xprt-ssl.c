@@ -48,19 +48,16 @@ static int ssl_init(struct conn *c, void *conf)
 	return OK;
 }
 
-/* A connection to a server: conf is its struct ssl_server. The worker's last session with that
- * server is offered for resumption; the name to ask for comes next (ssl_srv_set_name()). */
+/* A connection to a server: conf is its struct ssl_server. The name to ask for, and the session
+ * to resume, come next (ssl_srv_set_name()). */
 static int ssl_init_srv(struct conn *c, void *conf)
 {
 	struct ssl_server *ss = conf;
-	SSL_SESSION *last = ss->reuse[this_worker ? this_worker->id : 0];
 	SSL *ssl = ssl_new(c, ss->ctx);
 
 	if (!ssl)
 		return ERR;
 	SSL_set_app_data(ssl, ss);
-	if (last && !ss->no_reuse)
-		SSL_set_session(ssl, last);
 	SSL_set_connect_state(ssl);
 	return OK;
 }
