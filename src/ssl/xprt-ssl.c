@@ -11,6 +11,7 @@
  * - No splice(2): the bytes must be encrypted in user space (kernel TLS is not used yet).
  * - Not movable: the keys are in this process's memory, so a reload cannot pass the connection. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -40,7 +41,7 @@ static SSL *ssl_new(struct conn *c, SSL_CTX *ctx)
 static int ssl_init(struct conn *c, void *conf)
 {
 	struct ssl_bind *b = conf;
-	SSL *ssl = ssl_new(c, b->def->ctx);
+	SSL *ssl = ssl_new(c, atomic_load(&b->def->ctx));
 
 	if (!ssl)
 		return ERR;
