@@ -13,8 +13,10 @@
 #include <keel/cfg.h>
 #include <keel/common.h>
 #include <keel/conn.h>
+#include <keel/lb.h>
 #include <keel/proxy.h>
 #include <keel/sample.h>
+#include <keel/stream-t.h>
 #include <keel/ssl.h>
 #include <keel/worker.h>
 
@@ -165,16 +167,21 @@ static int srv_param(struct cfg_ctx *c, struct server *s, int argc, char **argv,
 
 /* A new session from the server (TLS 1.3 sends them after the handshake, as it reads): kept
  * for the worker's next connection to it. */
+static uint64_t name_hash(const char *name)
+{
+	return name ? lb_hash(name, strlen(name)) | 1 : 0;
+}
+
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct ssl_server *ss = SSL_get_app_data(ssl);
-	SSL_SESSION **slot;
+	int w = this_worker ? this_worker->id : 0;
 
-	if (!ss || !this_worker)
+	if (!ss)
 		return 0;
-	slot = &ss->reuse[this_worker->id];
-	SSL_SESSION_free(*slot);
-	*slot = sess;
+	SSL_SESSION_free(ss->reuse[w]);
+	ss->reuse[w] = sess;
+	ss->reuse_name[w] = name_hash(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
 	return 1; /* ours now */
 }
 
@@ -227,9 +234,20 @@ static int srv_check(struct cfg_ctx *c, struct proxy *p, struct server *s)
 	struct ssl_server *ss = s->xprt_conf;
 	char *err = NULL;
 
-	(void)p;
 	if (!ss || !(ss->enabled || ss->check_ssl))
 		return OK;
+	if (ss->enabled && ss->sni && ss->sni->fetch != SMP_STR) {
+		const struct sample_expr *e = p->srv_sni;
+
+		if (!e) {
+			p->srv_sni = ss->sni;
+		} else if (e->fetch != ss->sni->fetch || e->arglen != ss->sni->arglen ||
+			   e->occ != ss->sni->occ || (e->arglen && memcmp(e->arg, ss->sni->arg, e->arglen))) {
+			cfg_err(c, "server '%s': the servers of a backend that take 'sni' from the request "
+				   "must all use the same expression", s->name);
+			return ERR;
+		}
+	}
 	ss = srv_ssl(s, true); /* its own copy, whatever default-server gave */
 	if (nservers == servers_cap) {
 		servers_cap = servers_cap ? 2 * servers_cap : 16;
@@ -265,12 +283,18 @@ const struct proxy_hooks ssl_srv_hooks = {
 int ssl_srv_sni(struct stream *s, const struct server *srv, char *buf, size_t len)
 {
 	const struct ssl_server *ss = srv->xprt_conf;
-	struct sample smp;
 	size_t n;
 
-	if (!ss || !ss->sni || !sample_fetch(s, ss->sni, &smp))
+	if (!ss || !ss->sni || !len)
 		return -1;
-	n = sample_to_str(&smp, buf, len);
+	/* A constant, or what the analysis took from the request (http-ana.c, be->srv_sni). */
+	if (ss->sni->fetch == SMP_STR) {
+		n = MIN((size_t)ss->sni->arglen, len - 1);
+		memcpy(buf, ss->sni->arg, n);
+	} else {
+		n = MIN((size_t)s->txn->sni_len, len - 1);
+		memcpy(buf, s->txn->sni, n);
+	}
 	/* A Host header's port is not part of the name. */
 	if (n && buf[0] != '[') {
 		char *colon = memchr(buf, ':', n);
@@ -292,6 +316,14 @@ void ssl_srv_set_name(struct conn *c, const char *sni)
 		return;
 	if (sni)
 		SSL_set_tlsext_host_name(ssl, sni);
+	/* A session is resumed only with the name it was made for: the server chose its
+	 * certificate by that name, and a resumption skips the certificate's check. */
+	if (!ss->no_reuse) {
+		int w = this_worker ? this_worker->id : 0;
+
+		if (ss->reuse[w] && ss->reuse_name[w] == name_hash(sni))
+			SSL_set_session(ssl, ss->reuse[w]);
+	}
 	/* The certificate must name what was asked for (or verifyhost). */
 	host = ss->verifyhost ? ss->verifyhost : sni;
 	if (ss->verify == SSL_VFY_REQUIRED && host) {
