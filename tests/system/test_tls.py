@@ -732,9 +732,11 @@ def test_stalled_handshakes_do_not_block_other_clients(env, pki):
 
 
 def test_stalled_handshake_closed_by_client_timeout(env, pki):
-    """A client that stops in the middle of its handshake is closed once `timeout client`
-    passes (HAProxy's handshake timeout defaults to it)."""
-    (port,), _, k = start(env, ["ssl crt %s" % pki.www.pem], defaults="    timeout client 1s")
+    """A client that stops in the middle of its handshake is closed by the timeouts (HAProxy's
+    handshake timeout defaults to `timeout client`, keel documents `timeout http-request`:
+    both are 1 s here)."""
+    (port,), _, k = start(env, ["ssl crt %s" % pki.www.pem],
+                          defaults="    timeout client 1s\n    timeout http-request 1s")
     hello = partial_client_hello()
     half = socket.create_connection(("127.0.0.1", port), timeout=5)
     half.sendall(hello[:len(hello) // 2])
