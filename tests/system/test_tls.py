@@ -8,8 +8,13 @@ algorithms (ECDSA or RSA for one name); ALPN; protocol versions, ciphers, TLS 1.
 curves on the bind line and from global ssl-default-bind-*; no renegotiation; client
 certificates (ca-file, verify, crl-file) and the ssl_* samples in headers, ACLs and logs; the
 redirect to https, HSTS, X-Forwarded-Proto; configuration errors; plain text, stalled handshakes
-and garbage on the TLS port; balancing, cookies, health and logs through HTTPS; the seed
-configuration with a TLS bind."""
+and garbage on the TLS port; balancing, keep-alive, large bodies, close_notify, concurrency,
+cookies, health and logs (httplog, log-format, %sslv/%sslc) through HTTPS; a reload that renews
+the certificate; the seed configuration with a TLS bind.
+
+Every test but three (X-Forwarded-Proto from option forwardfor, the seed configuration with its
+pre-2.1 keywords, the reload) also passes against HAProxy 2.6 itself:
+    KEEL=/usr/sbin/haproxy /usr/bin/python3 -m pytest -p no:cacheprovider -q test_tls.py"""
 import os
 import random
 import re
