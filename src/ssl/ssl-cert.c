@@ -849,35 +849,46 @@ char *ssl_base_path(const char *base, const char *path)
 	return out;
 }
 
-/* One crt-list line: "PATH [ [options] ] [SNI filter...]". Options in brackets would need a
- * context of their own per line; they are refused for now (docs/configuration.md). */
-static int crt_list_line(struct ssl_bind *b, const struct ssl_defaults *d, const char *list,
-			 int lineno, char *line, char **err)
+int ssl_crtlist_split(char *line, char **path, const char **filters, int max, int *n, char **err)
 {
-	const char *filters[SSL_MAX_NAMES];
-	char *tok, *save = NULL, *path;
-	int n = 0;
+	char *tok, *save = NULL;
 
-	tok = strtok_r(line, " \t", &save);
-	if (!tok)
+	*n = 0;
+	*path = strtok_r(line, " \t", &save);
+	if (!*path)
 		return OK;
-	path = ssl_base_path(d->crt_base, tok);
 	while ((tok = strtok_r(NULL, " \t", &save))) {
 		if (tok[0] == '[') {
-			*err = strfmt("crt-list '%s' line %d: per-certificate options in brackets are "
-				      "not supported yet", list, lineno);
+			*err = strfmt("per-certificate options in brackets are not supported yet");
 			return ERR;
 		}
 		if (tok[0] == '!')
 			continue; /* a negative filter: the name is simply not added */
-		if (n == SSL_MAX_NAMES) {
-			*err = strfmt("crt-list '%s' line %d: more than %d names", list, lineno,
-				      SSL_MAX_NAMES);
+		if (*n == max) {
+			*err = strfmt("more than %d names", max);
 			return ERR;
 		}
-		filters[n++] = tok;
+		filters[(*n)++] = tok;
 	}
-	return load_cert(b, d, path, filters, n, err);
+	return OK;
+}
+
+/* One crt-list line (see ssl_crtlist_split()). */
+static int crt_list_line(struct ssl_bind *b, const struct ssl_defaults *d, const char *list,
+			 int lineno, char *line, char **err)
+{
+	const char *filters[SSL_MAX_NAMES];
+	char *path, *e = NULL;
+	int n;
+
+	if (ssl_crtlist_split(line, &path, filters, SSL_MAX_NAMES, &n, &e) != OK) {
+		*err = strfmt("crt-list '%s' line %d: %s", list, lineno, e);
+		free(e);
+		return ERR;
+	}
+	if (!path)
+		return OK;
+	return load_cert(b, d, ssl_base_path(d->crt_base, path), filters, n, err);
 }
 
 static int load_list(struct ssl_bind *b, const struct ssl_defaults *d, const char *list,
