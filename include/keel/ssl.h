@@ -77,6 +77,11 @@ void ssl_watch(void);
 /* Frees the runtime side of the loaded certificates (cfg_reset()). */
 void ssl_cert_reset(void);
 
+/* Splits one crt-list line (comments already cut): "PATH [SNI-FILTER...]", "!name" filters
+ * skipped; *path NULL for an empty line. filters point into line (at most max). OK, or ERR with
+ * *err (options in brackets, too many names). Exposed for the fuzzer. */
+int ssl_crtlist_split(char *line, char **path, const char **filters, int max, int *n, char **err);
+
 /* ---- shared within src/ssl ---- */
 
 /* The last OpenSSL error as text (the queue cleared), for messages. */
