@@ -34,6 +34,7 @@
 #include <keel/reload.h>
 #include <keel/session.h>
 #include <keel/spawner.h>
+#include <keel/ssl.h>
 #include <keel/state.h>
 #include <keel/worker.h>
 
@@ -304,6 +305,9 @@ int keel_run(const struct keel_opts *o)
 	if (cli_bind(keel_reload_take_cli, &err) != OK)
 		goto fail;
 	keel_reload_close_unused();
+	/* TLS ticket keys: the previous process's after a reload, so that its clients resume. */
+	if (ssl_tickets_start(keel_reload_take_tickets(), &err) != OK)
+		goto fail;
 	/* A reload's new process is already detached: it only writes the pid file. */
 	if (daemon_mode && !keel_reloaded()) {
 		if (daemonize(pidfile, &err) != OK)
@@ -372,6 +376,7 @@ int keel_run(const struct keel_opts *o)
 
 		clock_update();
 		keel_notify_tick(now_us);
+		ssl_tickets_tick();
 		if (stop_deadline && now_us >= stop_deadline) {
 			keel_log(LOG_LVL_WARNING, "hard-stop-after reached: closing the remaining connections");
 			workers_signal(LOOP_WAKE_HALT);
@@ -429,6 +434,7 @@ int keel_run(const struct keel_opts *o)
 	workers_destroy();
 	health_deinit();
 	history_deinit();
+	ssl_tickets_stop();
 	return rc;
 
 fail:
@@ -436,5 +442,6 @@ fail:
 	keel_log(LOG_LVL_ALERT, "%s", err ? err : "start-up failed");
 	keel_reload_failed(err);
 	free(err);
+	ssl_tickets_stop();
 	return 1;
 }

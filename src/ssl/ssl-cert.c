@@ -135,6 +135,8 @@ static SSL_CTX *new_ctx(struct ssl_bind *b, const struct ssl_defaults *d, char *
 					 (o->no_ver | g->no_ver));
 	if (o->no_tickets || g->no_tickets)
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	else if (ssl_tickets_ctx(ctx, b->tickets, err) != OK)
+		goto out_free; /* keys that outlive the process (ssl-tickets.c) */
 	if (!(o->prefer_client || g->prefer_client))
 		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Partial writes: the stream sends what it has and comes back; idle connections give
@@ -551,6 +553,9 @@ int ssl_bind_build(struct ssl_bind *b, const struct ssl_defaults *d, char **err)
 	if (b->built)
 		return OK;
 	b->built = true; /* even when it fails: ssl_bind_free() frees what was made */
+	/* Read even with no-tls-tickets: a broken file is an error either way, as in HAProxy. */
+	if (b->ticket_file && ssl_tickets_load(b->ticket_file, &b->tickets, err) != OK)
+		return ERR;
 	for (i = 0; i < b->ncrt; i++) {
 		const struct ssl_crt_src *src = &b->crt[i];
 		struct stat st;
@@ -588,6 +593,8 @@ void ssl_bind_free(struct ssl_bind *b)
 	for (i = 0; i < b->nccs; i++)
 		SSL_CTX_free(b->ccs[i].ctx);
 	b->nccs = 0;
+	ssl_tickets_free(b->tickets);
+	b->tickets = NULL;
 	b->built = false;
 }
 
