@@ -151,6 +151,19 @@ def test_resume_across_reloads(env, version):
     assert "ticket keys not passed" not in out and "were not received" not in out, out
 
 
+def test_resume_across_reloads_with_chroot(env):
+    """With chroot and user, the spawner passes the keys' pipe to each new process."""
+    assert os.geteuid() == 0, "this test needs root (chroot, user nobody)"
+    g = "    chroot %s\n    user nobody" % os.path.join(env.dir, "jail")
+    k, port, origin, sock, pidfile = start(env, extra_global=g)
+    c = Client(ssl.TLSVersion.TLSv1_3)
+    sess = c.get(port)[1]
+    for i, how in enumerate(("keelctl", "signal"), 1):
+        reload(env, k, port, origin, "g%d" % i, sock, pidfile, how=how, extra_global=g)
+        reused, _, gen = c.get(port, sess)
+        assert gen == "g%d" % i and reused, k.output()
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_no_tls_tickets(env, version):
     """no-tls-tickets: no ticket for TLS 1.2; OpenSSL's session cache still resumes on the same
