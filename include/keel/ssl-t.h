@@ -5,8 +5,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <keel/global-t.h>
+
 /* OpenSSL's types stay opaque outside src/ssl. */
 struct ssl_ctx_st;
+struct ssl_session_st;
+struct sample_expr;
 /* A set of session ticket keys (src/ssl/ssl-tickets.c): a bind's tls-ticket-keys file. */
 struct ssl_ticket_keys;
 
@@ -88,18 +92,27 @@ struct ssl_bind {
 	int nexact, nwild;
 };
 
-/* What a server line says about TLS to that server (origination). */
+/* What a server line says about TLS to that server (origination), and its context. */
 struct ssl_server {
-	bool enabled;          /* "ssl" */
-	bool check_ssl;        /* "check-ssl": the health checks use TLS too */
-	enum ssl_verify verify; /* SSL_VFY_NONE or SSL_VFY_REQUIRED (default: global ssl-server-verify) */
+	bool enabled;          /* "ssl": requests go over TLS */
+	bool check_ssl;        /* "check-ssl": the health checks too (they do with "ssl" alone) */
+	enum ssl_verify verify; /* NONE or REQUIRED; UNSET: ssl-server-verify (default required) */
 	const char *ca_file;
-	const char *sni;       /* a sample expression ("str(name)", "req.hdr(host)"); NULL: none */
 	const char *crt;       /* a client certificate to present */
+	const char *verifyhost; /* the name the certificate must carry; NULL: the SNI when set */
+	struct sample_expr *sni; /* the name to ask for, per request; NULL: none */
+	const char *check_sni;  /* the name the checks ask for */
+	bool no_reuse;         /* no-ssl-reuse: every connection does a full handshake */
 	uint8_t *alpn;
 	unsigned alpn_len;
 	struct ssl_opts o;
+
+	/* built by the check (ssl_server_build()) */
 	struct ssl_ctx_st *ctx;
+	/* The last session each worker got from this server, offered on its next connection that
+	 * asks for the same name (a worker touches only its own slot). */
+	struct ssl_session_st *reuse[KEEL_MAX_THREADS];
+	uint64_t reuse_name[KEEL_MAX_THREADS]; /* the hash of the name it was for (0: none) */
 };
 
 #endif

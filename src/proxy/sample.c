@@ -58,6 +58,7 @@ static const struct {
 	{"cook", SMP_COOKIE, true},
 	{"res.cook", SMP_RES_COOKIE, true},
 	{"scook", SMP_RES_COOKIE, true},
+	{"str", SMP_STR, true},
 	{"ssl_fc", SMP_SSL_FC, false},
 	{"ssl_fc_sni", SMP_SSL_FC_SNI, false},
 	{"ssl_fc_protocol", SMP_SSL_FC_PROTOCOL, false},
@@ -368,6 +369,8 @@ bool sample_fetch(struct stream *s, const struct sample_expr *e, struct sample *
 		return true;
 	case SMP_ALWAYS_FALSE:
 		return false;
+	case SMP_STR:
+		return set_str(out, e->arg, e->arglen);
 	default:
 		return ssl_fetch(&s->sess->cli, e->fetch, out);
 	}

@@ -37,8 +37,7 @@ enum ssl_key_kind {
 	SSL_KEY_OTHER = 1u << 2,
 };
 
-/* The OpenSSL error queue as one line (the last error), for messages. */
-static const char *ssl_errstr(void)
+const char *ssl_errstr(void)
 {
 	static char buf[256];
 	unsigned long e = ERR_peek_last_error();
@@ -115,55 +114,61 @@ static int load_client_ca(SSL_CTX *ctx, const struct ssl_bind *b, char **err)
 	return OK;
 }
 
+int ssl_ctx_apply_opts(SSL_CTX *ctx, const struct ssl_opts *o, const struct ssl_opts *g, char **err)
+{
+	const char *ciphers = opt_str(o->ciphers, g->ciphers, SSL_DEFAULT_CIPHERS);
+	const char *suites = opt_str(o->ciphersuites, g->ciphersuites, NULL);
+	const char *curves = opt_str(o->curves, g->curves, SSL_DEFAULT_CURVES);
+
+	/* No renegotiation (a peer could make keel do handshakes for free), no compression
+	 * (CRIME), and a peer that closes without close_notify is an EOF: HTTP says where a
+	 * message ends. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+					 SSL_OP_IGNORE_UNEXPECTED_EOF | (o->no_ver | g->no_ver));
+	if (o->no_tickets || g->no_tickets)
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (!SSL_CTX_set_min_proto_version(ctx, opt_int(o->min_ver, g->min_ver, TLS1_2_VERSION)) ||
+	    !SSL_CTX_set_max_proto_version(ctx, opt_int(o->max_ver, g->max_ver, 0))) {
+		*err = strfmt("unsupported TLS version bounds");
+		return ERR;
+	}
+	if (!SSL_CTX_set_cipher_list(ctx, ciphers)) {
+		*err = strfmt("ciphers '%s': %s", ciphers, ssl_errstr());
+		return ERR;
+	}
+	if (suites && !SSL_CTX_set_ciphersuites(ctx, suites)) {
+		*err = strfmt("ciphersuites '%s': %s", suites, ssl_errstr());
+		return ERR;
+	}
+	if (!SSL_CTX_set1_groups_list(ctx, curves)) {
+		*err = strfmt("curves '%s': %s", curves, ssl_errstr());
+		return ERR;
+	}
+	return OK;
+}
+
 /* A new context with b's settings (d: the global defaults), no certificate yet. */
 static SSL_CTX *new_ctx(struct ssl_bind *b, const struct ssl_defaults *d, char **err)
 {
 	static const unsigned char sid_ctx[] = "keel";
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	const struct ssl_opts *o = &b->o, *g = &d->o;
 	int mode;
 
 	if (!ctx) {
 		*err = strfmt("cannot create a TLS context: %s", ssl_errstr());
 		return NULL;
 	}
-	/* No renegotiation (a client could make the server do handshakes for free), no
-	 * compression (CRIME), and a peer that closes without close_notify is an EOF: HTTP
-	 * says where a message ends. */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-					 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_SINGLE_ECDH_USE |
-					 (o->no_ver | g->no_ver));
-	if (o->no_tickets || g->no_tickets)
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	else if (ssl_tickets_ctx(ctx, b->tickets, err) != OK)
-		goto out_free; /* keys that outlive the process (ssl-tickets.c) */
-	if (!(o->prefer_client || g->prefer_client))
+	if (ssl_ctx_apply_opts(ctx, &b->o, &d->o, err) != OK)
+		goto out_free;
+	/* Session tickets with keys that outlive the process (ssl-tickets.c). */
+	if (!(b->o.no_tickets || d->o.no_tickets) && ssl_tickets_ctx(ctx, b->tickets, err) != OK)
+		goto out_free;
+	if (!(b->o.prefer_client || d->o.prefer_client))
 		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Partial writes: the stream sends what it has and comes back; idle connections give
 	 * their buffers back (an idle TLS connection then costs a few kB). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
-	if (!SSL_CTX_set_min_proto_version(ctx, opt_int(o->min_ver, g->min_ver, TLS1_2_VERSION)) ||
-	    !SSL_CTX_set_max_proto_version(ctx, opt_int(o->max_ver, g->max_ver, 0))) {
-		*err = strfmt("unsupported TLS version bounds");
-		goto out_free;
-	}
-	if (!SSL_CTX_set_cipher_list(ctx, opt_str(o->ciphers, g->ciphers, SSL_DEFAULT_CIPHERS))) {
-		*err = strfmt("ciphers '%s': %s", opt_str(o->ciphers, g->ciphers, SSL_DEFAULT_CIPHERS),
-			      ssl_errstr());
-		goto out_free;
-	}
-	if (opt_str(o->ciphersuites, g->ciphersuites, NULL) &&
-	    !SSL_CTX_set_ciphersuites(ctx, opt_str(o->ciphersuites, g->ciphersuites, NULL))) {
-		*err = strfmt("ciphersuites '%s': %s", opt_str(o->ciphersuites, g->ciphersuites, NULL),
-			      ssl_errstr());
-		goto out_free;
-	}
-	if (!SSL_CTX_set1_groups_list(ctx, opt_str(o->curves, g->curves, SSL_DEFAULT_CURVES))) {
-		*err = strfmt("curves '%s': %s", opt_str(o->curves, g->curves, SSL_DEFAULT_CURVES),
-			      ssl_errstr());
-		goto out_free;
-	}
 	/* Needed by the session cache whenever client certificates may be asked for. */
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
@@ -408,6 +413,21 @@ static int load_cert(struct ssl_bind *b, const struct ssl_defaults *d, const cha
 out_free:
 	pem_free(&p);
 	return ERR;
+}
+
+int ssl_ctx_use_pem(SSL_CTX *ctx, const char *path, char **err)
+{
+	struct pem p;
+	int r = OK;
+
+	if (pem_load(&p, path, err) != OK)
+		return ERR;
+	if (!SSL_CTX_use_cert_and_key(ctx, p.x, p.key, p.chain, 1)) {
+		*err = strfmt("certificate '%s': %s", path, ssl_errstr());
+		r = ERR;
+	}
+	pem_free(&p);
+	return r;
 }
 
 /* ---- crt folders and crt-list files ---- */

@@ -20,20 +20,45 @@
 #include <keel/common.h>
 #include <keel/conn.h>
 #include <keel/ssl.h>
+#include <keel/worker.h>
 
+static SSL *ssl_new(struct conn *c, SSL_CTX *ctx)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	if (!ssl)
+		return NULL;
+	if (!SSL_set_fd(ssl, c->h.fd)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	c->xprt_ctx = ssl;
+	return ssl;
+}
+
+/* A client connection of a bind line: conf is its struct ssl_bind. */
 static int ssl_init(struct conn *c, void *conf)
 {
 	struct ssl_bind *b = conf;
-	SSL *ssl = SSL_new(b->def->ctx);
+	SSL *ssl = ssl_new(c, b->def->ctx);
 
 	if (!ssl)
 		return ERR;
-	if (!SSL_set_fd(ssl, c->h.fd)) {
-		SSL_free(ssl);
-		return ERR;
-	}
 	SSL_set_accept_state(ssl);
-	c->xprt_ctx = ssl;
+	return OK;
+}
+
+/* A connection to a server: conf is its struct ssl_server. The name to ask for, and the session
+ * to resume, come next (ssl_srv_set_name()). */
+static int ssl_init_srv(struct conn *c, void *conf)
+{
+	struct ssl_server *ss = conf;
+	SSL *ssl = ssl_new(c, ss->ctx);
+
+	if (!ssl)
+		return ERR;
+	SSL_set_app_data(ssl, ss);
+	SSL_set_connect_state(ssl);
 	return OK;
 }
 
@@ -123,22 +148,36 @@ static ssize_t ssl_send(struct conn *c, const void *buf, size_t len)
 	return ERR; /* as raw TCP: no flag, the caller decides */
 }
 
-/* Decrypted bytes waiting in OpenSSL count; so do bytes in the socket (a record, or the peer's
- * close_notify: a caller that only asks whether it may close quietly errs on the safe side). */
+/* Application bytes only: records that carry none (a TLS 1.3 session ticket a server sends
+ * after its first response) are processed and do not count, so that an idle server
+ * connection is not taken for one that sent stray bytes. Before the handshake ends, any byte
+ * in the socket counts. */
 static int ssl_peek(struct conn *c)
 {
-	ssize_t n;
+	SSL *ssl = c->xprt_ctx;
+	size_t n;
+	ssize_t r;
 
-	if (SSL_has_pending(c->xprt_ctx))
+	if (!SSL_is_init_finished(ssl)) {
+		r = recv(c->h.fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r == 0)
+			c->flags |= CF_EOF;
+		return r > 0 ? 1 : r == 0 ? ERR : 0;
+	}
+	ERR_clear_error();
+	if (SSL_peek_ex(ssl, &(char){0}, 1, &n) == 1)
 		return 1;
-	n = recv(c->h.fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n > 0)
-		return 1;
-	if (n == 0) {
+	switch (SSL_get_error(ssl, 0)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
 		c->flags |= CF_EOF;
 		return ERR;
+	default:
+		c->flags |= CF_ERROR;
+		return ERR;
 	}
-	return 0;
 }
 
 static void ssl_shutw(struct conn *c)
@@ -182,11 +221,23 @@ const struct xprt_ops xprt_ssl = {
 	.movable = false,
 };
 
+const struct xprt_ops xprt_ssl_srv = {
+	.name = "ssl",
+	.init = ssl_init_srv,
+	.recv = ssl_recv,
+	.send = ssl_send,
+	.peek = ssl_peek,
+	.shutw = ssl_shutw,
+	.handshake = ssl_handshake,
+	.close = ssl_close,
+	.movable = false,
+};
+
 /* ---- what the samples read ---- */
 
 static SSL *conn_ssl(const struct conn *c)
 {
-	return c->xprt == &xprt_ssl ? c->xprt_ctx : NULL;
+	return c->xprt == &xprt_ssl || c->xprt == &xprt_ssl_srv ? c->xprt_ctx : NULL;
 }
 
 bool ssl_conn_used(const struct conn *c)
