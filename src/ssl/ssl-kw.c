@@ -169,6 +169,7 @@ static void ssl_reset(void)
 	nbinds = binds_cap = 0;
 	memset(&defaults, 0, sizeof(defaults));
 	ssl_srv_reset();
+	ssl_cert_reset();
 	ssl_tickets_reset_settings();
 }
 
