@@ -65,6 +65,7 @@ struct ssl_cert_file {
 	ino_t ino;
 	off_t size;
 	int64_t mtime_ns;
+	int64_t ocsp_sig;      /* what its "FILE.ocsp" was (0: none) */
 	/* the certificate served (for "show ssl cert"), updated with each replacement */
 	char subject[256];
 	char not_after[32];

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -199,11 +200,14 @@ out_free:
 
 /* ---- one certificate file ---- */
 
-/* A certificate with its chain and key, parsed from PEM text. */
+/* A certificate with its chain and key, parsed from PEM text, and the OCSP response to staple
+ * with it (DER, from "FILE.ocsp"; NULL: none). */
 struct pem {
 	X509 *x;
 	STACK_OF(X509) *chain;
 	EVP_PKEY *key;
+	unsigned char *ocsp;
+	size_t ocsp_len;
 };
 
 static void pem_free(struct pem *p)
@@ -211,6 +215,7 @@ static void pem_free(struct pem *p)
 	X509_free(p->x);
 	sk_X509_pop_free(p->chain, X509_free);
 	EVP_PKEY_free(p->key);
+	free(p->ocsp);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -306,8 +311,76 @@ out_free:
 	return ERR;
 }
 
+/* Whether der is a good OCSP response for p's certificate: successful, about it (its issuer
+ * is in the chain), and current. NULL when it is, else why not. */
+static const char *ocsp_check(const struct pem *p, const unsigned char *der, size_t len)
+{
+	const unsigned char *q = der;
+	OCSP_RESPONSE *r = d2i_OCSP_RESPONSE(NULL, &q, (long)len);
+	OCSP_BASICRESP *bs = NULL;
+	OCSP_CERTID *id = NULL;
+	ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
+	const char *why = NULL;
+	X509 *issuer = NULL;
+	int i, status, reason;
+
+	if (!r || OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+	    !(bs = OCSP_response_get1_basic(r))) {
+		why = "not a successful OCSP response";
+		goto out;
+	}
+	for (i = 0; i < sk_X509_num(p->chain); i++)
+		if (X509_check_issued(sk_X509_value(p->chain, i), p->x) == X509_V_OK)
+			issuer = sk_X509_value(p->chain, i);
+	if (!issuer) {
+		why = "the certificate's issuer is not in its chain: the response cannot be checked";
+		goto out;
+	}
+	id = OCSP_cert_to_id(NULL, p->x, issuer);
+	if (!id || !OCSP_resp_find_status(bs, id, &status, &reason, &rev, &thisupd, &nextupd)) {
+		why = "the response is about another certificate";
+		goto out;
+	}
+	if (status != V_OCSP_CERTSTATUS_GOOD)
+		why = "the response does not say the certificate is good";
+	else if (!OCSP_check_validity(thisupd, nextupd, 300, -1))
+		why = "the response is out of date";
+out:
+	OCSP_CERTID_free(id);
+	OCSP_BASICRESP_free(bs);
+	OCSP_RESPONSE_free(r);
+	ERR_clear_error();
+	return why;
+}
+
+/* p's OCSP response from "path.ocsp" when there is one; a bad one is reported and left out
+ * (the certificate serves without stapling). */
+static void ocsp_load(struct pem *p, const char *path, int dirfd)
+{
+	char *op = strfmt("%s.ocsp", path), *der, *e = NULL;
+	const char *base = strrchr(op, '/') ? strrchr(op, '/') + 1 : op, *why;
+	struct stat st;
+	size_t len;
+
+	if (fstatat(dirfd, dirfd == AT_FDCWD ? op : base, &st, 0) != 0) {
+		free(op);
+		return;
+	}
+	der = read_all(dirfd, op, &len, &e);
+	why = der ? ocsp_check(p, (unsigned char *)der, len) : e;
+	if (why) {
+		keel_log(LOG_LVL_WARNING, "OCSP response '%s' not stapled: %s", op, why);
+		free(der);
+	} else {
+		p->ocsp = (unsigned char *)der;
+		p->ocsp_len = len;
+	}
+	free(e);
+	free(op);
+}
+
 /* Reads and parses the file of f (the key from it or from "path.key", HAProxy's convention for
- * split files) and notes what the file was, for the watcher. */
+ * split files), and its OCSP response from "path.ocsp". */
 static int pem_load_file(struct pem *p, struct ssl_cert_file *f, int dirfd, char **err)
 {
 	size_t len, keylen = 0;
@@ -329,6 +402,8 @@ static int pem_load_file(struct pem *p, struct ssl_cert_file *f, int dirfd, char
 	free(kerr);
 	free(kp);
 	r = pem_parse(p, buf, len, keybuf, keylen, f->path, err);
+	if (r == OK)
+		ocsp_load(p, f->path, dirfd);
 	if (keybuf)
 		OPENSSL_cleanse(keybuf, keylen);
 	OPENSSL_cleanse(buf, len);
@@ -436,6 +511,67 @@ static int nretired, retired_cap;
 /* Replacements come from the admin thread and the main thread's watcher. */
 static pthread_mutex_t replace_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The OCSP responses a context staples, by certificate: made with the context, unchanged while
+ * it serves (a new response builds a new context). Freed at the configuration reset. */
+struct ocsp_set {
+	int n;
+	struct {
+		X509 *x;
+		unsigned char *der;
+		size_t len;
+	} e[SSL_CC_MAX_FILES];
+};
+
+static struct ocsp_set **ocsp_sets;
+static int nocsp_sets, ocsp_sets_cap;
+
+static int status_cb(SSL *ssl, void *arg)
+{
+	const struct ocsp_set *os = arg;
+	X509 *x = SSL_get_certificate(ssl);
+	int i;
+
+	for (i = 0; os && i < os->n; i++)
+		if (os->e[i].x == x) {
+			unsigned char *copy = OPENSSL_malloc(os->e[i].len);
+
+			if (!copy)
+				return SSL_TLSEXT_ERR_NOACK;
+			memcpy(copy, os->e[i].der, os->e[i].len);
+			SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)os->e[i].len); /* OpenSSL's now */
+			return SSL_TLSEXT_ERR_OK;
+		}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* ctx staples p's OCSP response (taken from p) with p's certificate. */
+static void staple(SSL_CTX *ctx, struct pem *p)
+{
+	struct ocsp_set *os = NULL;
+
+	if (!p->ocsp)
+		return;
+	SSL_CTX_get_tlsext_status_arg(ctx, (void **)&os);
+	if (!os) {
+		os = xcalloc(1, sizeof(*os));
+		if (nocsp_sets == ocsp_sets_cap) {
+			ocsp_sets_cap = ocsp_sets_cap ? 2 * ocsp_sets_cap : 8;
+			ocsp_sets = xrealloc(ocsp_sets, sizeof(*ocsp_sets) * (size_t)ocsp_sets_cap);
+		}
+		ocsp_sets[nocsp_sets++] = os;
+		SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
+		SSL_CTX_set_tlsext_status_arg(ctx, os);
+	}
+	if (os->n == SSL_CC_MAX_FILES)
+		return;
+	X509_up_ref(p->x);
+	os->e[os->n].x = p->x;
+	os->e[os->n].der = p->ocsp;
+	os->e[os->n].len = p->ocsp_len;
+	os->n++;
+	p->ocsp = NULL;
+}
+
 static void note_served(struct ssl_cert_file *f, X509 *x)
 {
 	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
@@ -467,12 +603,28 @@ static bool file_sig(const struct ssl_cert_file *f, struct stat *st)
 	return stat(f->path, st) == 0;
 }
 
+/* What f's "FILE.ocsp" is now: 0 when there is none. */
+static int64_t ocsp_sig(const struct ssl_cert_file *f)
+{
+	char *op = strfmt("%s.ocsp", f->path);
+	const char *base = strrchr(op, '/') ? strrchr(op, '/') + 1 : op;
+	struct stat st;
+	int r = f->dirfd >= 0 ? fstatat(f->dirfd, base, &st, 0) : stat(op, &st);
+
+	free(op);
+	if (r != 0)
+		return 0;
+	return ((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec) ^
+	       ((int64_t)st.st_ino << 20) ^ (int64_t)st.st_size;
+}
+
 static void note_sig(struct ssl_cert_file *f, const struct stat *st)
 {
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->size = st->st_size;
 	f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	f->ocsp_sig = ocsp_sig(f);
 }
 
 /* Loads one certificate file into b: into the context that serves the same names with another
@@ -527,6 +679,7 @@ static int load_cert(struct ssl_bind *b, const struct ssl_defaults *d, const cha
 		*err = strfmt("certificate '%s': %s", path, ssl_errstr());
 		goto out_free;
 	}
+	staple(atomic_load(&cc->ctx), &p);
 	cc->keys |= kind;
 	f->cc = (int)(cc - b->ccs);
 	cc->files[cc->nfiles++] = f;
@@ -592,6 +745,8 @@ static int replace(struct ssl_cert_file *changed, const char *text, size_t len, 
 			*err = strfmt("certificate '%s': %s", cc->files[i]->path, ssl_errstr());
 			SSL_CTX_free(ctx);
 			goto out;
+		} else {
+			staple(ctx, &ps[i]);
 		}
 	old = atomic_exchange(&cc->ctx, ctx);
 	if (nretired == retired_cap) {
@@ -748,12 +903,12 @@ void ssl_watch(void)
 		if (!file_sig(f, &st) || (st.st_dev == f->dev && st.st_ino == f->ino &&
 					  st.st_size == f->size &&
 					  (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
-						  f->mtime_ns))
+						  f->mtime_ns && ocsp_sig(f) == f->ocsp_sig))
 			continue;
 		/* Tried once per version of the file: a bad one is reported once. */
 		note_sig(f, &st);
 		if (replace(f, NULL, 0, &err) == OK) {
-			keel_log(LOG_LVL_NOTICE, "certificate '%s' changed on disk: now serving it (%s, until %s)",
+			keel_log(LOG_LVL_NOTICE, "certificate '%s' (or its OCSP response) changed on disk: now serving it (%s, until %s)",
 				 f->path, f->subject, f->not_after);
 		} else {
 			keel_log(LOG_LVL_ALERT, "certificate '%s' changed on disk but cannot be used, the previous one keeps serving: %s",
@@ -783,6 +938,18 @@ void ssl_cert_reset(void)
 	}
 	for (i = 0; i < nretired; i++)
 		SSL_CTX_free(retired[i]);
+	for (i = 0; i < nocsp_sets; i++) {
+		int k;
+
+		for (k = 0; k < ocsp_sets[i]->n; k++) {
+			X509_free(ocsp_sets[i]->e[k].x);
+			free(ocsp_sets[i]->e[k].der);
+		}
+		free(ocsp_sets[i]);
+	}
+	free(ocsp_sets);
+	ocsp_sets = NULL;
+	nocsp_sets = ocsp_sets_cap = 0;
 	free(files);
 	free(retired);
 	files = NULL;

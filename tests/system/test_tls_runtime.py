@@ -150,3 +150,74 @@ def test_replaced_on_disk_under_chroot(env):
     assert served_serial(port) == s1
     replace_file(new, live)
     assert wait_for(lambda: served_serial(port) == s2, timeout=5)
+
+
+def make_ca_chain(d):
+    """A CA, a certificate for www.example.org signed by it (PEM: certificate, CA, key) and two
+    OCSP responses for it made with `openssl ocsp` from an index: one "good", one "revoked"."""
+    def run(*a):
+        return subprocess.run(a, check=True, capture_output=True, text=True, cwd=d).stdout
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "5", "-subj", "/CN=ocsp test CA")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=www.example.org")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=DNS:www.example.org\n")
+    run("openssl", "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "leaf.crt", "-days", "2", "-extfile", "ext")
+    pem = os.path.join(d, "www.pem")
+    with open(pem, "w") as f:
+        for n in ("leaf.crt", "ca.pem", "leaf.key"):
+            f.write(open(os.path.join(d, n)).read())
+    serial = run("openssl", "x509", "-in", "leaf.crt", "-noout", "-serial").strip().split("=")[1]
+    exp = time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() + 2 * 86400))
+    run("openssl", "ocsp", "-issuer", "ca.pem", "-cert", "leaf.crt", "-reqout", "req.der", "-no_nonce")
+    out = {}
+    for status, line in (("good", "V\t%s\t\t%s\tunknown\t/CN=www.example.org\n" % (exp, serial)),
+                         ("revoked", "R\t%s\t%s\t%s\tunknown\t/CN=www.example.org\n"
+                          % (exp, time.strftime("%y%m%d%H%M%SZ", time.gmtime()), serial))):
+        with open(os.path.join(d, "index.txt"), "w") as f:
+            f.write(line)
+        run("openssl", "ocsp", "-index", "index.txt", "-rsigner", "ca.pem", "-rkey", "ca.key",
+            "-CA", "ca.pem", "-reqin", "req.der", "-respout", status + ".ocsp", "-ndays", "1")
+        out[status] = os.path.join(d, status + ".ocsp")
+    return pem, out
+
+
+def stapled(port):
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-status",
+                        "-servername", "www.example.org"], input="", capture_output=True,
+                       text=True, timeout=10)
+    if "OCSP Response Status: successful" in r.stdout:
+        return "good" if "Cert Status: good" in r.stdout else "other"
+    return None
+
+
+def test_ocsp_response_stapled_and_refreshed_from_disk(env):
+    d = env.dir
+    pem, ocsp = make_ca_chain(d)
+    port, admin = free_port(), os.path.join(d, "admin.sock")
+    k = env.keel(config(port, pem, admin), ports=[port])
+    assert stapled(port) is None  # no .ocsp file yet
+    shutil.copy(ocsp["good"], pem + ".ocsp.new")
+    os.rename(pem + ".ocsp.new", pem + ".ocsp")
+    assert wait_for(lambda: stapled(port) == "good", timeout=5), k.output()
+    # a response that does not say "good" is refused and reported: nothing is stapled then
+    shutil.copy(ocsp["revoked"], pem + ".ocsp.new")
+    os.rename(pem + ".ocsp.new", pem + ".ocsp")
+    assert wait_for(lambda: "not stapled" in k.output(), timeout=5), k.output()
+    assert "does not say the certificate is good" in k.output()
+    assert stapled(port) is None
+
+
+def test_an_ocsp_response_for_another_certificate_is_not_stapled(env):
+    d = env.dir
+    pem, ocsp = make_ca_chain(d)
+    other_dir = os.path.join(d, "other")
+    os.mkdir(other_dir)
+    _, other = make_ca_chain(other_dir)
+    shutil.copy(other["good"], pem + ".ocsp")
+    port, admin = free_port(), os.path.join(d, "admin.sock")
+    k = env.keel(config(port, pem, admin), ports=[port])
+    assert stapled(port) is None
+    assert "not stapled" in k.output(), k.output()
