@@ -4,7 +4,7 @@
 # Usage: tools/deps.sh [build|test|bench|all] (default all: build and test)
 set -eu
 what=${1:-all}
-build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev libsystemd-dev"
+build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev libsystemd-dev libssl-dev"
 # php-cli: tests/system/test_cookies.py (PHP file sessions behind cookie persistence).
 # prometheus: tests/system/test_metrics.py scrapes keel with the real server and runs promtool.
 # memcached, php-memcached: tests/system/test_sessions_memcached.py (PHP sessions in memcached).

@@ -30,6 +30,9 @@ struct kpipe;
  * contract of each). An operation a transport cannot do is NULL. */
 struct xprt_ops {
 	const char *name;
+	/* Sets up the transport's state of a new connection (c->xprt_ctx) from conf, the bind or
+	 * server line's settings; NULL: none. OK or ERR. */
+	int (*init)(struct conn *c, void *conf);
 	ssize_t (*recv)(struct conn *c, void *buf, size_t len);
 	ssize_t (*send)(struct conn *c, const void *buf, size_t len);
 	/* Zero-copy: socket -> pipe, pipe -> socket (splice(2)); NULL when bytes must be seen. */

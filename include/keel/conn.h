@@ -9,12 +9,14 @@
 
 #include <keel/conn-t.h>
 
-/* Raw TCP: the transport of every connection until TLS exists. */
+/* Raw TCP: the transport of every connection without TLS. */
 extern const struct xprt_ops xprt_raw;
 
-/* Sets up c for the accepted or connecting socket fd with transport x, and registers it with
- * the calling thread's loop (cb: the owner's event handler). OK, or ERR (fd left open). */
-int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void (*cb)(struct fdh *, uint32_t));
+/* Sets up c for the accepted or connecting socket fd with transport x (its settings: conf), and
+ * registers it with the calling thread's loop (cb: the owner's event handler). OK, or ERR (fd
+ * left open, nothing else held). */
+int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void *conf,
+	      void (*cb)(struct fdh *, uint32_t));
 
 /* Folds epoll events into c's flags (the owner's event handler calls it first). */
 static inline void conn_events(struct conn *c, uint32_t events)

@@ -114,7 +114,8 @@ struct server {
 	int maxqueue;            /* 0: unlimited */
 	bool backup;
 	bool disabled;           /* starts in maintenance */
-	const struct xprt_ops *xprt; /* transport to the server: raw TCP (TLS later) */
+	const struct xprt_ops *xprt; /* transport to the server: raw TCP or TLS ("ssl") */
+	void *xprt_conf;             /* what the transport's init() takes (TLS: struct ssl_server) */
 	struct chk_srv_conf chk; /* checks, agent, passive detection */
 	char *cookie;
 	uint32_t pool_purge_ms;  /* idle server connections are closed after this */
@@ -188,7 +189,8 @@ struct bind_conf {
 	char *name;
 	const char *file;
 	int line;
-	const struct xprt_ops *xprt; /* the clients' transport: raw TCP (TLS later) */
+	const struct xprt_ops *xprt; /* the clients' transport: raw TCP or TLS ("ssl") */
+	void *xprt_conf;             /* what the transport's init() takes (TLS: struct ssl_bind) */
 	const struct mux_ops *mux;   /* what their bytes carry: HTTP/1 (HTTP/2 later) */
 	int fds[KEEL_MAX_THREADS]; /* one SO_REUSEPORT socket per worker thread */
 };
@@ -336,6 +338,11 @@ struct proxy_hooks {
 	int (*check_backend)(struct cfg_ctx *c, struct proxy *p);
 	/* The same for one server added at runtime ("add server"). */
 	int (*check_server)(struct cfg_ctx *c, struct proxy *p, struct server *s);
+	/* A bind option at argv[*i], into b, the template every address of the line copies: as
+	 * server_param. */
+	int (*bind_param)(struct cfg_ctx *c, struct bind_conf *b, int argc, char **argv, int *i);
+	/* Validates a frontend's bind once the whole file is read. OK or ERR (reported). */
+	int (*check_bind)(struct cfg_ctx *c, struct proxy *p, struct bind_conf *b);
 };
 
 #endif

@@ -34,6 +34,9 @@ struct server *proxy_parse_server(struct cfg_ctx *c, struct proxy *p, int argc, 
 /* A server option at argv[*i], asked of every module's hook (struct proxy_hooks): 1 consumed, 0 not
  * known to any module, ERR on error. */
 int proxy_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i);
+/* A bind option at argv[*i], asked of every module's hook, into b (the line's template): as
+ * proxy_server_param(). */
+int proxy_bind_param(struct cfg_ctx *c, struct bind_conf *b, int argc, char **argv, int *i);
 /* Runs the modules' checks of one runtime-added server. OK or ERR (reported). */
 int proxy_check_server(struct cfg_ctx *c, struct proxy *p, struct server *s);
 /* Validates every proxy once the file is read (the proxy module's check hook). */

@@ -26,6 +26,14 @@ enum sample_fetch {
 	SMP_URL_PARAM,  /* value of a query parameter (arg: name) */
 	SMP_COOKIE,     /* value of a request cookie (arg: name) */
 	SMP_RES_COOKIE, /* value of a cookie the response sets (arg: name): first Set-Cookie */
+	SMP_SSL_FC,     /* bool: the client connection is TLS */
+	SMP_SSL_FC_SNI, /* the name the client asked for (SNI) */
+	SMP_SSL_FC_PROTOCOL, /* "TLSv1.3" */
+	SMP_SSL_FC_CIPHER,   /* "TLS_AES_256_GCM_SHA384" */
+	SMP_SSL_FC_ALPN,     /* the protocol chosen by ALPN */
+	SMP_SSL_C_USED,      /* bool: the client presented a certificate */
+	SMP_SSL_C_VERIFY,    /* its check result: 0 when valid (X509_V_OK) */
+	SMP_SSL_C_S_DN,      /* its subject, "/C=../CN=.." */
 };
 
 /* A fetch plus its argument, e.g. hdr(host). */
@@ -96,6 +104,8 @@ enum lf_kind {
 	LF_REQ_COUNTER,  /* %rt */
 	LF_HOSTNAME,     /* %H */
 	LF_UNIQUE_ID,    /* %ID: not implemented, prints "-" */
+	LF_SSL_CIPHER,   /* %sslc: the client connection's TLS cipher ("-" without TLS) */
+	LF_SSL_VERSION,  /* %sslv: its TLS version */
 };
 
 struct lf_node {

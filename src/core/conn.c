@@ -6,13 +6,22 @@
 #include <keel/conn.h>
 #include <keel/loop.h>
 
-int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void (*cb)(struct fdh *, uint32_t))
+int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void *conf,
+	      void (*cb)(struct fdh *, uint32_t))
 {
 	c->h.cb = cb;
 	c->flags = 0;
 	c->xprt = x;
 	c->xprt_ctx = NULL;
-	return loop_add(&c->h, fd);
+	c->h.fd = fd;
+	if (x->init && x->init(c, conf) != OK)
+		return ERR;
+	if (loop_add(&c->h, fd) != OK) {
+		if (x->close)
+			x->close(c);
+		return ERR;
+	}
+	return OK;
 }
 
 int conn_connect_error(struct conn *c)

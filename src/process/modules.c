@@ -14,6 +14,7 @@
 #include <keel/health.h>
 #include <keel/modules.h>
 #include <keel/proxy.h>
+#include <keel/ssl.h>
 #include <keel/stick.h>
 
 void keel_modules_register(void)
@@ -25,6 +26,8 @@ void keel_modules_register(void)
 	done = true;
 	cfg_register(&global_module); /* ground: the global section */
 	cfg_register(&proxy_module);  /* runtime: proxy sections, binds, servers, rules, balancing */
+	cfg_register(&ssl_module);    /* TLS: certificates, bind options, global defaults */
+	proxy_register_hooks(&ssl_hooks);
 	cfg_register(&check_module);  /* active checks and the agent */
 	proxy_register_hooks(&check_hooks);
 	cfg_register(&health_module); /* passive health, per-try timeouts, retry budget */

@@ -117,9 +117,12 @@ static enum acl_match default_match(enum sample_fetch f)
 	case SMP_SRC_PORT:
 	case SMP_DST_PORT:
 	case SMP_STATUS:
+	case SMP_SSL_C_VERIFY:
 		return ACL_M_INT;
 	case SMP_ALWAYS_TRUE:
 	case SMP_ALWAYS_FALSE:
+	case SMP_SSL_FC:
+	case SMP_SSL_C_USED:
 		return ACL_M_BOOL;
 	default:
 		return ACL_M_STR;
@@ -598,8 +601,11 @@ bool acl_match(const struct acl *acl, const struct sample *smp)
 {
 	int i;
 
-	if (acl->match == ACL_M_FOUND || acl->match == ACL_M_BOOL)
+	if (acl->match == ACL_M_FOUND)
 		return true;
+	/* As HAProxy: zero (false) does not match, any other value does. */
+	if (acl->match == ACL_M_BOOL)
+		return smp->str || smp->is_ip ? true : smp->num != 0;
 	for (i = 0; i < acl->npats; i++) {
 		const struct acl_pattern *p = &acl->pats[i];
 

@@ -358,8 +358,8 @@ int backend_connect(struct stream *s)
 		close(fd);
 		return ERR;
 	}
-	if (conn_init(&sc->c, fd, srv->xprt, sconn_io_cb) != OK) {
-		s->txn->err_why = "epoll registration failed";
+	if (conn_init(&sc->c, fd, srv->xprt, srv->xprt_conf, sconn_io_cb) != OK) {
+		s->txn->err_why = "connection set-up failed";
 		pool_free(&proxy_thread->sconn_pool, sc);
 		close(fd);
 		return ERR;

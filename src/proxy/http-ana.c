@@ -19,6 +19,7 @@
 #include <keel/sample.h>
 #include <keel/service.h>
 #include <keel/session.h>
+#include <keel/ssl.h>
 #include <keel/stick.h>
 #include <keel/stream.h>
 #include <keel/worker.h>
@@ -476,8 +477,10 @@ static void add_forwarded(struct stream *s, struct head_edit *ed, const struct p
 			if (!ed->add[i].del && name_eq(ed->add[i].name, ed->add[i].nlen, "x-forwarded-proto", 17))
 				by_rule = true;
 		if (!by_rule) {
+			bool tls = ssl_conn_used(&s->sess->cli);
+
 			edit_del(ed, "X-Forwarded-Proto", 17);
-			edit_add(ed, "X-Forwarded-Proto", 17, "http", 4);
+			edit_add(ed, "X-Forwarded-Proto", 17, tls ? "https" : "http", tls ? 5 : 4);
 		}
 	}
 }

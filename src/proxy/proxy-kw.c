@@ -34,15 +34,23 @@ static int kw_mode(struct cfg_ctx *c, int argc, char **argv)
 static const char *const bind_opts_ignored[] = {
 	"v4v6", "v6only", "transparent", "defer-accept", "tfo", "nice", "process", "thread",
 	"interface", "maxconn", "backlog", "mss", "id", "namespace", "tcp-ut", "user", "group",
-	"mode", "uid", "gid", "alpn", "npn", "accept-netscaler-cip", "level", "severity-output",
+	"mode", "uid", "gid", "accept-netscaler-cip", "level", "severity-output",
+};
+
+/* The bind options that other modules know (TLS), then keel's own. */
+static const char *const bind_opts_known[] = {
+	"ssl", "crt", "crt-list", "ca-file", "crl-file", "alpn", "verify", "strict-sni",
+	"ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "curves", "no-tls-tickets",
+	"no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "prefer-client-ciphers",
+	"name", "accept-proxy", "quic",
 };
 
 static int kw_bind(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct proxy *p = c->cur;
+	struct bind_conf tmpl = {.xprt = &xprt_raw, .mux = &mux_h1};
 	char *addrs, *tok, *save = NULL, *err = NULL;
-	char *name = NULL;
-	int i;
+	int i, r;
 
 	if (cfg_need_args(c, argc, argv, 1, "an address such as '*:80' or '127.0.0.1:8080'"))
 		return ERR;
@@ -51,25 +59,33 @@ static int kw_bind(struct cfg_ctx *c, int argc, char **argv)
 		bool known = false;
 
 		if (!strcmp(argv[i], "name") && i + 1 < argc) {
-			name = argv[++i];
+			tmpl.name = arena_strdup(&cfg_arena, argv[++i]);
 			continue;
 		}
-		if (!strcmp(argv[i], "ssl") || !strcmp(argv[i], "crt") || !strcmp(argv[i], "ca-file") ||
-		    !strcmp(argv[i], "quic")) {
-			cfg_err(c, "bind option '%s': TLS is not implemented yet in keel", argv[i]);
+		if (!strcmp(argv[i], "quic")) {
+			cfg_err(c, "bind option 'quic': QUIC is not implemented");
 			return ERR;
 		}
 		if (!strcmp(argv[i], "accept-proxy")) {
 			cfg_err(c, "bind option 'accept-proxy': the PROXY protocol is not implemented yet");
 			return ERR;
 		}
+		if ((r = proxy_bind_param(c, &tmpl, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return ERR;
+			continue;
+		}
 		for (k = 0; k < ARRAY_SIZE(bind_opts_ignored); k++)
 			if (!strcmp(argv[i], bind_opts_ignored[k]))
 				known = true;
 		if (!known) {
-			const char *near = cfg_nearest(argv[i], bind_opts_ignored,
-						       ARRAY_SIZE(bind_opts_ignored));
+			const char *cands[ARRAY_SIZE(bind_opts_ignored) + ARRAY_SIZE(bind_opts_known)];
+			const char *near;
 
+			memcpy(cands, bind_opts_ignored, sizeof(bind_opts_ignored));
+			memcpy(cands + ARRAY_SIZE(bind_opts_ignored), bind_opts_known,
+			       sizeof(bind_opts_known));
+			near = cfg_nearest(argv[i], cands, ARRAY_SIZE(cands));
 			cfg_err(c, "unknown bind option '%s'%s%s%s", argv[i],
 				near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 			return ERR;
@@ -81,23 +97,21 @@ static int kw_bind(struct cfg_ctx *c, int argc, char **argv)
 		    strcmp(argv[i], "tfo") && strcmp(argv[i], "accept-netscaler-cip") && i + 1 < argc)
 			i++;
 	}
+	tmpl.file = c->file;
+	tmpl.line = c->line;
+	for (i = 0; i < KEEL_MAX_THREADS; i++)
+		tmpl.fds[i] = -1;
 	addrs = arena_strdup(&cfg_arena, argv[1]);
 	for (tok = strtok_r(addrs, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		struct bind_conf *b = arena_alloc(&cfg_arena, sizeof(*b));
 
+		*b = tmpl;
 		if (cfg_parse_addr(tok, &b->addr, &b->addrlen, false, NULL, &err)) {
 			cfg_err(c, "bind: %s", err);
 			free(err);
 			return ERR;
 		}
 		b->str = arena_strdup(&cfg_arena, tok);
-		b->name = name ? arena_strdup(&cfg_arena, name) : NULL;
-		b->file = c->file;
-		b->line = c->line;
-		b->xprt = &xprt_raw;
-		b->mux = &mux_h1;
-		for (i = 0; i < KEEL_MAX_THREADS; i++)
-			b->fds[i] = -1;
 		list_add_tail(&p->binds, &b->list);
 	}
 	return OK;

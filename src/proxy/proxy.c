@@ -147,6 +147,24 @@ static void apply_timeouts(struct timeouts *t)
 		t->check = DEF_CHECK;
 }
 
+/* The modules' checks of p's binds (TLS loads its certificates there), each reported at its
+ * line. */
+static void check_binds(struct cfg_ctx *c, struct proxy *p)
+{
+	struct list *l;
+	int k;
+
+	list_for_each(l, &p->binds) {
+		struct bind_conf *b = list_entry(l, struct bind_conf, list);
+
+		c->line = b->line;
+		for (k = 0; k < nhooks; k++)
+			if (hooks[k]->check_bind && hooks[k]->check_bind(c, p, b) != OK)
+				break;
+	}
+	c->line = p->line;
+}
+
 void proxy_check_all(struct cfg_ctx *c)
 {
 	struct list *l, *r;
@@ -167,6 +185,8 @@ void proxy_check_all(struct cfg_ctx *c)
 				cfg_err(c, "frontend '%s' has no 'bind' line", p->name);
 			}
 		}
+		if (p->cap & PR_CAP_FE)
+			check_binds(c, p);
 		if (p->defbe_name) {
 			p->defbe = proxy_by_name(p->defbe_name, PR_CAP_BE);
 			if (!p->defbe)
@@ -216,6 +236,16 @@ int proxy_check_server(struct cfg_ctx *c, struct proxy *p, struct server *s)
 		if (hooks[i]->check_server && hooks[i]->check_server(c, p, s) != OK)
 			return ERR;
 	return OK;
+}
+
+int proxy_bind_param(struct cfg_ctx *c, struct bind_conf *b, int argc, char **argv, int *i)
+{
+	int k, r;
+
+	for (k = 0; k < nhooks; k++)
+		if (hooks[k]->bind_param && (r = hooks[k]->bind_param(c, b, argc, argv, i)) != 0)
+			return r;
+	return 0;
 }
 
 int proxy_server_param(struct cfg_ctx *c, struct server *s, int argc, char **argv, int *i)

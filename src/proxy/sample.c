@@ -16,6 +16,7 @@
 #include <keel/sample.h>
 #include <keel/server.h>
 #include <keel/session.h>
+#include <keel/ssl.h>
 #include <keel/stream-t.h>
 
 const char *const LOGFMT_HTTPLOG =
@@ -57,6 +58,14 @@ static const struct {
 	{"cook", SMP_COOKIE, true},
 	{"res.cook", SMP_RES_COOKIE, true},
 	{"scook", SMP_RES_COOKIE, true},
+	{"ssl_fc", SMP_SSL_FC, false},
+	{"ssl_fc_sni", SMP_SSL_FC_SNI, false},
+	{"ssl_fc_protocol", SMP_SSL_FC_PROTOCOL, false},
+	{"ssl_fc_cipher", SMP_SSL_FC_CIPHER, false},
+	{"ssl_fc_alpn", SMP_SSL_FC_ALPN, false},
+	{"ssl_c_used", SMP_SSL_C_USED, false},
+	{"ssl_c_verify", SMP_SSL_C_VERIFY, false},
+	{"ssl_c_s_dn", SMP_SSL_C_S_DN, false},
 };
 
 int sample_expr_parse(const char *s, struct sample_expr *e, const char **rest, char **err)
@@ -217,6 +226,47 @@ static bool find_cookie(const struct http_head *h, const char *name, uint32_t nl
 	return false;
 }
 
+static bool set_cstr(struct sample *out, const char *v)
+{
+	return v && set_str(out, v, (uint32_t)strlen(v));
+}
+
+/* The TLS fetches, from the client connection (ssl_fc*, ssl_c*). */
+static bool ssl_fetch(const struct conn *c, enum sample_fetch f, struct sample *out)
+{
+	/* One subject at a time: a sample is used (compared, copied) before the next fetch. */
+	static _Thread_local char dn[1024];
+	unsigned alen;
+	const char *a;
+	int n;
+
+	switch (f) {
+	case SMP_SSL_FC:
+		out->num = ssl_conn_used(c);
+		return true;
+	case SMP_SSL_FC_SNI:
+		return set_cstr(out, ssl_conn_sni(c));
+	case SMP_SSL_FC_PROTOCOL:
+		return set_cstr(out, ssl_conn_protocol(c));
+	case SMP_SSL_FC_CIPHER:
+		return set_cstr(out, ssl_conn_cipher(c));
+	case SMP_SSL_FC_ALPN:
+		a = ssl_conn_alpn(c, &alen);
+		return a && set_str(out, a, alen);
+	case SMP_SSL_C_USED:
+		out->num = ssl_conn_client_cert(c);
+		return ssl_conn_used(c);
+	case SMP_SSL_C_VERIFY:
+		out->num = ssl_conn_verify(c);
+		return ssl_conn_used(c);
+	case SMP_SSL_C_S_DN:
+		n = ssl_conn_client_dn(c, dn, sizeof(dn));
+		return n >= 0 && set_str(out, dn, (uint32_t)n);
+	default:
+		return false;
+	}
+}
+
 bool sample_fetch(struct stream *s, const struct sample_expr *e, struct sample *out)
 {
 	const struct http_head *rq = s->txn ? s->txn->req_head : NULL;
@@ -318,6 +368,8 @@ bool sample_fetch(struct stream *s, const struct sample_expr *e, struct sample *
 		return true;
 	case SMP_ALWAYS_FALSE:
 		return false;
+	default:
+		return ssl_fetch(&s->sess->cli, e->fetch, out);
 	}
 	return false;
 }
@@ -369,7 +421,7 @@ static const struct {
 	{"bq", LF_QUEUE_BE},    {"pid", LF_PID},        {"rt", LF_REQ_COUNTER},
 	{"H", LF_HOSTNAME},     {"ID", LF_UNIQUE_ID},   {"CC", LF_UNIQUE_ID},
 	{"CS", LF_UNIQUE_ID},   {"o", LF_UNIQUE_ID},    {"lc", LF_UNIQUE_ID},
-	{"rid", LF_UNIQUE_ID},  {"sslc", LF_UNIQUE_ID}, {"sslv", LF_UNIQUE_ID},
+	{"rid", LF_UNIQUE_ID},  {"sslc", LF_SSL_CIPHER}, {"sslv", LF_SSL_VERSION},
 };
 
 static void lf_add(struct logformat *lf, const struct lf_node *n)
@@ -741,6 +793,17 @@ size_t logformat_render(const struct logformat *lf, struct stream *s, char *out,
 			break;
 		}
 		case LF_UNIQUE_ID: putc_(&o, '-'); break;
+		case LF_SSL_CIPHER:
+		case LF_SSL_VERSION: {
+			const char *v = n->kind == LF_SSL_CIPHER ? ssl_conn_cipher(&s->sess->cli)
+								 : ssl_conn_protocol(&s->sess->cli);
+
+			if (v)
+				put(&o, v, strlen(v));
+			else
+				putc_(&o, '-');
+			break;
+		}
 		}
 		/* An empty capture block leaves no double space behind (as HAProxy does). */
 		swallow_space = (n->kind == LF_CAP_REQ || n->kind == LF_CAP_RES) && o.len == start;

@@ -64,7 +64,7 @@ int session_init(struct session *sess, const struct mux_ops *mux, struct listene
 	sess->rc = RC_BUSY; /* until its mux says (session_set_rc()) */
 	list_init(&sess->rc_list);
 	sess->rcl = &proxy_thread->rc[sess->fe->id];
-	if (conn_init(&sess->cli, fd, li->bind->xprt, cb) != OK)
+	if (conn_init(&sess->cli, fd, li->bind->xprt, li->bind->xprt_conf, cb) != OK)
 		return ERR;
 	atomic_fetch_add_explicit(&keel_actconn, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&sess->fe->feconn, 1, memory_order_relaxed);

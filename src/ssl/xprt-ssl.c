@@ -1,0 +1,253 @@
+/* The TLS transport: OpenSSL on the connection's socket, non-blocking, under the same contract as
+ * raw TCP (include/keel/conn.h). What differs, and why:
+ * - A short read proves nothing: OpenSSL hands out one record at a time and may hold more
+ *   decrypted bytes. Only SSL_ERROR_WANT_READ proves the socket drained, so recv() reads until
+ *   the buffer is full or OpenSSL wants the socket.
+ * - Reading may need a write (a TLS 1.3 key update answered) and the handshake needs both: when
+ *   OpenSSL wants to write, the read side is marked ready again so that the owner's next event
+ *   (the socket turning writable) tries again from where it stopped.
+ * - A write that OpenSSL could not finish must be repeated with the same bytes: the buffers allow
+ *   it (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER: unsent bytes stay in place, maybe moved).
+ * - No splice(2): the bytes must be encrypted in user space (kernel TLS is not used yet).
+ * - Not movable: the keys are in this process's memory, so a reload cannot pass the connection. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <keel/common.h>
+#include <keel/conn.h>
+#include <keel/ssl.h>
+
+static int ssl_init(struct conn *c, void *conf)
+{
+	struct ssl_bind *b = conf;
+	SSL *ssl = SSL_new(b->def->ctx);
+
+	if (!ssl)
+		return ERR;
+	if (!SSL_set_fd(ssl, c->h.fd)) {
+		SSL_free(ssl);
+		return ERR;
+	}
+	SSL_set_accept_state(ssl);
+	c->xprt_ctx = ssl;
+	return OK;
+}
+
+/* What an OpenSSL call that did not complete means for c's readiness: AGAIN when it waits for
+ * the socket, else ERR with CF_EOF (the peer closed, cleanly or not) or CF_ERROR set. */
+static int ssl_wait(struct conn *c, int r)
+{
+	SSL *ssl = c->xprt_ctx;
+
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		c->flags &= (uint16_t)~CF_RD_READY;
+		return AGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		c->flags &= (uint16_t)~CF_WR_READY;
+		c->flags |= CF_RD_READY;
+		return AGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		c->flags |= CF_EOF;
+		return ERR;
+	case SSL_ERROR_SYSCALL:
+		if (errno == EINTR || errno == EAGAIN)
+			return AGAIN;
+		/* A close without close_notify (SSL_OP_IGNORE_UNEXPECTED_EOF turns it into a clean
+		 * end for reads; a reset lands here). */
+		c->flags |= CF_ERROR;
+		return ERR;
+	default:
+		c->flags |= CF_ERROR;
+		return ERR;
+	}
+}
+
+static int ssl_handshake(struct conn *c)
+{
+	SSL *ssl = c->xprt_ctx;
+	int r;
+
+	if (SSL_is_init_finished(ssl))
+		return OK;
+	ERR_clear_error();
+	r = SSL_do_handshake(ssl);
+	if (r == 1)
+		return OK;
+	return ssl_wait(c, r);
+}
+
+static ssize_t ssl_recv(struct conn *c, void *buf, size_t len)
+{
+	SSL *ssl = c->xprt_ctx;
+	size_t done = 0, n;
+	int r;
+
+	while (done < len) {
+		ERR_clear_error();
+		r = SSL_read_ex(ssl, (char *)buf + done, len - done, &n);
+		if (r == 1) {
+			done += n;
+			continue;
+		}
+		r = ssl_wait(c, r);
+		if (done)
+			break; /* an EOF or an error shows at the next call */
+		return r == AGAIN ? 0 : ERR;
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t ssl_send(struct conn *c, const void *buf, size_t len)
+{
+	SSL *ssl = c->xprt_ctx;
+	size_t n;
+	int r;
+
+	ERR_clear_error();
+	r = SSL_write_ex(ssl, buf, len, &n);
+	if (r == 1) {
+		if (n < len)
+			c->flags &= (uint16_t)~CF_WR_READY;
+		return (ssize_t)n;
+	}
+	/* A write that needs a read (renegotiation) cannot happen: it is refused. */
+	if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE) {
+		c->flags &= (uint16_t)~CF_WR_READY;
+		return 0;
+	}
+	return ERR; /* as raw TCP: no flag, the caller decides */
+}
+
+/* Decrypted bytes waiting in OpenSSL count; so do bytes in the socket (a record, or the peer's
+ * close_notify: a caller that only asks whether it may close quietly errs on the safe side). */
+static int ssl_peek(struct conn *c)
+{
+	ssize_t n;
+
+	if (SSL_has_pending(c->xprt_ctx))
+		return 1;
+	n = recv(c->h.fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		return 1;
+	if (n == 0) {
+		c->flags |= CF_EOF;
+		return ERR;
+	}
+	return 0;
+}
+
+static void ssl_shutw(struct conn *c)
+{
+	SSL *ssl = c->xprt_ctx;
+
+	/* close_notify first, so that the peer tells a complete response from a cut one; one
+	 * attempt: the socket is never waited for. */
+	if (SSL_is_init_finished(ssl) && !(c->flags & CF_ERROR)) {
+		ERR_clear_error();
+		SSL_shutdown(ssl);
+	}
+	shutdown(c->h.fd, SHUT_WR);
+	c->flags |= CF_SHUTW;
+}
+
+static void ssl_close(struct conn *c)
+{
+	SSL *ssl = c->xprt_ctx;
+
+	if (!ssl)
+		return;
+	if (!(c->flags & (CF_SHUTW | CF_ERROR)) && SSL_is_init_finished(ssl)) {
+		ERR_clear_error();
+		SSL_shutdown(ssl);
+	}
+	SSL_free(ssl);
+	c->xprt_ctx = NULL;
+	ERR_clear_error();
+}
+
+const struct xprt_ops xprt_ssl = {
+	.name = "ssl",
+	.init = ssl_init,
+	.recv = ssl_recv,
+	.send = ssl_send,
+	.peek = ssl_peek,
+	.shutw = ssl_shutw,
+	.handshake = ssl_handshake,
+	.close = ssl_close,
+	.movable = false,
+};
+
+/* ---- what the samples read ---- */
+
+static SSL *conn_ssl(const struct conn *c)
+{
+	return c->xprt == &xprt_ssl ? c->xprt_ctx : NULL;
+}
+
+bool ssl_conn_used(const struct conn *c)
+{
+	return conn_ssl(c) != NULL;
+}
+
+const char *ssl_conn_sni(const struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+
+	return ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
+const char *ssl_conn_protocol(const struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+
+	return ssl ? SSL_get_version(ssl) : NULL;
+}
+
+const char *ssl_conn_cipher(const struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+
+	return ssl ? SSL_get_cipher_name(ssl) : NULL;
+}
+
+const char *ssl_conn_alpn(const struct conn *c, unsigned *len)
+{
+	SSL *ssl = conn_ssl(c);
+	const unsigned char *p = NULL;
+
+	*len = 0;
+	if (ssl)
+		SSL_get0_alpn_selected(ssl, &p, len);
+	return *len ? (const char *)p : NULL;
+}
+
+bool ssl_conn_client_cert(const struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+
+	return ssl && SSL_get0_peer_certificate(ssl);
+}
+
+long ssl_conn_verify(const struct conn *c)
+{
+	SSL *ssl = conn_ssl(c);
+
+	return ssl ? SSL_get_verify_result(ssl) : -1;
+}
+
+int ssl_conn_client_dn(const struct conn *c, char *buf, size_t len)
+{
+	SSL *ssl = conn_ssl(c);
+	X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+
+	if (!x || len < 2 || len > INT32_MAX)
+		return -1;
+	if (!X509_NAME_oneline(X509_get_subject_name(x), buf, (int)len))
+		return -1;
+	return (int)strlen(buf);
+}
