@@ -30,7 +30,9 @@
  * -k: keep-alive latency probe: CONC connections (default 10) are set up (handshake and one
  * request each), then requests are due at RATE a second for SECONDS, request i at start + i/RATE,
  * each on the connection idle longest; a request due while none is idle waits for one. Latency
- * runs from the due time (no coordinated omission), so that a stall of the server shows.
+ * runs from the due time (no coordinated omission), so that a stall of the server shows. A
+ * request fails (err_timeout) without a complete response TIMEOUT_MS after its due time, also
+ * when it is still waiting for a connection then; a failed connection is replaced.
  *
  * -i N: N connections are set up, PARALLEL (default 1) at a time, each with one keep-alive
  * request whose response is read whole; then "ready N" is printed, the connections are held until
@@ -548,6 +550,14 @@ static void dispatch(uint64_t now)
 			if (k_conns[i].state == ST_IDLE &&
 			    (!c || k_conns[i].idle_since_ns < c->idle_since_ns))
 				c = &k_conns[i];
+		if (!c && now - due >= (uint64_t)opt_timeout_ms * 1000000ULL) {
+			/* No connection for it within the timeout: it fails as a timeout. */
+			errs[E_TIMEOUT]++;
+			n_failed++;
+			add_latency(now - due);
+			k_due_i++;
+			continue;
+		}
 		if (!c)
 			break;
 		if (c->idle_since_ns <= due && (double)(now - due) / 1e6 > lag_max_ms)
@@ -777,7 +787,7 @@ int main(int argc, char **argv)
 
 			dispatch(now);
 			for (i = 0; i < nconn; i++)
-				if (conns[i].state == ST_FREE && now < end_ns) {
+				if (conns[i].state == ST_FREE && k_due_i < k_total && !stop) {
 					conn_open(&conns[i]); /* replaces a failed one */
 					busy = 1;
 				}
