@@ -118,6 +118,8 @@ enum chk_code {
 	CHK_C_L7STS,   /* unexpected status */
 	CHK_C_L7BODY,  /* body did not match */
 	CHK_C_AGENT,   /* agent answer */
+	CHK_C_L6RSP,   /* TLS handshake failed (check-ssl, or a server with ssl) */
+	CHK_C_L6TOUT,  /* TLS handshake timeout */
 };
 
 #define CHK_REASON_LEN 192

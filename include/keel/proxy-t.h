@@ -281,6 +281,9 @@ struct proxy {
 	atomic_int nsrv;         /* published servers: grows only ("add server" stores it with release) */
 	int srv_cap;             /* room for servers: configured + tune.spare-servers */
 	struct server defsrv;    /* default-server parameters */
+	/* The "sni" expression of its TLS servers when it reads the request (they share it):
+	 * evaluated during the request's analysis, while the head is at hand (txn.sni). */
+	const struct sample_expr *srv_sni;
 	struct list acls;        /* struct acl */
 	struct list switching;   /* struct switching_rule (use_backend) */
 	char *defbe_name;

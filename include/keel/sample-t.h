@@ -26,6 +26,7 @@ enum sample_fetch {
 	SMP_URL_PARAM,  /* value of a query parameter (arg: name) */
 	SMP_COOKIE,     /* value of a request cookie (arg: name) */
 	SMP_RES_COOKIE, /* value of a cookie the response sets (arg: name): first Set-Cookie */
+	SMP_STR,        /* str(text): the text itself */
 	SMP_SSL_FC,     /* bool: the client connection is TLS */
 	SMP_SSL_FC_SNI, /* the name the client asked for (SNI) */
 	SMP_SSL_FC_PROTOCOL, /* "TLSv1.3" */

@@ -4,9 +4,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include <keel/global-t.h>
 
 /* OpenSSL's types stay opaque outside src/ssl. */
 struct ssl_ctx_st;
+struct ssl_session_st;
+struct sample_expr;
 
 /* Client certificate checking (bind "verify"). */
 enum ssl_verify {
@@ -42,14 +47,43 @@ struct ssl_crt_src {
 
 #define SSL_MAX_CRT_SRC 16
 
+struct ssl_bind;
+
+#define SSL_CC_MAX_FILES 4 /* certificates of one context: one per key type */
+
+/* A certificate file as loaded, for the watcher (a file replaced on disk is loaded again) and
+ * the admin socket (set/commit/show ssl cert). */
+struct ssl_cert_file {
+	const char *path;
+	struct ssl_bind *b;
+	int cc;                /* its context: b->ccs[cc] */
+	int dirfd;             /* its folder, opened before chroot (-1 until ssl_watch_prepare()) */
+	/* what the file was when last loaded or last tried: a change is what the watcher sees */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns;
+	int64_t ocsp_sig;      /* what its "FILE.ocsp" was (0: none) */
+	/* the certificate served (for "show ssl cert"), updated with each replacement */
+	char subject[256];
+	char not_after[32];
+	char serial[64];
+	/* "set ssl cert" text waiting for "commit ssl cert" (the admin thread only) */
+	char *pending;
+	size_t pending_len;
+};
+
 /* One certificate context: the certificates served for one set of names (an ECDSA and an RSA
- * one may share it: OpenSSL picks by what the client supports). */
+ * one may share it: OpenSSL picks by what the client supports). Replacing a certificate at
+ * runtime builds a new context and swaps ctx: the workers read it atomically. */
 struct ssl_cert_ctx {
-	struct ssl_ctx_st *ctx;
+	_Atomic(struct ssl_ctx_st *) ctx;
 	const char *first;     /* the first file loaded into it (messages) */
 	unsigned keys;         /* key types loaded (enum ssl_key_kind bits) */
 	const char **names;    /* the names it serves, sorted, lower case */
 	int nnames;
+	struct ssl_cert_file *files[SSL_CC_MAX_FILES];
+	int nfiles;
 };
 
 /* A name served by a certificate context. Wildcards ("*.example.org") are kept as ".example.org"
@@ -77,6 +111,7 @@ struct ssl_bind {
 
 	/* built by the check (ssl_bind_build()) */
 	bool built;
+	struct ssl_defaults d;      /* the global defaults it was built with (replacements) */
 	struct ssl_cert_ctx *def;   /* the first certificate: a client without a known name */
 	struct ssl_cert_ctx *ccs;   /* every context, in loading order */
 	int nccs;
@@ -84,18 +119,27 @@ struct ssl_bind {
 	int nexact, nwild;
 };
 
-/* What a server line says about TLS to that server (origination). */
+/* What a server line says about TLS to that server (origination), and its context. */
 struct ssl_server {
-	bool enabled;          /* "ssl" */
-	bool check_ssl;        /* "check-ssl": the health checks use TLS too */
-	enum ssl_verify verify; /* SSL_VFY_NONE or SSL_VFY_REQUIRED (default: global ssl-server-verify) */
+	bool enabled;          /* "ssl": requests go over TLS */
+	bool check_ssl;        /* "check-ssl": the health checks too (they do with "ssl" alone) */
+	enum ssl_verify verify; /* NONE or REQUIRED; UNSET: ssl-server-verify (default required) */
 	const char *ca_file;
-	const char *sni;       /* a sample expression ("str(name)", "req.hdr(host)"); NULL: none */
 	const char *crt;       /* a client certificate to present */
+	const char *verifyhost; /* the name the certificate must carry; NULL: the SNI when set */
+	struct sample_expr *sni; /* the name to ask for, per request; NULL: none */
+	const char *check_sni;  /* the name the checks ask for */
+	bool no_reuse;         /* no-ssl-reuse: every connection does a full handshake */
 	uint8_t *alpn;
 	unsigned alpn_len;
 	struct ssl_opts o;
+
+	/* built by the check (ssl_server_build()) */
 	struct ssl_ctx_st *ctx;
+	/* The last session each worker got from this server, offered on its next connection that
+	 * asks for the same name (a worker touches only its own slot). */
+	struct ssl_session_st *reuse[KEEL_MAX_THREADS];
+	uint64_t reuse_name[KEEL_MAX_THREADS]; /* the hash of the name it was for (0: none) */
 };
 
 #endif

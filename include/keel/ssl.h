@@ -6,18 +6,33 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <keel/cfg-t.h>
 #include <keel/conn-t.h>
 #include <keel/proxy-t.h>
 #include <keel/ssl-t.h>
 
-/* The TLS transport. Its init() takes the struct ssl_bind of the bind line. */
-extern const struct xprt_ops xprt_ssl;
+struct stream;
+struct ssl_ctx_st;
 
-/* The global ssl-default-bind-* keywords and the TLS bind options. */
+/* The TLS transport: xprt_ssl for client connections (its init() takes the bind line's
+ * struct ssl_bind), xprt_ssl_srv for connections to servers (struct ssl_server). */
+extern const struct xprt_ops xprt_ssl;
+extern const struct xprt_ops xprt_ssl_srv;
+
+/* The global TLS keywords (ssl-default-*, ssl-server-verify, crt-base, ca-base); the TLS
+ * options of bind lines (ssl_hooks) and of server lines (ssl_srv_hooks). */
 extern const struct cfg_module ssl_module;
 extern const struct proxy_hooks ssl_hooks;
+extern const struct proxy_hooks ssl_srv_hooks;
+
+/* The name to ask srv for on a connection for s's request (its "sni" expression), into buf
+ * (len bytes, NUL-terminated, a Host header's port left out): its length, or -1 for none. */
+int ssl_srv_sni(struct stream *s, const struct server *srv, char *buf, size_t len);
+/* Asks for name sni (NULL: none) on c, a new connection to a TLS server, and checks that its
+ * certificate carries it (or the server's verifyhost) when certificates are verified. */
+void ssl_srv_set_name(struct conn *c, const char *sni);
 
 /* Loads b's certificates and builds its contexts (once for every address of its bind line).
  * Before chroot and the change of user: keys are read here only. OK, or ERR with *err set. */
@@ -44,5 +59,49 @@ long ssl_conn_verify(const struct conn *c);
 /* The client certificate's subject as "/C=../CN=..", into buf (len bytes, NUL-terminated): its
  * length, or -1 when there is none. */
 int ssl_conn_client_dn(const struct conn *c, char *buf, size_t len);
+
+/* Certificates at runtime. ssl_cert_set() checks text (PEM: certificate, chain, key) for the
+ * certificate loaded from path and keeps it waiting; ssl_cert_commit() swaps it in for new
+ * connections (abort: drops it). OK, or ERR with *err. The admin thread calls them. */
+int ssl_cert_set(const char *path, const char *text, size_t len, char **err);
+int ssl_cert_commit(const char *path, bool abort, char **err);
+/* Appends what each loaded certificate (or the one from path) serves, for "show ssl cert". */
+struct sbuf;
+void ssl_cert_show(const char *path, struct sbuf *o);
+/* Opens the folder of every certificate file (before chroot), so that ssl_watch() sees them. */
+int ssl_watch_prepare(char **err);
+/* Loads again each certificate file that changed on disk since it was last loaded (called
+ * about once a second by the main thread); a file that does not load is reported, the
+ * certificate it should have replaced keeps serving. */
+void ssl_watch(void);
+/* Frees the runtime side of the loaded certificates (cfg_reset()). */
+void ssl_cert_reset(void);
+
+/* Splits one crt-list line (comments already cut): "PATH [SNI-FILTER...]", "!name" filters
+ * skipped; *path NULL for an empty line. filters point into line (at most max). OK, or ERR with
+ * *err (options in brackets, too many names). Exposed for the fuzzer. */
+int ssl_crtlist_split(char *line, char **path, const char **filters, int max, int *n, char **err);
+
+/* ---- shared within src/ssl ---- */
+
+/* The last OpenSSL error as text (the queue cleared), for messages. */
+const char *ssl_errstr(void);
+/* A protocol option at argv[*i] (ssl-min-ver, no-tlsv11, ciphers...), the forms bind lines,
+ * server lines and the ssl-default-* lines share: 1 consumed, 0 not one, ERR on error. */
+int ssl_opts_param(struct cfg_ctx *c, struct ssl_opts *o, int argc, char **argv, int *i);
+/* Applies o, what it leaves unset from g, then keel's defaults, to ctx. OK or ERR (*err). */
+int ssl_ctx_apply_opts(struct ssl_ctx_st *ctx, const struct ssl_opts *o, const struct ssl_opts *g,
+		       char **err);
+/* Loads a PEM certificate, its chain and its key (from path or path.key) into ctx. */
+int ssl_ctx_use_pem(struct ssl_ctx_st *ctx, const char *path, char **err);
+/* "h2,http/1.1" in ALPN's wire format, in cfg_arena. keel speaks HTTP/1.x only: other
+ * protocols are left out with a warning, so that no peer is told to speak one keel cannot. */
+int ssl_parse_alpn(struct cfg_ctx *c, const char *list, uint8_t **out, unsigned *len);
+/* The global crt-base and ca-base (NULL when unset). */
+const char *ssl_crt_base(void);
+const char *ssl_ca_base(void);
+/* The global server lines' keywords (ssl-server-verify, ssl-default-server-*); their reset. */
+int ssl_srv_global(struct cfg_ctx *c, int argc, char **argv);
+void ssl_srv_reset(void);
 
 #endif

@@ -99,6 +99,7 @@ struct sconn {
 	struct timer timer;    /* idle purge */
 	uint32_t nreq;
 	unsigned addr_gen;     /* the server's srv_addr.gen at connect: older ones are not reused */
+	uint64_t sni_hash;     /* TLS: the hash of the name asked for (0: none), for reuse */
 	uint64_t taken_iter;   /* the loop iteration that took it from the idle pool */
 	union sockaddr_u local;
 };
@@ -144,7 +145,9 @@ struct txn {
 	char term[2];               /* termination state, HAProxy style ("--", "cD", "sH"...) */
 	const char *err_why;        /* reason behind an error status, for the log */
 	uint32_t reqline_len;
+	uint16_t sni_len;           /* cleared with the fields above reqline (stream.c) */
 	char reqline[KEEL_LOG_URI_LEN];
+	char sni[256];              /* TLS to the server: the name from the request (be->srv_sni) */
 	uint32_t cap_req_len, cap_rsp_len;
 	char cap_req[KEEL_CAP_LEN];
 	char cap_rsp[KEEL_CAP_LEN];

@@ -33,6 +33,7 @@
 #include <keel/check.h>
 #include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/conn.h>
 #include <keel/global.h>
 #include <keel/health.h>
 #include <keel/log.h>
@@ -40,6 +41,7 @@
 #include <keel/pool.h>
 #include <keel/proxy.h>
 #include <keel/server.h>
+#include <keel/ssl.h>
 #include <keel/timer.h>
 #include <keel/worker.h>
 
@@ -61,7 +63,7 @@ enum task_st {
 struct chk_srv;
 
 struct chk_task {
-	struct fdh h;
+	struct conn c;      /* raw TCP, or TLS for check-ssl (and servers with ssl) */
 	struct timer timer;
 	struct chk_srv *cs;
 	bool is_agent;
@@ -216,7 +218,7 @@ static const struct proxy *be_of(const struct chk_task *t)
 
 static void task_close(struct chk_task *t)
 {
-	loop_close(&t->h);
+	conn_close(&t->c);
 	if (t->buf) {
 		pool_free(&tl->buf_pool, t->buf);
 		t->buf = NULL;
@@ -277,6 +279,22 @@ static void fail(struct chk_task *t, enum chk_code code, const char *f, ...)
 	}
 }
 
+/* TLS for a check when the server asks for it (check-ssl), or when it speaks TLS and the check
+ * goes to its own port (as HAProxy); never for the agent. */
+static const struct xprt_ops *task_xprt(const struct chk_task *t, int port)
+{
+	const struct server *s = t->cs->srv;
+	const struct ssl_server *ss = s->xprt_conf;
+
+	if (t->is_agent || !ss || !ss->ctx)
+		return &xprt_raw;
+	if (ss->check_ssl)
+		return &xprt_ssl_srv;
+	if (ss->enabled && (t->plan == CHK_PLAN_PROBE || (!port && !s->chk.port && !s->chk.has_addr)))
+		return &xprt_ssl_srv;
+	return &xprt_raw;
+}
+
 /* Opens a connection (from a timer callback only, see the top of the file). */
 static void task_connect(struct chk_task *t, int port)
 {
@@ -297,13 +315,15 @@ static void task_connect(struct chk_task *t, int port)
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	t->h.cb = task_io_cb;
-	if (loop_add(&t->h, fd) != OK) {
-		t->h.fd = -1;
+	if (conn_init(&t->c, fd, task_xprt(t, port), t->cs->srv->xprt_conf, task_io_cb) != OK) {
+		t->c.h.fd = -1;
+		t->c.xprt = NULL;
 		close(fd);
-		fail(t, CHK_C_SOCKERR, "epoll registration failed");
+		fail(t, CHK_C_SOCKERR, "connection set-up failed");
 		return;
 	}
+	if (t->c.xprt == &xprt_ssl_srv)
+		ssl_srv_set_name(&t->c, ((const struct ssl_server *)t->cs->srv->xprt_conf)->check_sni);
 	if (connect(fd, (struct sockaddr *)&ss, len) == -1 && errno != EINPROGRESS) {
 		int e = errno;
 
@@ -379,20 +399,33 @@ static void task_connected(struct chk_task *t)
 	task_set_st(t, t->outlen ? TS_SEND : TS_RECV);
 }
 
+/* The connect's outcome, then the transport's handshake (TLS), both in TS_CONNECT. */
 static void on_connect_event(struct chk_task *t, uint32_t events)
 {
 	socklen_t el = sizeof(int);
 	char eb[64];
-	int err = 0;
+	int err = 0, r;
 
-	if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+	if (!(t->c.flags & CF_CONNECTED)) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (getsockopt(t->c.h.fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1)
+			err = errno;
+		if (!err && (events & (EPOLLERR | EPOLLHUP)))
+			err = ECONNRESET;
+		if (err) {
+			fail(t, CHK_C_L4CON, "%s", errtext(err, eb, sizeof(eb)));
+			return;
+		}
+		t->c.flags |= CF_CONNECTED;
+	}
+	r = conn_handshake(&t->c);
+	if (r == AGAIN)
 		return;
-	if (getsockopt(t->h.fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1)
-		err = errno;
-	if (!err && (events & (EPOLLERR | EPOLLHUP)))
-		err = ECONNRESET;
-	if (err) {
-		fail(t, CHK_C_L4CON, "%s", errtext(err, eb, sizeof(eb)));
+	if (r != OK) {
+		fail(t, CHK_C_L6RSP, "TLS handshake failed%s%s",
+		     t->c.flags & CF_EOF ? ": connection closed" : ": ",
+		     t->c.flags & CF_EOF ? "" : ssl_errstr());
 		return;
 	}
 	task_connected(t);
@@ -404,18 +437,18 @@ static int task_send(struct chk_task *t)
 	char eb[64];
 
 	while (t->outoff < t->outlen) {
-		ssize_t n = send(t->h.fd, t->out + t->outoff, t->outlen - t->outoff, MSG_NOSIGNAL);
+		ssize_t n;
 
+		errno = 0;
+		n = conn_send(&t->c, t->out + t->outoff, t->outlen - t->outoff);
 		if (n > 0) {
 			t->outoff += (uint32_t)n;
 			continue;
 		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == 0)
 			return AGAIN;
 		fail(t, t->is_agent ? CHK_C_AGENT : CHK_C_L7RSP, "%s while sending%s",
-		     errtext(n == -1 ? errno : EPIPE, eb, sizeof(eb)),
+		     errtext(errno ? errno : EPIPE, eb, sizeof(eb)),
 		     t->is_agent ? " to the agent" : " the request");
 		return ERR;
 	}
@@ -432,19 +465,17 @@ static int task_recv(struct chk_task *t, int *err)
 
 		if (t->len >= t->cap)
 			return CHK_FIN_FULL;
-		n = recv(t->h.fd, t->buf + t->len, t->cap - t->len, 0);
+		errno = 0;
+		n = conn_recv(&t->c, t->buf + t->len, t->cap - t->len);
 		if (n > 0) {
 			t->len += (uint32_t)n;
 			t->buf[t->len] = '\0';
 			continue;
 		}
 		if (n == 0)
-			return CHK_FIN_EOF;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return CHK_FIN_NO;
-		*err = errno;
+		if (t->c.flags & CF_ERROR)
+			*err = errno ? errno : ECONNRESET;
 		return CHK_FIN_EOF;
 	}
 }
@@ -492,7 +523,7 @@ static void tcp_next(struct chk_task *t)
 		switch (st->type) {
 		case TCPCHK_CONNECT:
 			/* A new connection: opened from the timer, not from this callback. */
-			loop_close(&t->h);
+			conn_close(&t->c);
 			t->len = 0;
 			task_set_st(t, TS_NEXT);
 			timer_arm(&t->timer, now_us);
@@ -538,10 +569,11 @@ static void tcp_next(struct chk_task *t)
 /* Input, output or an error on the task's socket. */
 static void task_io_cb(struct fdh *h, uint32_t events)
 {
-	struct chk_task *t = container_of(h, struct chk_task, h);
+	struct chk_task *t = container_of(h, struct chk_task, c.h);
 	const struct proxy *be = be_of(t);
 	int fin, err;
 
+	conn_events(&t->c, events);
 	if (t->st == TS_CONNECT) {
 		on_connect_event(t, events);
 		if (t->st == TS_IDLE || t->st == TS_NEXT)
@@ -574,6 +606,11 @@ static void task_timeout(struct chk_task *t)
 	const struct proxy *be = be_of(t);
 	uint32_t ms = be->to.check;
 
+	if (t->st == TS_CONNECT && (t->c.flags & CF_CONNECTED)) {
+		fail(t, CHK_C_L6TOUT, "TLS handshake timeout after %u ms",
+		     now_us >= t->conn_deadline ? t->conn_ms : ms);
+		return;
+	}
 	if (t->st == TS_CONNECT) {
 		fail(t, t->is_agent ? CHK_C_AGENT : CHK_C_L4TOUT, "connect timeout after %u ms",
 		     now_us >= t->conn_deadline ? t->conn_ms : ms);
@@ -633,8 +670,8 @@ static void task_init(struct chk_task *t, struct chk_srv *cs, bool agent)
 	memset(t, 0, sizeof(*t));
 	t->cs = cs;
 	t->is_agent = agent;
-	t->h.fd = -1;
-	t->h.cb = task_io_cb;
+	t->c.h.fd = -1;
+	t->c.h.cb = task_io_cb;
 	timer_init(&t->timer, task_timer_cb);
 }
 

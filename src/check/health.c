@@ -983,7 +983,8 @@ const char *chk_code_str(enum chk_code c)
 		[CHK_C_NONE] = "", [CHK_C_L4OK] = "L4OK", [CHK_C_L4CON] = "L4CON",
 		[CHK_C_L4TOUT] = "L4TOUT", [CHK_C_SOCKERR] = "SOCKERR", [CHK_C_L7OK] = "L7OK",
 		[CHK_C_L7TOUT] = "L7TOUT", [CHK_C_L7RSP] = "L7RSP", [CHK_C_L7STS] = "L7STS",
-		[CHK_C_L7BODY] = "L7BODY", [CHK_C_AGENT] = "AGENT",
+		[CHK_C_L7BODY] = "L7BODY", [CHK_C_AGENT] = "AGENT", [CHK_C_L6RSP] = "L6RSP",
+		[CHK_C_L6TOUT] = "L6TOUT",
 	};
 
 	return (unsigned)c < ARRAY_SIZE(names) ? names[c] : "?";

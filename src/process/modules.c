@@ -28,6 +28,7 @@ void keel_modules_register(void)
 	cfg_register(&proxy_module);  /* runtime: proxy sections, binds, servers, rules, balancing */
 	cfg_register(&ssl_module);    /* TLS: certificates, bind options, global defaults */
 	proxy_register_hooks(&ssl_hooks);
+	proxy_register_hooks(&ssl_srv_hooks);
 	cfg_register(&check_module);  /* active checks and the agent */
 	proxy_register_hooks(&check_hooks);
 	cfg_register(&health_module); /* passive health, per-try timeouts, retry budget */

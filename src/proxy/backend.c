@@ -29,6 +29,7 @@
 #include <keel/server.h>
 #include <keel/session.h>
 #include <keel/stream.h>
+#include <keel/ssl.h>
 #include <keel/timer.h>
 #include <keel/worker.h>
 
@@ -301,16 +302,22 @@ int backend_connect(struct stream *s)
 	socklen_t llen, alen;
 	bool from_client;
 	unsigned gen = server_addr_gen(srv);
-	int fd, one = 1;
+	int fd, one = 1, snilen;
+	char sni[256];
+	uint64_t sni_hash;
 
 	BUG_ON(s->sc);
+	/* TLS: the name to ask for; a connection opened for another name is not reused. */
+	snilen = srv->xprt == &xprt_ssl_srv ? ssl_srv_sni(s, srv, sni, sizeof(sni)) : -1;
+	sni_hash = snilen > 0 ? lb_hash(sni, (size_t)snilen) : 0;
 	/* A pooled connection skips the handshake. Non-idempotent requests only reuse connections
 	 * that were idle briefly, to stay clear of the server's own keep-alive timeout race. */
 	while (!list_empty(&st->idle)) {
 		sc = list_first(&st->idle, struct sconn, idle);
-		if (sc->addr_gen != gen || !srv_reuse_ok(srv)) {
+		if (sc->addr_gen != gen || !srv_reuse_ok(srv) || sc->sni_hash != sni_hash) {
 			/* "set server addr" moved the server: never reuse the old address; or the
-			 * server sent stray bytes: no reuse for a while. */
+			 * server sent stray bytes: no reuse for a while; or it was for another
+			 * name. */
 			idle_close(sc);
 			continue;
 		}
@@ -350,6 +357,7 @@ int backend_connect(struct stream *s)
 	sc->srv = srv;
 	sc->owner = s;
 	sc->addr_gen = gen;
+	sc->sni_hash = sni_hash;
 	list_init(&sc->idle);
 	timer_init(&sc->timer, idle_timer_cb);
 	if (connect(fd, (struct sockaddr *)&addr, alen) == -1 && errno != EINPROGRESS) {
@@ -364,6 +372,8 @@ int backend_connect(struct stream *s)
 		close(fd);
 		return ERR;
 	}
+	if (srv->xprt == &xprt_ssl_srv)
+		ssl_srv_set_name(&sc->c, snilen > 0 ? sni : NULL);
 	llen = sizeof(sc->local);
 	getsockname(fd, &sc->local.sa, &llen);
 	s->sc = sc;

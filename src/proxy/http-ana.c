@@ -818,6 +818,13 @@ int http_ana_request(struct stream *s, uint32_t hlen)
 	/* Hash-based balancing reads the head, which is rewritten below: take the key now. */
 	if (lb_hash_key(s, s->be, &t->lb_hash))
 		t->flags |= TX_HAS_HASH;
+	/* So does the name TLS servers are asked for (their "sni" expression). */
+	if (s->be->srv_sni) {
+		struct sample smp;
+
+		if (sample_fetch(s, s->be->srv_sni, &smp))
+			t->sni_len = (uint16_t)sample_to_str(&smp, t->sni, sizeof(t->sni));
+	}
 	if (ed->overflow) {
 		stream_error(s, 500, "header rewrite overflow", "PR");
 		goto out_reply;

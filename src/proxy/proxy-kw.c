@@ -195,9 +195,8 @@ static int parse_server_params(struct cfg_ctx *c, struct server *s, int i, int a
 				cfg_warn(c, "server option '%s' is accepted but not implemented yet; ignored", kw);
 			i++;
 		} else if (!strcmp(kw, "send-proxy") || !strcmp(kw, "send-proxy-v2") ||
-			   !strcmp(kw, "ssl") || !strcmp(kw, "check-send-proxy") ||
-			   !strcmp(kw, "crt") || !strcmp(kw, "proto")) {
-			cfg_err(c, "server option '%s' is not implemented yet (TLS and the PROXY protocol are planned)", kw);
+			   !strcmp(kw, "check-send-proxy") || !strcmp(kw, "proto")) {
+			cfg_err(c, "server option '%s' is not implemented yet (the PROXY protocol is planned)", kw);
 			return ERR;
 		} else {
 			size_t k;

@@ -58,6 +58,7 @@ static const struct {
 	{"cook", SMP_COOKIE, true},
 	{"res.cook", SMP_RES_COOKIE, true},
 	{"scook", SMP_RES_COOKIE, true},
+	{"str", SMP_STR, true},
 	{"ssl_fc", SMP_SSL_FC, false},
 	{"ssl_fc_sni", SMP_SSL_FC_SNI, false},
 	{"ssl_fc_protocol", SMP_SSL_FC_PROTOCOL, false},
@@ -368,6 +369,8 @@ bool sample_fetch(struct stream *s, const struct sample_expr *e, struct sample *
 		return true;
 	case SMP_ALWAYS_FALSE:
 		return false;
+	case SMP_STR:
+		return set_str(out, e->arg, e->arglen);
 	default:
 		return ssl_fetch(&s->sess->cli, e->fetch, out);
 	}
@@ -711,7 +714,10 @@ size_t logformat_render(const struct logformat *lf, struct stream *s, char *out,
 		case LF_TR: putnum(&o, t ? span_ms(t->t_conn, t->t_rsp) : -1); break;
 		case LF_TA: putnum(&o, t ? span_ms(t->t_start, t->t_end) : -1); break;
 		case LF_TT: putnum(&o, span_ms(s->sess->t_accept, t && t->t_end ? t->t_end : now_us)); break;
-		case LF_TH: putnum(&o, 0); break;
+		case LF_TH: /* the handshake counts for the first request of a connection only */
+			putnum(&o, s->sess->nreq <= 1 && s->sess->t_ready
+					   ? span_ms(s->sess->t_accept, s->sess->t_ready) : 0);
+			break;
 		case LF_TI: putnum(&o, t ? span_ms(s->sess->t_idle, t->t_start) : -1); break;
 		case LF_REQ_LINE:
 			if (t && t->reqline_len)

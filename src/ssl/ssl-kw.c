@@ -45,9 +45,7 @@ static int parse_ver(struct cfg_ctx *c, const char *kw, const char *v)
 	return ERR;
 }
 
-/* A protocol option at argv[*i] (the forms bind lines and ssl-default-bind-options share): 1
- * consumed, 0 not one, ERR on error. */
-static int opts_param(struct cfg_ctx *c, struct ssl_opts *o, int argc, char **argv, int *i)
+int ssl_opts_param(struct cfg_ctx *c, struct ssl_opts *o, int argc, char **argv, int *i)
 {
 	const char *kw = argv[*i], *val = *i + 1 < argc ? argv[*i + 1] : NULL;
 	size_t k;
@@ -103,7 +101,7 @@ static int kw_default_bind_str(struct cfg_ctx *c, int argc, char **argv)
 		return ERR;
 	/* "ssl-default-bind-ciphers X" is "ciphers X" for every bind. */
 	fake[0] = strrchr(argv[0], '-') + 1;
-	return opts_param(c, &defaults.o, 2, fake, &i) == 1 ? OK : ERR;
+	return ssl_opts_param(c, &defaults.o, 2, fake, &i) == 1 ? OK : ERR;
 }
 
 static int kw_default_bind_options(struct cfg_ctx *c, int argc, char **argv)
@@ -111,7 +109,7 @@ static int kw_default_bind_options(struct cfg_ctx *c, int argc, char **argv)
 	int i;
 
 	for (i = 1; i < argc; i++) {
-		int r = opts_param(c, &defaults.o, argc, argv, &i);
+		int r = ssl_opts_param(c, &defaults.o, argc, argv, &i);
 
 		if (r == ERR)
 			return ERR;
@@ -119,6 +117,16 @@ static int kw_default_bind_options(struct cfg_ctx *c, int argc, char **argv)
 			cfg_warn(c, "ssl-default-bind-options: '%s' is not supported; ignored", argv[i]);
 	}
 	return OK;
+}
+
+const char *ssl_crt_base(void)
+{
+	return defaults.crt_base;
+}
+
+const char *ssl_ca_base(void)
+{
+	return defaults.ca_base;
 }
 
 static int kw_base(struct cfg_ctx *c, int argc, char **argv)
@@ -135,6 +143,11 @@ static const struct cfg_kw ssl_kw[] = {
 	{"ssl-default-bind-ciphersuites", CFG_S_GLOBAL, kw_default_bind_str, 0, NULL},
 	{"ssl-default-bind-curves", CFG_S_GLOBAL, kw_default_bind_str, 0, NULL},
 	{"ssl-default-bind-options", CFG_S_GLOBAL, kw_default_bind_options, 0, NULL},
+	{"ssl-server-verify", CFG_S_GLOBAL, ssl_srv_global, 0, NULL},
+	{"ssl-default-server-options", CFG_S_GLOBAL, ssl_srv_global, 0, NULL},
+	{"ssl-default-server-ciphers", CFG_S_GLOBAL, ssl_srv_global, 0, NULL},
+	{"ssl-default-server-ciphersuites", CFG_S_GLOBAL, ssl_srv_global, 0, NULL},
+	{"ssl-default-server-curves", CFG_S_GLOBAL, ssl_srv_global, 0, NULL},
 	{"crt-base", CFG_S_GLOBAL, kw_base, 0, NULL},
 	{"ca-base", CFG_S_GLOBAL, kw_base, 0, NULL},
 	/* keel offers no DHE suites: no parameters to size. */
@@ -143,12 +156,6 @@ static const struct cfg_kw ssl_kw[] = {
 	{"tune.ssl.lifetime", CFG_S_GLOBAL, NULL, KW_UNIMPL, "OpenSSL's own session cache is used"},
 	CFG_KW_END,
 };
-
-static void ssl_begin(struct cfg_ctx *c)
-{
-	(void)c;
-	memset(&defaults, 0, sizeof(defaults));
-}
 
 static void ssl_reset(void)
 {
@@ -160,6 +167,14 @@ static void ssl_reset(void)
 	binds = NULL;
 	nbinds = binds_cap = 0;
 	memset(&defaults, 0, sizeof(defaults));
+	ssl_srv_reset();
+	ssl_cert_reset();
+}
+
+static void ssl_begin(struct cfg_ctx *c)
+{
+	(void)c;
+	ssl_reset();
 }
 
 const struct cfg_module ssl_module = {
@@ -184,9 +199,7 @@ static struct ssl_bind *bind_ssl(struct cfg_ctx *c, struct bind_conf *b)
 	return sb;
 }
 
-/* "h2,http/1.1" in ALPN's wire format. keel speaks HTTP/1.1 only: other protocols are left
- * out, with a warning, so that no client is told to speak one keel cannot. */
-static int parse_alpn(struct cfg_ctx *c, struct ssl_bind *sb, const char *list)
+int ssl_parse_alpn(struct cfg_ctx *c, const char *list, uint8_t **out, unsigned *len)
 {
 	char *copy = arena_strdup(&cfg_arena, list), *tok, *save = NULL;
 	uint8_t *w = arena_alloc(&cfg_arena, strlen(list) + 1);
@@ -207,8 +220,8 @@ static int parse_alpn(struct cfg_ctx *c, struct ssl_bind *sb, const char *list)
 		memcpy(w + n, tok, l);
 		n += (unsigned)l;
 	}
-	sb->alpn = n ? w : NULL;
-	sb->alpn_len = n;
+	*out = n ? w : NULL;
+	*len = n;
 	return OK;
 }
 
@@ -232,7 +245,7 @@ static int ssl_bind_param(struct cfg_ctx *c, struct bind_conf *b, int argc, char
 		sb = bind_ssl(c, b);
 		(*i)++;
 		if (!strcmp(kw, "alpn"))
-			return parse_alpn(c, sb, val) == OK ? 1 : ERR;
+			return ssl_parse_alpn(c, val, &sb->alpn, &sb->alpn_len) == OK ? 1 : ERR;
 		if (!strcmp(kw, "verify")) {
 			if (!strcmp(val, "none"))
 				sb->verify = SSL_VFY_NONE;
@@ -279,7 +292,7 @@ static int ssl_bind_param(struct cfg_ctx *c, struct bind_conf *b, int argc, char
 	{
 		struct ssl_opts tmp = sb ? sb->o : (struct ssl_opts){0};
 
-		r = opts_param(c, &tmp, argc, argv, i);
+		r = ssl_opts_param(c, &tmp, argc, argv, i);
 		if (r == 1)
 			bind_ssl(c, b)->o = tmp;
 	}

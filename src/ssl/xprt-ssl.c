@@ -11,29 +11,58 @@
  * - No splice(2): the bytes must be encrypted in user space (kernel TLS is not used yet).
  * - Not movable: the keys are in this process's memory, so a reload cannot pass the connection. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/log.h>
 #include <keel/conn.h>
 #include <keel/ssl.h>
+#include <keel/worker.h>
 
+static SSL *ssl_new(struct conn *c, SSL_CTX *ctx)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	if (!ssl)
+		return NULL;
+	if (!SSL_set_fd(ssl, c->h.fd)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	c->xprt_ctx = ssl;
+	return ssl;
+}
+
+/* A client connection of a bind line: conf is its struct ssl_bind. */
 static int ssl_init(struct conn *c, void *conf)
 {
 	struct ssl_bind *b = conf;
-	SSL *ssl = SSL_new(b->def->ctx);
+	SSL *ssl = ssl_new(c, atomic_load(&b->def->ctx));
 
 	if (!ssl)
 		return ERR;
-	if (!SSL_set_fd(ssl, c->h.fd)) {
-		SSL_free(ssl);
-		return ERR;
-	}
 	SSL_set_accept_state(ssl);
-	c->xprt_ctx = ssl;
+	return OK;
+}
+
+/* A connection to a server: conf is its struct ssl_server. The name to ask for, and the session
+ * to resume, come next (ssl_srv_set_name()). */
+static int ssl_init_srv(struct conn *c, void *conf)
+{
+	struct ssl_server *ss = conf;
+	SSL *ssl = ssl_new(c, ss->ctx);
+
+	if (!ssl)
+		return ERR;
+	SSL_set_app_data(ssl, ss);
+	SSL_set_connect_state(ssl);
 	return OK;
 }
 
@@ -67,6 +96,37 @@ static int ssl_wait(struct conn *c, int r)
 	}
 }
 
+/* A client's failed handshake, for the operator (old clients, plain HTTP sent to a TLS port,
+ * certificates refused): one line a second at most per worker, with the count of the others. */
+static void log_failed_handshake(struct conn *c)
+{
+	static _Thread_local uint64_t next_us;
+	static _Thread_local unsigned more;
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	char addr[INET6_ADDRSTRLEN] = "?";
+	unsigned long e = ERR_peek_last_error();
+	char why[160] = "connection closed";
+
+	if (now_us < next_us) {
+		more++;
+		return;
+	}
+	if (getpeername(c->h.fd, (struct sockaddr *)&peer, &len) == 0)
+		inet_ntop(peer.ss_family,
+			  peer.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&peer)->sin_addr
+						    : (void *)&((struct sockaddr_in6 *)&peer)->sin6_addr,
+			  addr, sizeof(addr));
+	if (e)
+		ERR_error_string_n(e, why, sizeof(why));
+	else if (c->flags & CF_ERROR)
+		snprintf(why, sizeof(why), "connection error");
+	keel_log(LOG_LVL_WARNING, "TLS handshake with client %s failed: %s%s", addr, why,
+		 more ? " (and others in the last second)" : "");
+	more = 0;
+	next_us = now_us + 1000000;
+}
+
 static int ssl_handshake(struct conn *c)
 {
 	SSL *ssl = c->xprt_ctx;
@@ -78,7 +138,10 @@ static int ssl_handshake(struct conn *c)
 	r = SSL_do_handshake(ssl);
 	if (r == 1)
 		return OK;
-	return ssl_wait(c, r);
+	r = ssl_wait(c, r);
+	if (r == ERR && c->xprt == &xprt_ssl)
+		log_failed_handshake(c);
+	return r;
 }
 
 static ssize_t ssl_recv(struct conn *c, void *buf, size_t len)
@@ -123,22 +186,36 @@ static ssize_t ssl_send(struct conn *c, const void *buf, size_t len)
 	return ERR; /* as raw TCP: no flag, the caller decides */
 }
 
-/* Decrypted bytes waiting in OpenSSL count; so do bytes in the socket (a record, or the peer's
- * close_notify: a caller that only asks whether it may close quietly errs on the safe side). */
+/* Application bytes only: records that carry none (a TLS 1.3 session ticket a server sends
+ * after its first response) are processed and do not count, so that an idle server
+ * connection is not taken for one that sent stray bytes. Before the handshake ends, any byte
+ * in the socket counts. */
 static int ssl_peek(struct conn *c)
 {
-	ssize_t n;
+	SSL *ssl = c->xprt_ctx;
+	size_t n;
+	ssize_t r;
 
-	if (SSL_has_pending(c->xprt_ctx))
+	if (!SSL_is_init_finished(ssl)) {
+		r = recv(c->h.fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r == 0)
+			c->flags |= CF_EOF;
+		return r > 0 ? 1 : r == 0 ? ERR : 0;
+	}
+	ERR_clear_error();
+	if (SSL_peek_ex(ssl, &(char){0}, 1, &n) == 1)
 		return 1;
-	n = recv(c->h.fd, &(char){0}, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n > 0)
-		return 1;
-	if (n == 0) {
+	switch (SSL_get_error(ssl, 0)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
 		c->flags |= CF_EOF;
 		return ERR;
+	default:
+		c->flags |= CF_ERROR;
+		return ERR;
 	}
-	return 0;
 }
 
 static void ssl_shutw(struct conn *c)
@@ -182,11 +259,23 @@ const struct xprt_ops xprt_ssl = {
 	.movable = false,
 };
 
+const struct xprt_ops xprt_ssl_srv = {
+	.name = "ssl",
+	.init = ssl_init_srv,
+	.recv = ssl_recv,
+	.send = ssl_send,
+	.peek = ssl_peek,
+	.shutw = ssl_shutw,
+	.handshake = ssl_handshake,
+	.close = ssl_close,
+	.movable = false,
+};
+
 /* ---- what the samples read ---- */
 
 static SSL *conn_ssl(const struct conn *c)
 {
-	return c->xprt == &xprt_ssl ? c->xprt_ctx : NULL;
+	return c->xprt == &xprt_ssl || c->xprt == &xprt_ssl_srv ? c->xprt_ctx : NULL;
 }
 
 bool ssl_conn_used(const struct conn *c)
