@@ -853,8 +853,10 @@ void cfg_reset(void)
 {
 	int m;
 
-	arena_free(&cfg_arena);
+	/* The modules first: their resets free what hangs from objects in the arena (TLS
+	 * contexts and ticket keys of bind lines). */
 	for (m = 0; m < nmodules; m++)
 		if (modules[m]->reset)
 			modules[m]->reset();
+	arena_free(&cfg_arena);
 }

@@ -103,6 +103,16 @@ static int load_client_ca(SSL_CTX *ctx, const struct ssl_bind *b, char **err)
 {
 	STACK_OF(X509_NAME) *names;
 
+	/* OpenSSL would only say "system lib". */
+	if (access(b->ca_file, R_OK) != 0) {
+		*err = strfmt("ca-file '%s': %s", b->ca_file, strerror(errno));
+		return ERR;
+	}
+	if (b->crl_file && access(b->crl_file, R_OK) != 0) {
+		*err = strfmt("crl-file '%s': %s", b->crl_file, strerror(errno));
+		return ERR;
+	}
+
 	if (!SSL_CTX_load_verify_locations(ctx, b->ca_file, NULL)) {
 		*err = strfmt("ca-file '%s': %s", b->ca_file, ssl_errstr());
 		return ERR;
@@ -168,6 +178,9 @@ static SSL_CTX *new_ctx(struct ssl_bind *b, const struct ssl_defaults *d, char *
 		return NULL;
 	}
 	if (ssl_ctx_apply_opts(ctx, &b->o, &d->o, err) != OK)
+		goto out_free;
+	/* Session tickets with keys that outlive the process (ssl-tickets.c). */
+	if (!(b->o.no_tickets || d->o.no_tickets) && ssl_tickets_ctx(ctx, b->tickets, err) != OK)
 		goto out_free;
 	if (!(b->o.prefer_client || d->o.prefer_client))
 		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -436,16 +449,17 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The DNS names of x's subjectAltName, or its CN when it has none. Returns the count. */
+/* The names x serves: the DNS names of its subjectAltName and its CN (HAProxy takes both).
+ * Returns the count. */
 static int cert_names(X509 *x, const char **names, int max)
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	int i, n = 0;
+	char cn[256];
+	int i, n = 0, len;
 
 	for (i = 0; gens && i < sk_GENERAL_NAME_num(gens) && n < max; i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		const unsigned char *d;
-		int len;
 
 		if (g->type != GEN_DNS)
 			continue;
@@ -455,13 +469,14 @@ static int cert_names(X509 *x, const char **names, int max)
 			names[n++] = lower_dup((const char *)d, (size_t)len);
 	}
 	GENERAL_NAMES_free(gens);
-	if (n == 0) {
-		char cn[256];
-		int len = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
-						    sizeof(cn));
+	len = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+	if (len > 0 && n < max && !memchr(cn, ' ', (size_t)len)) {
+		const char *low = lower_dup(cn, (size_t)len);
 
-		if (len > 0)
-			names[n++] = lower_dup(cn, (size_t)len);
+		for (i = 0; i < n && strcmp(names[i], low); i++)
+			;
+		if (i == n)
+			names[n++] = low;
 	}
 	return n;
 }
@@ -1109,6 +1124,9 @@ int ssl_bind_build(struct ssl_bind *b, const struct ssl_defaults *d, char **err)
 		return OK;
 	b->built = true; /* even when it fails: ssl_bind_free() frees what was made */
 	b->d = *d;
+	/* Read even with no-tls-tickets: a broken file is an error either way, as in HAProxy. */
+	if (b->ticket_file && ssl_tickets_load(b->ticket_file, &b->tickets, err) != OK)
+		return ERR;
 	for (i = 0; i < b->ncrt; i++) {
 		const struct ssl_crt_src *src = &b->crt[i];
 		struct stat st;
@@ -1134,8 +1152,11 @@ int ssl_bind_build(struct ssl_bind *b, const struct ssl_defaults *d, char **err)
 		for (k = 0; k < b->ccs[i].nnames; k++)
 			add_sni(b, b->ccs[i].names[k], &b->ccs[i]);
 	}
-	qsort(b->exact, (size_t)b->nexact, sizeof(*b->exact), cmp_sni);
-	qsort(b->wild, (size_t)b->nwild, sizeof(*b->wild), cmp_sni);
+	/* qsort() of NULL is undefined even for 0 elements (UBSan stops there) */
+	if (b->nexact)
+		qsort(b->exact, (size_t)b->nexact, sizeof(*b->exact), cmp_sni);
+	if (b->nwild)
+		qsort(b->wild, (size_t)b->nwild, sizeof(*b->wild), cmp_sni);
 	return OK;
 }
 
@@ -1146,6 +1167,8 @@ void ssl_bind_free(struct ssl_bind *b)
 	for (i = 0; i < b->nccs; i++)
 		SSL_CTX_free(atomic_load(&b->ccs[i].ctx));
 	b->nccs = 0;
+	ssl_tickets_free(b->tickets);
+	b->tickets = NULL;
 	b->built = false;
 }
 
