@@ -124,8 +124,10 @@ static int key_init(const struct ssl_ticket_keys *tk, struct tk_key *k, unsigned
 
 /* OpenSSL's ticket callback, on a worker thread. enc: the key that encrypts and a fresh IV
  * (1), or none to send no ticket (0). Else: the key named in the ticket, 1 when it is the one
- * that encrypts, 2 when it is another (the client then gets a new ticket), 0 when unknown (a
- * full handshake). -1 on an internal error. */
+ * that encrypts, 2 when it is another or the connection is TLS 1.3 (the client then gets a
+ * new ticket: TLS 1.3 clients use a ticket once, RFC 8446 appendix C.4, and OpenSSL sends none
+ * after a resumption otherwise), 0 when unknown (a full handshake). -1 on an internal
+ * error. */
 static int ticket_cb(SSL *s, unsigned char name[TK_NAME_LEN], unsigned char *iv,
 		     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
@@ -154,7 +156,9 @@ static int ticket_cb(SSL *s, unsigned char name[TK_NAME_LEN], unsigned char *iv,
 		if (!CRYPTO_memcmp(name, tk->k[i].name, TK_NAME_LEN))
 			break;
 	if (i < tk->n)
-		r = key_init(tk, &tk->k[i], iv, cctx, hctx, 0) != OK ? -1 : i == tk->n - 2 ? 1 : 2;
+		r = key_init(tk, &tk->k[i], iv, cctx, hctx, 0) != OK	    ? -1
+		    : i == tk->n - 2 && SSL_version(s) != TLS1_3_VERSION ? 1
+									 : 2;
 out:
 	pthread_rwlock_unlock(&tk->lock);
 	return r;

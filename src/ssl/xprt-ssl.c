@@ -23,6 +23,7 @@
 #include <keel/common.h>
 #include <keel/log.h>
 #include <keel/conn.h>
+#include <keel/loop.h>
 #include <keel/ssl.h>
 #include <keel/worker.h>
 
@@ -127,6 +128,32 @@ static void log_failed_handshake(struct conn *c)
 	next_us = now_us + 1000000;
 }
 
+/* A client's first handshake step costs a key exchange and a signature (0.5 to 1.5 ms of CPU):
+ * a flood of them would make each loop iteration last long, and the established connections,
+ * which need an iteration or two per request, would wait behind them for seconds. So a worker
+ * starts at most this many per iteration; the others are reported again at the next one
+ * (loop_rearm()), and iterations stay short whatever comes in. */
+#define SSL_HS_PER_ITER 4
+
+static bool hs_budget(struct conn *c)
+{
+	static _Thread_local uint64_t iter;
+	static _Thread_local unsigned n;
+	uint64_t now_iter = this_worker ? this_worker->loop.iter : 0;
+
+	if (now_iter != iter) {
+		iter = now_iter;
+		n = 0;
+	}
+	if (n < SSL_HS_PER_ITER) {
+		n++;
+		return true;
+	}
+	c->flags |= CF_RD_READY; /* nothing was read: the ClientHello waits in the socket */
+	loop_rearm(&c->h);
+	return false;
+}
+
 static int ssl_handshake(struct conn *c)
 {
 	SSL *ssl = c->xprt_ctx;
@@ -134,6 +161,8 @@ static int ssl_handshake(struct conn *c)
 
 	if (SSL_is_init_finished(ssl))
 		return OK;
+	if (c->xprt == &xprt_ssl && SSL_in_before(ssl) && !hs_budget(c))
+		return AGAIN;
 	ERR_clear_error();
 	r = SSL_do_handshake(ssl);
 	if (r == 1)
