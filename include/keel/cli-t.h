@@ -21,6 +21,12 @@ struct cli_ctx {
 	enum cli_level level;
 	bool interactive; /* "prompt" toggles it: the connection stays open between lines */
 	bool quit;	  /* "quit": close after this answer */
+	/* A command line ending with "<<" takes the lines after it, up to an empty line, as its
+	 * payload (HAProxy's syntax: "set ssl cert FILE <<"); NULL for the others. */
+	const char *payload;
+	size_t payload_len;
 };
+
+#define CLI_PAYLOAD_MAX (256 * 1024) /* a certificate with its chain and key fits */
 
 #endif

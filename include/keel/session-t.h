@@ -43,6 +43,7 @@ struct session {
 	struct listener *li;
 	struct proxy *fe;
 	uint64_t t_accept, t_idle;  /* monotonic us: accepted, last became idle (keep-alive) */
+	uint64_t t_ready;           /* its transport's handshake done (TLS); 0 before */
 	uint64_t wall_accept;
 	uint32_t nreq;              /* requests started on it */
 	uint8_t rc;                 /* enum sess_rc */

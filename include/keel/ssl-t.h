@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <keel/global-t.h>
 
@@ -46,14 +47,43 @@ struct ssl_crt_src {
 
 #define SSL_MAX_CRT_SRC 16
 
+struct ssl_bind;
+
+#define SSL_CC_MAX_FILES 4 /* certificates of one context: one per key type */
+
+/* A certificate file as loaded, for the watcher (a file replaced on disk is loaded again) and
+ * the admin socket (set/commit/show ssl cert). */
+struct ssl_cert_file {
+	const char *path;
+	struct ssl_bind *b;
+	int cc;                /* its context: b->ccs[cc] */
+	int dirfd;             /* its folder, opened before chroot (-1 until ssl_watch_prepare()) */
+	/* what the file was when last loaded or last tried: a change is what the watcher sees */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns;
+	int64_t ocsp_sig;      /* what its "FILE.ocsp" was (0: none) */
+	/* the certificate served (for "show ssl cert"), updated with each replacement */
+	char subject[256];
+	char not_after[32];
+	char serial[64];
+	/* "set ssl cert" text waiting for "commit ssl cert" (the admin thread only) */
+	char *pending;
+	size_t pending_len;
+};
+
 /* One certificate context: the certificates served for one set of names (an ECDSA and an RSA
- * one may share it: OpenSSL picks by what the client supports). */
+ * one may share it: OpenSSL picks by what the client supports). Replacing a certificate at
+ * runtime builds a new context and swaps ctx: the workers read it atomically. */
 struct ssl_cert_ctx {
-	struct ssl_ctx_st *ctx;
+	_Atomic(struct ssl_ctx_st *) ctx;
 	const char *first;     /* the first file loaded into it (messages) */
 	unsigned keys;         /* key types loaded (enum ssl_key_kind bits) */
 	const char **names;    /* the names it serves, sorted, lower case */
 	int nnames;
+	struct ssl_cert_file *files[SSL_CC_MAX_FILES];
+	int nfiles;
 };
 
 /* A name served by a certificate context. Wildcards ("*.example.org") are kept as ".example.org"
@@ -81,6 +111,7 @@ struct ssl_bind {
 
 	/* built by the check (ssl_bind_build()) */
 	bool built;
+	struct ssl_defaults d;      /* the global defaults it was built with (replacements) */
 	struct ssl_cert_ctx *def;   /* the first certificate: a client without a known name */
 	struct ssl_cert_ctx *ccs;   /* every context, in loading order */
 	int nccs;

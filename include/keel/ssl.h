@@ -60,6 +60,28 @@ long ssl_conn_verify(const struct conn *c);
  * length, or -1 when there is none. */
 int ssl_conn_client_dn(const struct conn *c, char *buf, size_t len);
 
+/* Certificates at runtime. ssl_cert_set() checks text (PEM: certificate, chain, key) for the
+ * certificate loaded from path and keeps it waiting; ssl_cert_commit() swaps it in for new
+ * connections (abort: drops it). OK, or ERR with *err. The admin thread calls them. */
+int ssl_cert_set(const char *path, const char *text, size_t len, char **err);
+int ssl_cert_commit(const char *path, bool abort, char **err);
+/* Appends what each loaded certificate (or the one from path) serves, for "show ssl cert". */
+struct sbuf;
+void ssl_cert_show(const char *path, struct sbuf *o);
+/* Opens the folder of every certificate file (before chroot), so that ssl_watch() sees them. */
+int ssl_watch_prepare(char **err);
+/* Loads again each certificate file that changed on disk since it was last loaded (called
+ * about once a second by the main thread); a file that does not load is reported, the
+ * certificate it should have replaced keeps serving. */
+void ssl_watch(void);
+/* Frees the runtime side of the loaded certificates (cfg_reset()). */
+void ssl_cert_reset(void);
+
+/* Splits one crt-list line (comments already cut): "PATH [SNI-FILTER...]", "!name" filters
+ * skipped; *path NULL for an empty line. filters point into line (at most max). OK, or ERR with
+ * *err (options in brackets, too many names). Exposed for the fuzzer. */
+int ssl_crtlist_split(char *line, char **path, const char **filters, int max, int *n, char **err);
+
 /* ---- shared within src/ssl ---- */
 
 /* The last OpenSSL error as text (the queue cleared), for messages. */

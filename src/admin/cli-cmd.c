@@ -17,6 +17,7 @@
  * succeeds. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include <keel/proxy.h>
 #include <keel/server.h>
 #include <keel/session.h>
+#include <keel/ssl.h>
 #include <keel/stats.h>
 #include <keel/stick.h>
 #include <keel/worker.h>
@@ -651,6 +653,61 @@ static int cmd_clear_table(struct cli_ctx *c, int argc, char **argv, struct sbuf
 	return OK;
 }
 
+/* ---- certificates (HAProxy's commands and answers: deployment scripts look for them) ---- */
+
+static int cmd_show_ssl_cert(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	(void)c;
+	ssl_cert_show(argc > 0 ? argv[0] : NULL, o);
+	return OK;
+}
+
+static int cmd_set_ssl_cert(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	char *err = NULL;
+
+	if (argc != 1 || !c->payload)
+		return cli_err(o, "usage: set ssl cert FILE <<, then the PEM text (certificate, chain, "
+				  "key), then an empty line");
+	if (ssl_cert_set(argv[0], c->payload, c->payload_len, &err) != OK) {
+		cli_err(o, "%s", err);
+		free(err);
+		return ERR;
+	}
+	sbuf_printf(o, "Transaction created for certificate %s!\n", argv[0]);
+	return OK;
+}
+
+static int finish_ssl_cert(int argc, char **argv, struct sbuf *o, bool abort)
+{
+	char *err = NULL;
+
+	if (argc != 1)
+		return cli_err(o, "usage: %s ssl cert FILE", abort ? "abort" : "commit");
+	if (ssl_cert_commit(argv[0], abort, &err) != OK) {
+		cli_err(o, "%s", err);
+		free(err);
+		return ERR;
+	}
+	if (abort)
+		sbuf_printf(o, "Transaction aborted for certificate '%s'!\n", argv[0]);
+	else
+		sbuf_printf(o, "Committing %s\nSuccess!\n", argv[0]);
+	return OK;
+}
+
+static int cmd_commit_ssl_cert(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	(void)c;
+	return finish_ssl_cert(argc, argv, o, false);
+}
+
+static int cmd_abort_ssl_cert(struct cli_ctx *c, int argc, char **argv, struct sbuf *o)
+{
+	(void)c;
+	return finish_ssl_cert(argc, argv, o, true);
+}
+
 struct cli_cmd {
 	const char *words[3];
 	enum cli_level level;
@@ -712,6 +769,22 @@ static const struct cli_cmd cmds[] = {
      CLI_LVL_ADMIN,
      cmd_clear_table,
      "clear table NAME [key KEY]: remove a stick table's entries (or one)"},
+    {{"show", "ssl", "cert"},
+     CLI_LVL_USER,
+     cmd_show_ssl_cert,
+     "show ssl cert [FILE]: the certificates served (subject, serial, expiry, names)"},
+    {{"set", "ssl", "cert"},
+     CLI_LVL_ADMIN,
+     cmd_set_ssl_cert,
+     "set ssl cert FILE <<: a new certificate for FILE (PEM lines, then an empty line)"},
+    {{"commit", "ssl", "cert"},
+     CLI_LVL_ADMIN,
+     cmd_commit_ssl_cert,
+     "commit ssl cert FILE: serve the new certificate to new connections"},
+    {{"abort", "ssl", "cert"},
+     CLI_LVL_ADMIN,
+     cmd_abort_ssl_cert,
+     "abort ssl cert FILE: drop the new certificate"},
     {{"reload"},
      CLI_LVL_ADMIN,
      cmd_reload,

@@ -106,6 +106,10 @@ struct cli_conn {
 	struct cli_ctx ctx;
 	char in[CLI_LINE_MAX];
 	size_t inlen;
+	/* A line that ended with "<<": it runs once its payload, the lines up to an empty one, is
+	 * read (pl_line set). */
+	char *pl_line;
+	struct sbuf pl;
 	struct sbuf out;
 	size_t outpos;
 	bool closing;	      /* close once out is sent */
@@ -237,8 +241,54 @@ static void conn_close(struct cli_conn **slot)
 
 	close(k->fd);
 	free(k->out.p);
+	free(k->pl_line);
+	free(k->pl.p);
 	free(k);
 	*slot = NULL;
+}
+
+/* A payload line of k (len bytes at k->in), or a line that starts one ("... <<"): true when it
+ * was taken so. The empty line that ends a payload (or the end of the input) runs its command. */
+static bool payload_line(struct cli_conn *k, size_t len, bool eof)
+{
+	if (!k->pl_line) {
+		size_t n = len;
+
+		while (n && (k->in[n - 1] == ' ' || k->in[n - 1] == '\t'))
+			n--;
+		if (n < 2 || k->in[n - 2] != '<' || k->in[n - 1] != '<')
+			return false;
+		k->pl_line = xstrndup(k->in, n - 2);
+		k->pl.len = 0;
+		if (!eof)
+			return true;
+	} else if (len) {
+		if (k->pl.len + len + 1 > CLI_PAYLOAD_MAX) {
+			cli_err(&k->out, "payload too large (at most %d bytes)", CLI_PAYLOAD_MAX);
+			k->closing = true;
+			return true;
+		}
+		sbuf_put(&k->pl, k->in, len);
+		sbuf_put(&k->pl, "\n", 1);
+		if (!eof)
+			return true;
+	}
+	/* the end of the payload: run its command */
+	if (k->pl.oom) {
+		cli_err(&k->out, "out of memory reading the payload");
+		k->closing = true;
+		return true;
+	}
+	k->ctx.payload = k->pl.p ? k->pl.p : "";
+	k->ctx.payload_len = k->pl.len;
+	cli_exec_line(&k->ctx, k->pl_line, strlen(k->pl_line), &k->out);
+	if (k->pl.p)
+		memset(k->pl.p, 0, k->pl.len); /* it may hold a private key */
+	k->ctx.payload = NULL;
+	k->ctx.payload_len = 0;
+	free(k->pl_line);
+	k->pl_line = NULL;
+	return true;
 }
 
 /* Runs the complete lines received; one line only unless the client is interactive. */
@@ -266,9 +316,12 @@ static void conn_process(struct cli_conn *k, bool eof)
 		len = (size_t)(nl - k->in);
 		if (len && k->in[len - 1] == '\r')
 			len--;
-		cli_exec_line(&k->ctx, k->in, len, &k->out);
+		if (!payload_line(k, len, eof))
+			cli_exec_line(&k->ctx, k->in, len, &k->out);
 		memmove(k->in, k->in + used, k->inlen - used);
 		k->inlen -= used;
+		if (k->pl_line)
+			continue; /* the payload goes on: no answer yet */
 		if (k->ctx.quit || !k->ctx.interactive)
 			k->closing = true;
 		else

@@ -35,8 +35,12 @@
 #include <keel/reload.h>
 #include <keel/session.h>
 #include <keel/spawner.h>
+#include <keel/ssl.h>
 #include <keel/state.h>
 #include <keel/worker.h>
+
+/* How often certificate files are compared with what was loaded (ssl_watch()). */
+#define SSL_WATCH_US 1000000
 
 static atomic_int running_workers;
 static atomic_int stopped_accepting; /* workers that closed their listeners */
@@ -288,7 +292,7 @@ int keel_run(const struct keel_opts *o)
 	sigset_t set;
 	char *err = NULL;
 	int i, rc = 0;
-	uint64_t stop_deadline = 0;
+	uint64_t stop_deadline = 0, next_watch = 0;
 
 	keel_start_wall = (uint64_t)time(NULL);
 	if (o->quiet)
@@ -317,8 +321,9 @@ int keel_run(const struct keel_opts *o)
 		free(err);
 		err = NULL;
 	}
-	/* The state file's directory is opened outside the chroot (docs/admin.md). */
-	if (state_open(&err) != OK)
+	/* The state file's directory is opened outside the chroot (docs/admin.md); so are the
+	 * certificates' folders, watched for replaced files. */
+	if (state_open(&err) != OK || ssl_watch_prepare(&err) != OK)
 		goto fail;
 	/* Jailed, keel could not exec itself for a reload: a spawner stays outside (spawner.c). */
 	if (global.chroot && geteuid() == 0 && spawner_start(&err) != OK)
@@ -376,6 +381,10 @@ int keel_run(const struct keel_opts *o)
 
 		clock_update();
 		keel_notify_tick(now_us);
+		if (now_us >= next_watch) {
+			ssl_watch();
+			next_watch = now_us + SSL_WATCH_US;
+		}
 		if (stop_deadline && now_us >= stop_deadline) {
 			keel_log(LOG_LVL_WARNING, "hard-stop-after reached: closing the remaining connections");
 			workers_signal(LOOP_WAKE_HALT);

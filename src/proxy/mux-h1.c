@@ -127,8 +127,11 @@ static bool h1_read(struct stream *s, struct conn *cn)
 	ssize_t n;
 
 	/* A transport with its own exchange (TLS) completes it before any request byte. */
-	if (conn_handshake(cn) != OK)
-		return false;
+	if (!s->sess->t_ready) {
+		if (conn_handshake(cn) != OK)
+			return false;
+		s->sess->t_ready = now_us;
+	}
 	/* While a request is being answered, pipelined bytes wait in the socket. */
 	if (s->rq == RQ_DONE)
 		return false;

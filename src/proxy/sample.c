@@ -714,7 +714,10 @@ size_t logformat_render(const struct logformat *lf, struct stream *s, char *out,
 		case LF_TR: putnum(&o, t ? span_ms(t->t_conn, t->t_rsp) : -1); break;
 		case LF_TA: putnum(&o, t ? span_ms(t->t_start, t->t_end) : -1); break;
 		case LF_TT: putnum(&o, span_ms(s->sess->t_accept, t && t->t_end ? t->t_end : now_us)); break;
-		case LF_TH: putnum(&o, 0); break;
+		case LF_TH: /* the handshake counts for the first request of a connection only */
+			putnum(&o, s->sess->nreq <= 1 && s->sess->t_ready
+					   ? span_ms(s->sess->t_accept, s->sess->t_ready) : 0);
+			break;
 		case LF_TI: putnum(&o, t ? span_ms(s->sess->t_idle, t->t_start) : -1); break;
 		case LF_REQ_LINE:
 			if (t && t->reqline_len)

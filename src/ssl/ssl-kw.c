@@ -168,6 +168,7 @@ static void ssl_reset(void)
 	nbinds = binds_cap = 0;
 	memset(&defaults, 0, sizeof(defaults));
 	ssl_srv_reset();
+	ssl_cert_reset();
 }
 
 static void ssl_begin(struct cfg_ctx *c)

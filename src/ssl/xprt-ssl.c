@@ -11,13 +11,17 @@
  * - No splice(2): the bytes must be encrypted in user space (kernel TLS is not used yet).
  * - Not movable: the keys are in this process's memory, so a reload cannot pass the connection. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <keel/clock.h>
 #include <keel/common.h>
+#include <keel/log.h>
 #include <keel/conn.h>
 #include <keel/ssl.h>
 #include <keel/worker.h>
@@ -40,7 +44,7 @@ static SSL *ssl_new(struct conn *c, SSL_CTX *ctx)
 static int ssl_init(struct conn *c, void *conf)
 {
 	struct ssl_bind *b = conf;
-	SSL *ssl = ssl_new(c, b->def->ctx);
+	SSL *ssl = ssl_new(c, atomic_load(&b->def->ctx));
 
 	if (!ssl)
 		return ERR;
@@ -92,6 +96,37 @@ static int ssl_wait(struct conn *c, int r)
 	}
 }
 
+/* A client's failed handshake, for the operator (old clients, plain HTTP sent to a TLS port,
+ * certificates refused): one line a second at most per worker, with the count of the others. */
+static void log_failed_handshake(struct conn *c)
+{
+	static _Thread_local uint64_t next_us;
+	static _Thread_local unsigned more;
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	char addr[INET6_ADDRSTRLEN] = "?";
+	unsigned long e = ERR_peek_last_error();
+	char why[160] = "connection closed";
+
+	if (now_us < next_us) {
+		more++;
+		return;
+	}
+	if (getpeername(c->h.fd, (struct sockaddr *)&peer, &len) == 0)
+		inet_ntop(peer.ss_family,
+			  peer.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&peer)->sin_addr
+						    : (void *)&((struct sockaddr_in6 *)&peer)->sin6_addr,
+			  addr, sizeof(addr));
+	if (e)
+		ERR_error_string_n(e, why, sizeof(why));
+	else if (c->flags & CF_ERROR)
+		snprintf(why, sizeof(why), "connection error");
+	keel_log(LOG_LVL_WARNING, "TLS handshake with client %s failed: %s%s", addr, why,
+		 more ? " (and others in the last second)" : "");
+	more = 0;
+	next_us = now_us + 1000000;
+}
+
 static int ssl_handshake(struct conn *c)
 {
 	SSL *ssl = c->xprt_ctx;
@@ -103,7 +138,10 @@ static int ssl_handshake(struct conn *c)
 	r = SSL_do_handshake(ssl);
 	if (r == 1)
 		return OK;
-	return ssl_wait(c, r);
+	r = ssl_wait(c, r);
+	if (r == ERR && c->xprt == &xprt_ssl)
+		log_failed_handshake(c);
+	return r;
 }
 
 static ssize_t ssl_recv(struct conn *c, void *buf, size_t len)
