@@ -854,8 +854,10 @@ void cfg_reset(void)
 {
 	int m;
 
-	arena_free(&cfg_arena);
+	/* The modules first: their resets may read what they built in the arena (the TLS module
+	 * frees the OpenSSL contexts its bind and server settings point to). */
 	for (m = 0; m < nmodules; m++)
 		if (modules[m]->reset)
 			modules[m]->reset();
+	arena_free(&cfg_arena);
 }

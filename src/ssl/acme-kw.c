@@ -234,34 +234,34 @@ static int kw_httpclient_verify(struct cfg_ctx *c, int argc, char **argv)
 }
 
 static const struct cfg_kw acme_kw[] = {
-	{"directory", CFG_S_ACME, kw_directory, 0, NULL},
-	{"account-key", CFG_S_ACME, kw_str, 0, NULL},
-	{"contact", CFG_S_ACME, kw_str, 0, NULL},
-	{"challenge", CFG_S_ACME, kw_challenge, 0, NULL},
-	{"keytype", CFG_S_ACME, kw_keytype, 0, NULL},
-	{"bits", CFG_S_ACME, kw_bits, 0, NULL},
-	{"curves", CFG_S_ACME, kw_curves, 0, NULL},
-	{"map", CFG_S_ACME, kw_map, 0, NULL},
-	{"renew-before", CFG_S_ACME, kw_time, 0, NULL}, /* keel's */
-	{"retry-delay", CFG_S_ACME, kw_time, 0, NULL},  /* keel's */
-	CFG_UNIMPL("provider-name", CFG_S_ACME, "used by DNS-01, which keel does not implement"),
-	CFG_UNIMPL("acme-vars", CFG_S_ACME, "used by DNS-01, which keel does not implement"),
-	CFG_UNIMPL("reuse-key", CFG_S_ACME, "keel makes a new key for each certificate"),
-	{"httpclient.ssl.ca-file", CFG_S_GLOBAL, kw_httpclient_ca, 0, NULL},
-	{"httpclient.ssl.verify", CFG_S_GLOBAL, kw_httpclient_verify, 0, NULL},
-	CFG_UNIMPL("httpclient.resolvers.id", CFG_S_GLOBAL, "keel's client uses the system's resolver"),
-	CFG_UNIMPL("httpclient.resolvers.prefer", CFG_S_GLOBAL,
-		   "keel's client uses the system's resolver"),
-	CFG_UNIMPL("httpclient.resolvers.disabled", CFG_S_GLOBAL,
-		   "keel's client uses the system's resolver"),
-	/* HAProxy 3.2 asks for it before an "acme" section; keel's ACME is not experimental. */
-	{"expose-experimental-directives", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},
-	CFG_KW_END,
+    {"directory", CFG_S_ACME, kw_directory, 0, NULL},
+    {"account-key", CFG_S_ACME, kw_str, 0, NULL},
+    {"contact", CFG_S_ACME, kw_str, 0, NULL},
+    {"challenge", CFG_S_ACME, kw_challenge, 0, NULL},
+    {"keytype", CFG_S_ACME, kw_keytype, 0, NULL},
+    {"bits", CFG_S_ACME, kw_bits, 0, NULL},
+    {"curves", CFG_S_ACME, kw_curves, 0, NULL},
+    {"map", CFG_S_ACME, kw_map, 0, NULL},
+    {"renew-before", CFG_S_ACME, kw_time, 0, NULL}, /* keel's */
+    {"retry-delay", CFG_S_ACME, kw_time, 0, NULL},  /* keel's */
+    CFG_UNIMPL("provider-name", CFG_S_ACME, "used by DNS-01, which keel does not implement"),
+    CFG_UNIMPL("acme-vars", CFG_S_ACME, "used by DNS-01, which keel does not implement"),
+    CFG_UNIMPL("reuse-key", CFG_S_ACME, "keel makes a new key for each certificate"),
+    {"httpclient.ssl.ca-file", CFG_S_GLOBAL, kw_httpclient_ca, 0, NULL},
+    {"httpclient.ssl.verify", CFG_S_GLOBAL, kw_httpclient_verify, 0, NULL},
+    CFG_UNIMPL("httpclient.resolvers.id", CFG_S_GLOBAL, "keel's client uses the system's resolver"),
+    CFG_UNIMPL("httpclient.resolvers.prefer", CFG_S_GLOBAL,
+	       "keel's client uses the system's resolver"),
+    CFG_UNIMPL("httpclient.resolvers.disabled", CFG_S_GLOBAL,
+	       "keel's client uses the system's resolver"),
+    /* HAProxy 3.2 asks for it before an "acme" section; keel's ACME is not experimental. */
+    {"expose-experimental-directives", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},
+    CFG_KW_END,
 };
 
 static const struct cfg_sect acme_sections[] = {
-	{"acme", open_acme},
-	{NULL, NULL},
+    {"acme", open_acme},
+    {NULL, NULL},
 };
 
 static void acme_kw_reset(void)
@@ -286,18 +286,15 @@ static void acme_kw_check(struct cfg_ctx *c)
 		if (!s->directory)
 			cfg_err(c, "acme section '%s' (%s:%d) has no 'directory'", s->name, s->file,
 				s->line);
-	if (certs && global.chroot)
-		cfg_err(c, "'acme' does not work with 'chroot' yet (its client writes the certificate "
-			   "and key files after the change of root)");
 }
 
 const struct cfg_module acme_module = {
-	.name = "acme",
-	.keywords = acme_kw,
-	.sections = acme_sections,
-	.begin = acme_kw_begin,
-	.check = acme_kw_check,
-	.reset = acme_kw_reset,
+    .name = "acme",
+    .keywords = acme_kw,
+    .sections = acme_sections,
+    .begin = acme_kw_begin,
+    .check = acme_kw_check,
+    .reset = acme_kw_reset,
 };
 
 /* ---- bind options ---- */
@@ -341,8 +338,10 @@ static int parse_domains(struct cfg_ctx *c, struct acme_cert *ac, const char *li
 			return ERR;
 		}
 		if (tok[0] == '*') {
-			cfg_err(c, "'domains': '%s': wildcard names need the DNS-01 challenge, not "
-				   "implemented yet", tok);
+			cfg_err(c,
+				"'domains': '%s': wildcard names need the DNS-01 challenge, not "
+				"implemented yet",
+				tok);
 			return ERR;
 		}
 		for (p = tok; *p; p++) {
@@ -350,7 +349,8 @@ static int parse_domains(struct cfg_ctx *c, struct acme_cert *ac, const char *li
 			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
 				break;
 		}
-		if (*p || n == 0 || n > 253 || tok[0] == '.' || tok[0] == '-' || tok[n - 1] == '.') {
+		if (*p || n == 0 || n > 253 || tok[0] == '.' || tok[0] == '-' ||
+		    tok[n - 1] == '.') {
 			cfg_err(c, "'domains': '%s' is not a DNS name", tok);
 			return ERR;
 		}
@@ -399,7 +399,8 @@ static int acme_check_bind(struct cfg_ctx *c, struct proxy *p, struct bind_conf 
 		if (ac->sb != b->xprt_conf || ac->sect)
 			continue;
 		if (!ac->sect_name) {
-			cfg_err(c, "bind '%s': 'domains' without 'acme NAME' for '%s'", b->str, ac->path);
+			cfg_err(c, "bind '%s': 'domains' without 'acme NAME' for '%s'", b->str,
+				ac->path);
 			return ERR;
 		}
 		if (!ac->ndomains) {
@@ -414,12 +415,20 @@ static int acme_check_bind(struct cfg_ctx *c, struct proxy *p, struct bind_conf 
 		}
 		if (!ac->sect->directory)
 			return ERR; /* reported by the section's check */
+		if (global.chroot) {
+			cfg_err(
+			    c,
+			    "bind '%s': 'acme' does not work with 'chroot' yet (its client writes "
+			    "the certificate and key files after the change of root)",
+			    b->str);
+			return ERR;
+		}
 		for (o = certs; o; o = o->next) {
 			if (o == ac || !o->sect || o->dup || strcmp(o->path, ac->path))
 				continue;
 			if (o->sect != ac->sect) {
-				cfg_err(c, "bind '%s': '%s' is already kept by acme '%s' (%s:%d)", b->str,
-					ac->path, o->sect_name, o->file, o->line);
+				cfg_err(c, "bind '%s': '%s' is already kept by acme '%s' (%s:%d)",
+					b->str, ac->path, o->sect_name, o->file, o->line);
 				return ERR;
 			}
 			ac->dup = true; /* another bind line serves the same file: one client */
@@ -430,15 +439,16 @@ static int acme_check_bind(struct cfg_ctx *c, struct proxy *p, struct bind_conf 
 				free(err);
 				return ERR;
 			}
-			cfg_notice("acme %s: '%s' did not exist: a temporary self-signed certificate "
-				   "for %s serves until the authority's arrives",
-				   ac->sect_name, ac->path, ac->domains[0]);
+			cfg_notice(
+			    "acme %s: '%s' did not exist: a temporary self-signed certificate "
+			    "for %s serves until the authority's arrives",
+			    ac->sect_name, ac->path, ac->domains[0]);
 		}
 	}
 	return OK;
 }
 
 const struct proxy_hooks acme_hooks = {
-	.bind_param = acme_bind_param,
-	.check_bind = acme_check_bind,
+    .bind_param = acme_bind_param,
+    .check_bind = acme_check_bind,
 };

@@ -47,11 +47,11 @@
 #include <keel/ssl.h>
 #include <keel/stream.h>
 
-#define ACME_RETRY_MAX (6 * 3600)    /* seconds: the longest delay between two failed tries */
-#define ACME_RENEW_MAX (30 * 86400)  /* seconds: the default threshold is at most this */
-#define ACME_IO_TIMEOUT 15           /* seconds: connect, each read, each write */
-#define ACME_POLL_TRIES 120          /* an authorization or an order is polled this many times */
-#define ACME_MAX_RSP (4 << 20)       /* a larger response is refused */
+#define ACME_RETRY_MAX (6 * 3600)   /* seconds: the longest delay between two failed tries */
+#define ACME_RENEW_MAX (30 * 86400) /* seconds: the default threshold is at most this */
+#define ACME_IO_TIMEOUT 15	    /* seconds: connect, each read, each write */
+#define ACME_POLL_TRIES 120	    /* an authorization or an order is polled this many times */
+#define ACME_MAX_RSP (4 << 20)	    /* a larger response is refused */
 #define ACME_MAX_TOKENS 128
 #define ACME_CHALLENGE "/.well-known/acme-challenge/"
 
@@ -70,7 +70,8 @@ int acme_token_add(const char *token, const char *keyauth)
 {
 	int r = ERR;
 
-	if (strlen(token) >= sizeof(tokens[0].token) || strlen(keyauth) >= sizeof(tokens[0].keyauth))
+	if (strlen(token) >= sizeof(tokens[0].token) ||
+	    strlen(keyauth) >= sizeof(tokens[0].keyauth))
 		return ERR;
 	pthread_mutex_lock(&tok_lock);
 	if (ntokens < ACME_MAX_TOKENS) {
@@ -230,7 +231,8 @@ static char *pem_bundle(const char *chain, X509 *x, EVP_PKEY *key, size_t *len)
 		return NULL;
 	if (chain)
 		BIO_puts(bio, chain);
-	if ((!x || PEM_write_bio_X509(bio, x)) && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
+	if ((!x || PEM_write_bio_X509(bio, x)) &&
+	    PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) {
 		n = BIO_get_mem_data(bio, &p);
 		out = xmalloc((size_t)n + 1);
 		memcpy(out, p, (size_t)n);
@@ -279,9 +281,9 @@ int acme_write_selfsigned(const struct acme_cert *c, char **err)
 	X509_gmtime_adj(X509_getm_notAfter(x), 90L * 86400);
 	X509_set_pubkey(x, key);
 	name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-				   (const unsigned char *)"keel temporary certificate (ACME pending)", -1,
-				   -1, 0);
+	X509_NAME_add_entry_by_txt(
+	    name, "O", MBSTRING_ASC,
+	    (const unsigned char *)"keel temporary certificate (ACME pending)", -1, -1, 0);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)c->domains[0],
 				   -1, -1, 0);
 	X509_set_issuer_name(x, name);
@@ -350,12 +352,12 @@ static char *b64url_bn(const EVP_PKEY *k, const char *param, int pad)
 struct acct {
 	struct acme_sect *s;
 	EVP_PKEY *key;
-	const char *alg;        /* ES256, ES384, RS256 */
+	const char *alg; /* ES256, ES384, RS256 */
 	const EVP_MD *md;
-	int sig_len;            /* ECDSA: the length of r and s each */
+	int sig_len; /* ECDSA: the length of r and s each */
 	json_t *jwk;
-	char *thumb;            /* the JWK thumbprint, base64url */
-	char *kid;              /* the account URL, once registered */
+	char *thumb; /* the JWK thumbprint, base64url */
+	char *kid;   /* the account URL, once registered */
 	char *new_nonce, *new_account, *new_order;
 	char nonce[256];
 };
@@ -363,8 +365,8 @@ struct acct {
 struct job {
 	struct acme_cert *c;
 	struct acct *a;
-	time_t next;            /* when to look at it again */
-	int fails;              /* in a row */
+	time_t next; /* when to look at it again */
+	int fails;   /* in a row */
 };
 
 static pthread_t thread;
@@ -372,7 +374,7 @@ static bool started;
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t run_cond;
 static atomic_bool stopping;
-static int cur_fd = -1;         /* the socket of the exchange in progress, for acme_stop() */
+static int cur_fd = -1; /* the socket of the exchange in progress, for acme_stop() */
 static SSL_CTX *cli_ctx;
 static struct acct *accts;
 static int naccts;
@@ -404,7 +406,7 @@ static bool nap(double secs)
 
 struct rsp {
 	int status;
-	char *raw;              /* the whole response; body points into it */
+	char *raw; /* the whole response; body points into it */
 	char *body;
 	size_t len;
 	char location[2048];
@@ -435,7 +437,11 @@ static int url_parse(const char *u, struct url *o, char **err)
 		return ERR;
 	}
 	h = u + 8;
-	end = h + strcspn(h, "/?");
+	end = h + strcspn(h, "/?#");
+	if (*end && *end != '/') {
+		*err = strfmt("'%s': the host must be followed by a path", u);
+		return ERR;
+	}
 	o->path = *end ? end : "/";
 	snprintf(o->port, sizeof(o->port), "443");
 	if (*h == '[') {
@@ -457,6 +463,11 @@ static int url_parse(const char *u, struct url *o, char **err)
 	}
 	memcpy(o->host, h, hl);
 	o->host[hl] = '\0';
+	if (strspn(o->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+	    hl) {
+		*err = strfmt("'%s': bad host", u);
+		return ERR;
+	}
 	if (colon) {
 		size_t pl = (size_t)(end - colon - 1);
 
@@ -466,6 +477,10 @@ static int url_parse(const char *u, struct url *o, char **err)
 		}
 		memcpy(o->port, colon + 1, pl);
 		o->port[pl] = '\0';
+		if (strspn(o->port, "0123456789") != pl) {
+			*err = strfmt("'%s': bad port", u);
+			return ERR;
+		}
 	}
 	return OK;
 }
@@ -486,7 +501,8 @@ static int tcp_connect(const struct url *u, char **err)
 		if (fd == -1)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* also bounds connect() */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+			   sizeof(tv)); /* also bounds connect() */
 		pthread_mutex_lock(&run_lock);
 		if (stopping) {
 			pthread_mutex_unlock(&run_lock);
@@ -726,8 +742,8 @@ static char *problem(const struct rsp *r)
 	json_error_t je;
 	json_t *j = json_loadb(r->body, r->len, 0, &je);
 	const char *type = j ? jstr(j, "type") : NULL, *detail = j ? jstr(j, "detail") : NULL;
-	char *out = strfmt("HTTP %d %s%s%s", r->status, type ? type : "",
-			   detail ? ": " : "", detail ? detail : "");
+	char *out = strfmt("HTTP %d %s%s%s", r->status, type ? type : "", detail ? ": " : "",
+			   detail ? detail : "");
 
 	json_decref(j);
 	return out;
@@ -773,10 +789,12 @@ static int acct_key(struct acct *a, char **err)
 		}
 		free(pem);
 		EVP_PKEY_free(k);
-		keel_log(LOG_LVL_NOTICE, "acme %s: new account key in '%s'", s->name, s->account_key);
+		keel_log(LOG_LVL_NOTICE, "acme %s: new account key in '%s'", s->name,
+			 s->account_key);
 	} else if (st.st_mode & 077) {
-		keel_log(LOG_LVL_WARNING, "acme %s: the account key '%s' can be read by others (mode %o)",
-			 s->name, s->account_key, (unsigned)(st.st_mode & 0777));
+		keel_log(LOG_LVL_WARNING,
+			 "acme %s: the account key '%s' can be read by others (mode %o)", s->name,
+			 s->account_key, (unsigned)(st.st_mode & 0777));
 	}
 	a->key = read_key_file(s->account_key);
 	if (!a->key) {
@@ -970,7 +988,10 @@ static int acct_ready(struct acct *a, char **err)
 	if (rc != OK)
 		return ERR;
 	if ((r.status != 200 && r.status != 201) || !r.location[0]) {
-		*err = strfmt("new account: %s", problem(&r));
+		char *p = problem(&r);
+
+		*err = strfmt("new account: %s", p);
+		free(p);
 		rsp_free(&r);
 		return ERR;
 	}
@@ -1023,13 +1044,13 @@ static int authorize(struct acct *a, const char *url, char **err)
 		return OK;
 	}
 	chs = json_object_get(az, "challenges");
-	json_array_foreach(chs, i, ch)
-		if (jstr(ch, "type") && !strcmp(jstr(ch, "type"), "http-01"))
-			http = ch;
+	json_array_foreach(chs, i, ch) if (jstr(ch, "type") && !strcmp(jstr(ch, "type"), "http-01"))
+	    http = ch;
 	token = http ? jstr(http, "token") : NULL;
 	curl = http ? jstr(http, "url") : NULL;
-	if (!token || !curl || strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					     "0123456789-_") != strlen(token)) {
+	if (!token || !curl ||
+	    strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			  "0123456789-_") != strlen(token)) {
 		*err = strfmt("%s: no usable http-01 challenge offered", name ? name : url);
 		goto out;
 	}
@@ -1068,9 +1089,9 @@ static int authorize(struct acct *a, const char *url, char **err)
 		if (!st || strcmp(st, "pending")) {
 			json_t *c2, *e = NULL;
 
-			json_array_foreach(json_object_get(cur, "challenges"), i, c2)
-				if (json_object_get(c2, "error"))
-					e = json_object_get(c2, "error");
+			json_array_foreach(json_object_get(cur, "challenges"), i,
+					   c2) if (json_object_get(c2, "error")) e =
+			    json_object_get(c2, "error");
 			*err = strfmt("%s: authorization %s%s%s", name ? name : url, st ? st : "?",
 				      e && jstr(e, "detail") ? ": " : "",
 				      e && jstr(e, "detail") ? jstr(e, "detail") : "");
@@ -1119,8 +1140,7 @@ out:
 }
 
 /* Polls the order at url until its status leaves "pending"/"processing"; returns it. */
-static json_t *order_wait(struct acct *a, const char *url, json_t *o, const char *until,
-			  char **err)
+static json_t *order_wait(struct acct *a, const char *url, json_t *o, const char *until, char **err)
 {
 	int tries;
 
@@ -1129,8 +1149,8 @@ static json_t *order_wait(struct acct *a, const char *url, json_t *o, const char
 
 		if (st && !strcmp(st, until))
 			return o;
-		if (!st || (strcmp(st, "pending") && strcmp(st, "processing") &&
-			    strcmp(st, "ready"))) {
+		if (!st ||
+		    (strcmp(st, "pending") && strcmp(st, "processing") && strcmp(st, "ready"))) {
 			json_t *e = json_object_get(o, "error");
 
 			*err = strfmt("order %s%s%s", st ? st : "without status",
@@ -1173,8 +1193,8 @@ static int issue(struct job *jb, char **err)
 		return ERR;
 	}
 	for (k = 0; k < c->ndomains; k++)
-		json_array_append_new(ids, json_pack("{s:s, s:s}", "type", "dns", "value",
-						     c->domains[k]));
+		json_array_append_new(
+		    ids, json_pack("{s:s, s:s}", "type", "dns", "value", c->domains[k]));
 	pl = json_pack("{s:o}", "identifiers", ids);
 	pls = json_dumps(pl, JSON_COMPACT);
 	json_decref(pl);
@@ -1200,7 +1220,8 @@ static int issue(struct job *jb, char **err)
 	rsp_free(&r);
 	if (!o)
 		goto out;
-	json_array_foreach(json_object_get(o, "authorizations"), i, az) {
+	json_array_foreach(json_object_get(o, "authorizations"), i, az)
+	{
 		if (!json_is_string(az)) {
 			*err = strfmt("order: bad authorizations");
 			goto out;
@@ -1216,7 +1237,8 @@ static int issue(struct job *jb, char **err)
 	key = key_new(s->keytype, s->bits, s->curve);
 	csr = key ? make_csr(c, key) : NULL;
 	if (!csr || !jstr(o, "finalize")) {
-		*err = strfmt("%s", !csr ? "cannot make the key or the CSR" : "order: no finalize URL");
+		*err = strfmt("%s",
+			      !csr ? "cannot make the key or the CSR" : "order: no finalize URL");
 		goto out;
 	}
 	pls = strfmt("{\"csr\":\"%s\"}", csr);
@@ -1257,13 +1279,14 @@ static int issue(struct job *jb, char **err)
 	bio = BIO_new_mem_buf(chain, -1);
 	x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
 	if (!x || !X509_check_private_key(x, key)) {
-		*err = strfmt("the downloaded certificate %s", x ? "does not match the key" :
-								 "is not PEM");
+		*err = strfmt("the downloaded certificate %s",
+			      x ? "does not match the key" : "is not PEM");
 		goto out;
 	}
 	for (k = 0; k < c->ndomains; k++)
 		if (X509_check_host(x, c->domains[k], 0, 0, NULL) != 1) {
-			*err = strfmt("the downloaded certificate does not carry %s", c->domains[k]);
+			*err =
+			    strfmt("the downloaded certificate does not carry %s", c->domains[k]);
 			goto out;
 		}
 	pem = pem_bundle(chain, NULL, key, &len);
@@ -1378,8 +1401,8 @@ static void run_job(struct job *jb)
 		delay *= 2;
 	delay = MIN(delay, (long)ACME_RETRY_MAX);
 	jb->next = now + delay;
-	keel_log(LOG_LVL_WARNING, "acme %s: %s: %s; retrying in %ld s (failure %d)",
-		 jb->a->s->name, jb->c->domains[0], err ? err : "failed", delay, jb->fails);
+	keel_log(LOG_LVL_WARNING, "acme %s: %s: %s; retrying in %ld s (failure %d)", jb->a->s->name,
+		 jb->c->domains[0], err ? err : "failed", delay, jb->fails);
 	free(err);
 }
 
@@ -1494,7 +1517,7 @@ void acme_stop(void)
 		EVP_PKEY_free(a->key);
 		json_decref(a->jwk);
 		free(a->thumb), free(a->kid), free(a->new_nonce), free(a->new_account),
-			free(a->new_order);
+		    free(a->new_order);
 	}
 	free(accts);
 	free(jobs);

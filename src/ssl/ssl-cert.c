@@ -1134,8 +1134,11 @@ int ssl_bind_build(struct ssl_bind *b, const struct ssl_defaults *d, char **err)
 		for (k = 0; k < b->ccs[i].nnames; k++)
 			add_sni(b, b->ccs[i].names[k], &b->ccs[i]);
 	}
-	qsort(b->exact, (size_t)b->nexact, sizeof(*b->exact), cmp_sni);
-	qsort(b->wild, (size_t)b->nwild, sizeof(*b->wild), cmp_sni);
+	/* qsort(NULL, 0) is undefined (UBSan): a bind without wildcard names has no table. */
+	if (b->nexact)
+		qsort(b->exact, (size_t)b->nexact, sizeof(*b->exact), cmp_sni);
+	if (b->nwild)
+		qsort(b->wild, (size_t)b->nwild, sizeof(*b->wild), cmp_sni);
 	return OK;
 }
 
