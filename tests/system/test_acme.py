@@ -5,6 +5,7 @@ keel's HTTP bind (its httpPort) to validate. pebble's own HTTPS certificate come
 made here, which keel trusts through httpclient.ssl.ca-file."""
 import json
 import os
+import signal
 import re
 import socket
 import ssl
@@ -266,3 +267,43 @@ def test_acme_config_check_makes_temporary_certificate(env):
     out = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", crt], capture_output=True,
                          text=True, check=True).stdout
     assert "DNS:a.test, DNS:b.test" in out and "keel temporary certificate" in out
+
+
+def test_acme_reload_keeps_the_certificate_and_renews(env):
+    """After a reload (SIGUSR2), the new process serves the file as it is (no temporary
+    certificate, no new order) and its own client renews it later; the old one stopped."""
+    http_port, https_port = free_port(), free_port()
+    origin = env.origin()
+    pb = start_pebble(env, http_port)
+    crt = os.path.join(env.dir, "site.pem")
+    pidfile = os.path.join(env.dir, "keel.pid")
+    cfg = keel_config(env.dir, pb.directory, pb.ca, http_port, https_port, origin.addr, crt,
+                      "    renew-before 3585s\n    retry-delay 1s")
+    cfg = cfg.replace("    expose-experimental-directives\n",
+                      "    expose-experimental-directives\n    pidfile %s\n" % pidfile)
+    k = env.keel(cfg, ports=[http_port, https_port])
+    first = wait_for(lambda: "Pebble Intermediate" in (served(https_port) or ("", "", ""))[1]
+                     and served(https_port), timeout=30, step=0.2)
+    assert first, k.output()
+    old = k.p.pid
+    os.kill(old, signal.SIGUSR2)
+    assert wait_for(lambda: "(reload)" in k.output(), timeout=15), k.output()
+    k.p.wait(15)
+    with open(pidfile) as f:
+        new = int(f.read())
+    assert new != old
+    try:
+        after = k.output().split("(reload)", 1)[1]
+        assert "did not exist" not in after
+        s = served(https_port)
+        assert s and s[0] in (first[0], file_serial(crt))
+        # the new process's client renews it (renew-before: 15 s after its issue)
+        renewed = wait_for(lambda: "new certificate" in k.output().split("(reload)", 1)[1],
+                           timeout=40, step=0.5)
+        assert renewed, k.output()
+        got = wait_for(lambda: (served(https_port) or (first[0],))[0] == file_serial(crt) !=
+                       first[0], timeout=10, step=0.2)
+        assert got, k.output()
+    finally:
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists("/proc/%d" % new), timeout=10)
