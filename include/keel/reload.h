@@ -31,6 +31,7 @@ struct reload_fds {
 	int state;      /* memfd: the runtime state, in the state file's format */
 	int cli;        /* the admin socket */
 	int conns;      /* where the old process sends its idle client connections (connpass.h) */
+	int tickets;    /* a pipe holding the TLS session ticket keys (ssl_tickets_handover_fd()) */
 	const int *fds; /* listening sockets */
 	int n;
 };
@@ -46,6 +47,8 @@ int keel_reload_state_fd(void);
 /* The socket on which the old process sends its idle client connections, -1 when none; the
  * caller owns it then. */
 int keel_reload_take_conns(void);
+/* The pipe holding the previous process's TLS ticket keys, -1 when none; the caller owns it. */
+int keel_reload_take_tickets(void);
 void keel_reload_ready(void);
 /* systemd: WATCHDOG=1 at half of WATCHDOG_USEC (main thread, now in us); STOPPING=1 unless the
  * process handed over to a new one. Without systemd (no NOTIFY_SOCKET) they do nothing. */

@@ -12,6 +12,8 @@
 struct ssl_ctx_st;
 struct ssl_session_st;
 struct sample_expr;
+/* A set of session ticket keys (src/ssl/ssl-tickets.c): a bind's tls-ticket-keys file. */
+struct ssl_ticket_keys;
 
 /* Client certificate checking (bind "verify"). */
 enum ssl_verify {
@@ -108,10 +110,12 @@ struct ssl_bind {
 	const char *crl_file;
 	enum ssl_verify verify;
 	bool strict_sni;       /* no certificate for the name: refuse, not the default one */
+	const char *ticket_file; /* tls-ticket-keys; NULL: the process's rotated keys */
 
 	/* built by the check (ssl_bind_build()) */
 	bool built;
 	struct ssl_defaults d;      /* the global defaults it was built with (replacements) */
+	struct ssl_ticket_keys *tickets; /* the keys of ticket_file */
 	struct ssl_cert_ctx *def;   /* the first certificate: a client without a known name */
 	struct ssl_cert_ctx *ccs;   /* every context, in loading order */
 	int nccs;

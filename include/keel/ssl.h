@@ -104,4 +104,30 @@ const char *ssl_ca_base(void);
 int ssl_srv_global(struct cfg_ctx *c, int argc, char **argv);
 void ssl_srv_reset(void);
 
+/* Session tickets (ssl-tickets.c; docs/configuration.md, "Session resumption";
+ * docs/internals/reload.md, "TLS ticket keys"). Keys are never logged and are wiped
+ * (OPENSSL_cleanse) wherever keel drops a copy.
+ * ssl_tickets_ctx(): ctx encrypts its tickets with keys (a tls-ticket-keys file), or with the
+ * process's ring when keys is NULL; at configuration load. OK, or ERR with *err set.
+ * ssl_tickets_load(): reads a tls-ticket-keys file (HAProxy's format); ssl_tickets_free() wipes
+ * and frees it. */
+int ssl_tickets_ctx(struct ssl_ctx_st *ctx, struct ssl_ticket_keys *keys, char **err);
+int ssl_tickets_load(const char *path, struct ssl_ticket_keys **out, char **err);
+void ssl_tickets_free(struct ssl_ticket_keys *keys);
+/* The global tune.ssl.ticket-rotate keyword (keel's own), and its default back (at each load). */
+int ssl_tickets_kw_rotate(struct cfg_ctx *c, int argc, char **argv);
+void ssl_tickets_reset_settings(void);
+/* The process's ring, main thread only. ssl_tickets_start(): before the workers start, from the
+ * previous process's keys when fd >= 0 (what ssl_tickets_handover_fd() gave it at a reload;
+ * closed here), else from new random keys; unreadable keys are replaced by new ones with a
+ * warning (clients then do one full handshake). ERR only when no random bytes can be had.
+ * ssl_tickets_tick(): rotates when due (call it every 100 ms or so). ssl_tickets_stop(): wipes
+ * the ring (at exit). */
+int ssl_tickets_start(int fd, char **err);
+void ssl_tickets_tick(void);
+void ssl_tickets_stop(void);
+/* For a reload (any thread, one at a time): the read end of a pipe (close-on-exec) holding the
+ * ring for the new process, its write end already closed; -1 with *err set on failure. */
+int ssl_tickets_handover_fd(char **err);
+
 #endif

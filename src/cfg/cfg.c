@@ -854,8 +854,8 @@ void cfg_reset(void)
 {
 	int m;
 
-	/* The modules first: their resets may read what they built in the arena (the TLS module
-	 * frees the OpenSSL contexts its bind and server settings point to). */
+	/* The modules first: their resets free what hangs from objects in the arena (TLS
+	 * contexts and ticket keys of bind lines). */
 	for (m = 0; m < nmodules; m++)
 		if (modules[m]->reset)
 			modules[m]->reset();

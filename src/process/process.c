@@ -309,6 +309,9 @@ int keel_run(const struct keel_opts *o)
 	if (cli_bind(keel_reload_take_cli, &err) != OK)
 		goto fail;
 	keel_reload_close_unused();
+	/* TLS ticket keys: the previous process's after a reload, so that its clients resume. */
+	if (ssl_tickets_start(keel_reload_take_tickets(), &err) != OK)
+		goto fail;
 	/* A reload's new process is already detached: it only writes the pid file. */
 	if (daemon_mode && !keel_reloaded()) {
 		if (daemonize(pidfile, &err) != OK)
@@ -381,6 +384,7 @@ int keel_run(const struct keel_opts *o)
 
 		clock_update();
 		keel_notify_tick(now_us);
+		ssl_tickets_tick();
 		if (now_us >= next_watch) {
 			ssl_watch();
 			next_watch = now_us + SSL_WATCH_US;
@@ -445,6 +449,7 @@ int keel_run(const struct keel_opts *o)
 	workers_destroy();
 	health_deinit();
 	history_deinit();
+	ssl_tickets_stop();
 	return rc;
 
 fail:
@@ -453,5 +458,6 @@ fail:
 	keel_log(LOG_LVL_ALERT, "%s", err ? err : "start-up failed");
 	keel_reload_failed(err);
 	free(err);
+	ssl_tickets_stop();
 	return 1;
 }

@@ -3,8 +3,9 @@
  * The running process (old) fork+execs its own binary with the same command line. The child
  * (new) inherits, across exec, every listening socket, the admin socket, a memfd holding the
  * runtime state (the state file's format), the write end of a pipe and one end of a socket pair
- * on which old later sends its idle client connections (src/proxy/connpass.c); KEEL_RELOAD in
- * its environment names them: "ready=FD state=FD cli=FD conns=FD fds=FD,FD,...". new loads its configuration,
+ * on which old later sends its idle client connections (src/proxy/connpass.c) and a pipe holding
+ * the TLS session ticket keys (src/ssl/ssl-tickets.c); KEEL_RELOAD in its environment names
+ * them: "ready=FD state=FD cli=FD conns=FD tickets=FD fds=FD,FD,...". new loads its configuration,
  * adopts the inherited sockets whose addresses are still bound (the same sockets: connections
  * waiting in their backlogs are kept), binds the others, closes the inherited ones it no longer
  * needs, restores the state, starts its workers and writes "ready" to the pipe, or "error: ..."
@@ -37,6 +38,7 @@
 #include <keel/process.h>
 #include <keel/reload.h>
 #include <keel/spawner.h>
+#include <keel/ssl.h>
 #include <keel/state.h>
 
 #define RELOAD_ENV "KEEL_RELOAD"
@@ -53,11 +55,11 @@ static atomic_bool reloading;
 
 /* What a process started by a reload inherited; ready_fd -1 otherwise. */
 static struct {
-	int ready_fd, state_fd, cli_fd, conns_fd;
+	int ready_fd, state_fd, cli_fd, conns_fd, tickets_fd;
 	int n;
 	int *fds;
 	struct sockaddr_storage *addr;
-} inh = {.ready_fd = -1, .state_fd = -1, .cli_fd = -1, .conns_fd = -1};
+} inh = {.ready_fd = -1, .state_fd = -1, .cli_fd = -1, .conns_fd = -1, .tickets_fd = -1};
 
 /* ---- the new process ---- */
 
@@ -87,6 +89,8 @@ static void parse_env(const char *env)
 			inh.cli_fd = parse_fd(tok + 4, &end);
 		} else if (!strncmp(tok, "conns=", 6)) {
 			inh.conns_fd = parse_fd(tok + 6, &end);
+		} else if (!strncmp(tok, "tickets=", 8)) {
+			inh.tickets_fd = parse_fd(tok + 8, &end);
 		} else if (!strncmp(tok, "fds=", 4)) {
 			const char *p = tok + 4;
 
@@ -249,17 +253,26 @@ int keel_reload_take_conns(void)
 	return fd;
 }
 
+int keel_reload_take_tickets(void)
+{
+	int fd = inh.tickets_fd;
+
+	inh.tickets_fd = -1;
+	return fd;
+}
+
 /* ---- the old process ---- */
 
 /* "KEEL_RELOAD=..." naming the descriptors the new process inherits. */
 static char *child_env(const struct reload_fds *f)
 {
-	size_t cap = 96 + (size_t)f->n * 12, len;
+	size_t cap = 112 + (size_t)f->n * 12, len;
 	char *s = xmalloc(cap);
 	int i;
 
-	len = (size_t)snprintf(s, cap, RELOAD_ENV "=ready=%d state=%d cli=%d conns=%d fds=",
-			       f->ready, f->state, f->cli, f->conns);
+	len = (size_t)snprintf(s, cap,
+			       RELOAD_ENV "=ready=%d state=%d cli=%d conns=%d tickets=%d fds=",
+			       f->ready, f->state, f->cli, f->conns, f->tickets);
 	for (i = 0; i < f->n; i++)
 		len += (size_t)snprintf(s + len, cap - len, "%s%d", i ? "," : "", f->fds[i]);
 	return s;
@@ -299,6 +312,8 @@ void keel_reload_exec(char **envp, const struct reload_fds *f)
 		fcntl(f->cli, F_SETFD, 0);
 	if (f->conns >= 0)
 		fcntl(f->conns, F_SETFD, 0);
+	if (f->tickets >= 0)
+		fcntl(f->tickets, F_SETFD, 0);
 	for (i = 0; i < f->n; i++)
 		fcntl(f->fds[i], F_SETFD, 0);
 	sigemptyset(&none);
@@ -372,7 +387,7 @@ static int wait_verdict(int fd, pid_t pid, bool ours, char **err)
 
 int keel_reload(int *newpid, char **err)
 {
-	int rp[2] = {-1, -1}, hv[2] = {-1, -1}, state_fd = -1, n, i, rc = ERR;
+	int rp[2] = {-1, -1}, hv[2] = {-1, -1}, state_fd = -1, tickets_fd = -1, n, i, rc = ERR;
 	int *fds = NULL;
 	struct reload_fds f;
 	char **envp = NULL;
@@ -401,6 +416,16 @@ int keel_reload(int *newpid, char **err)
 	state_fd = state_handover_fd(err);
 	if (state_fd < 0)
 		goto out;
+	/* Without them the reload still works: returning TLS clients do one full handshake. */
+	{
+		char *terr = NULL;
+
+		tickets_fd = ssl_tickets_handover_fd(&terr);
+		if (tickets_fd < 0) {
+			keel_log(LOG_LVL_WARNING, "reload: TLS ticket keys not passed on: %s", terr);
+			free(terr);
+		}
+	}
 	if (pipe2(rp, O_CLOEXEC) == -1) {
 		*err = strfmt("pipe: %s", strerror(errno));
 		goto out;
@@ -410,7 +435,7 @@ int keel_reload(int *newpid, char **err)
 		keel_log(LOG_LVL_WARNING, "reload: socketpair: %s; idle connections will be closed, not handed over",
 			 strerror(errno));
 	f = (struct reload_fds){.ready = rp[1], .state = state_fd, .cli = cli_listen_fd(),
-				.conns = hv[1], .fds = fds, .n = n};
+				.conns = hv[1], .tickets = tickets_fd, .fds = fds, .n = n};
 	if (spawner_active()) {
 		/* chroot: the spawner, outside the jail, starts the new process */
 		if (spawner_spawn(&f, &pid, err) != OK)
@@ -457,6 +482,8 @@ out:
 	}
 	if (state_fd >= 0)
 		close(state_fd);
+	if (tickets_fd >= 0)
+		close(tickets_fd);
 	free(fds);
 	if (envp)
 		free(envp[0]);
@@ -477,6 +504,9 @@ void keel_reload_ready(void)
 	if (inh.state_fd >= 0)
 		close(inh.state_fd);
 	inh.state_fd = -1;
+	if (inh.tickets_fd >= 0)
+		close(inh.tickets_fd);
+	inh.tickets_fd = -1;
 	if (inh.ready_fd >= 0)
 		report("ready\n");
 	if (sd_watchdog_enabled(0, &usec) > 0)

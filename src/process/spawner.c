@@ -6,14 +6,15 @@
  * small process, which stays outside the jail with the privileges keel started with and does one
  * thing: when the serving process asks for a reload, it receives the descriptors the new process
  * must inherit (the pipe it reports on, the state memfd, the admin socket, the socket on which
- * idle connections are handed over, the listening sockets)
+ * idle connections are handed over, the pipe holding the TLS ticket keys, the listening sockets)
  * and fork+execs keel with them, as the serving process itself does without chroot. The new
  * process starts its own spawner before it chroots. This one exits when the serving process
  * closes its end of the socket (its stop, or its exit after a handover).
  *
  * The protocol, on a SOCK_SEQPACKET socketpair: struct spawn_msg, with up to SPAWN_BATCH
  * descriptors in SCM_RIGHTS. SPAWN_FDS messages carry the descriptors in order (ready pipe,
- * state memfd, admin socket if any, the handover socket if any, listening sockets); SPAWN_GO forks and execs, and is answered
+ * state memfd, admin socket if any, the handover socket if any, the ticket keys' pipe if any,
+ * listening sockets); SPAWN_GO forks and execs, and is answered
  * with the new pid or an errno; SPAWN_KILL kills a new process that did not get ready in time
  * (the serving process, as an unprivileged user, may not). */
 #include <errno.h>
@@ -37,6 +38,7 @@ enum spawn_kind { SPAWN_FDS = 1, SPAWN_GO, SPAWN_KILL };
 /* SPAWN_GO: which of the optional descriptors follow the ready pipe and the state memfd. */
 #define SPAWN_HAS_CLI 1u   /* the admin socket */
 #define SPAWN_HAS_CONNS 2u /* the socket for the idle connections' handover */
+#define SPAWN_HAS_TICKETS 4u /* the pipe holding the TLS ticket keys */
 
 struct spawn_msg {
 	int32_t kind;  /* enum spawn_kind */
@@ -106,7 +108,8 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 		if (m.kind == SPAWN_KILL && m.pid > 0) {
 			kill(m.pid, SIGKILL);
 		} else if (m.kind == SPAWN_GO) {
-			int need = 2 + !!(m.opt & SPAWN_HAS_CLI) + !!(m.opt & SPAWN_HAS_CONNS);
+			int need = 2 + !!(m.opt & SPAWN_HAS_CLI) + !!(m.opt & SPAWN_HAS_CONNS) +
+				   !!(m.opt & SPAWN_HAS_TICKETS);
 			pid_t pid = n >= need ? fork() : (errno = EINVAL, -1);
 			struct spawn_msg ans = {.kind = SPAWN_GO};
 
@@ -116,6 +119,7 @@ static void __attribute__((noreturn)) spawner_main(int sock)
 
 				f.cli = m.opt & SPAWN_HAS_CLI ? fds[k++] : -1;
 				f.conns = m.opt & SPAWN_HAS_CONNS ? fds[k++] : -1;
+				f.tickets = m.opt & SPAWN_HAS_TICKETS ? fds[k++] : -1;
 				f.fds = fds + k;
 				f.n = n - k;
 				signal(SIGCHLD, SIG_DFL);
@@ -186,7 +190,7 @@ static int send_fds(const int *fds, int n)
 
 int spawner_spawn(const struct reload_fds *f, pid_t *pid, char **err)
 {
-	int first[4] = {f->ready, f->state}, k = 2, i;
+	int first[5] = {f->ready, f->state}, k = 2, i;
 	struct spawn_msg m = {.kind = SPAWN_GO};
 	ssize_t r;
 
@@ -197,6 +201,10 @@ int spawner_spawn(const struct reload_fds *f, pid_t *pid, char **err)
 	if (f->conns >= 0) {
 		first[k++] = f->conns;
 		m.opt |= SPAWN_HAS_CONNS;
+	}
+	if (f->tickets >= 0) {
+		first[k++] = f->tickets;
+		m.opt |= SPAWN_HAS_TICKETS;
 	}
 	if (send_fds(first, k) != OK)
 		goto io;

@@ -362,7 +362,10 @@ static void h1_close(struct stream *s)
 /* Soft stop, when the connection cannot go to a new process (session_stop()): the connections
  * with a request in progress close after their response (every response then says "Connection:
  * close"). A connection accepted just before the stop has not sent its first request yet: it
- * is served once. An idle keep-alive connection closes once idle for STOP_IDLE_GRACE_US. */
+ * is served once. An idle keep-alive connection closes once idle for STOP_IDLE_GRACE_US; one
+ * whose transport can never move (TLS) is not closed at all: its next request gets an answer
+ * with the close, or its keep-alive timeout ends it as usual, so that no request races our
+ * close (hard-stop-after bounds the wait). */
 static void h1_stop(struct session *sess, bool hard)
 {
 	struct stream *s = h1_stream(sess);
@@ -373,7 +376,7 @@ static void h1_stop(struct session *sess, bool hard)
 		stream_close(s);
 		return;
 	}
-	if (s->rq != RQ_IDLE || s->txn || !sess->nreq)
+	if (s->rq != RQ_IDLE || s->txn || !sess->nreq || !sess->cli.xprt->movable)
 		return;
 	if (exp <= now_us) {
 		stream_close(s);

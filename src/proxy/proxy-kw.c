@@ -42,7 +42,7 @@ static const char *const bind_opts_known[] = {
 	"ssl", "crt", "crt-list", "ca-file", "crl-file", "alpn", "verify", "strict-sni",
 	"ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "curves", "no-tls-tickets",
 	"no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "prefer-client-ciphers",
-	"name", "accept-proxy", "quic",
+	"tls-ticket-keys", "name", "accept-proxy", "quic",
 };
 
 static int kw_bind(struct cfg_ctx *c, int argc, char **argv)

@@ -169,6 +169,9 @@ static SSL_CTX *new_ctx(struct ssl_bind *b, const struct ssl_defaults *d, char *
 	}
 	if (ssl_ctx_apply_opts(ctx, &b->o, &d->o, err) != OK)
 		goto out_free;
+	/* Session tickets with keys that outlive the process (ssl-tickets.c). */
+	if (!(b->o.no_tickets || d->o.no_tickets) && ssl_tickets_ctx(ctx, b->tickets, err) != OK)
+		goto out_free;
 	if (!(b->o.prefer_client || d->o.prefer_client))
 		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Partial writes: the stream sends what it has and comes back; idle connections give
@@ -1109,6 +1112,9 @@ int ssl_bind_build(struct ssl_bind *b, const struct ssl_defaults *d, char **err)
 		return OK;
 	b->built = true; /* even when it fails: ssl_bind_free() frees what was made */
 	b->d = *d;
+	/* Read even with no-tls-tickets: a broken file is an error either way, as in HAProxy. */
+	if (b->ticket_file && ssl_tickets_load(b->ticket_file, &b->tickets, err) != OK)
+		return ERR;
 	for (i = 0; i < b->ncrt; i++) {
 		const struct ssl_crt_src *src = &b->crt[i];
 		struct stat st;
@@ -1134,7 +1140,7 @@ int ssl_bind_build(struct ssl_bind *b, const struct ssl_defaults *d, char **err)
 		for (k = 0; k < b->ccs[i].nnames; k++)
 			add_sni(b, b->ccs[i].names[k], &b->ccs[i]);
 	}
-	/* qsort(NULL, 0) is undefined (UBSan): a bind without wildcard names has no table. */
+	/* qsort() of NULL is undefined even for 0 elements (UBSan stops there) */
 	if (b->nexact)
 		qsort(b->exact, (size_t)b->nexact, sizeof(*b->exact), cmp_sni);
 	if (b->nwild)
@@ -1149,6 +1155,8 @@ void ssl_bind_free(struct ssl_bind *b)
 	for (i = 0; i < b->nccs; i++)
 		SSL_CTX_free(atomic_load(&b->ccs[i].ctx));
 	b->nccs = 0;
+	ssl_tickets_free(b->tickets);
+	b->tickets = NULL;
 	b->built = false;
 }
 

@@ -154,6 +154,7 @@ static const struct cfg_kw ssl_kw[] = {
 	{"tune.ssl.default-dh-param", CFG_S_GLOBAL, NULL, KW_IGNORE, NULL},
 	{"tune.ssl.cachesize", CFG_S_GLOBAL, NULL, KW_UNIMPL, "OpenSSL's own session cache is used"},
 	{"tune.ssl.lifetime", CFG_S_GLOBAL, NULL, KW_UNIMPL, "OpenSSL's own session cache is used"},
+	{"tune.ssl.ticket-rotate", CFG_S_GLOBAL, ssl_tickets_kw_rotate, 0, NULL}, /* keel's own */
 	CFG_KW_END,
 };
 
@@ -169,6 +170,7 @@ static void ssl_reset(void)
 	memset(&defaults, 0, sizeof(defaults));
 	ssl_srv_reset();
 	ssl_cert_reset();
+	ssl_tickets_reset_settings();
 }
 
 static void ssl_begin(struct cfg_ctx *c)
@@ -237,7 +239,8 @@ static int ssl_bind_param(struct cfg_ctx *c, struct bind_conf *b, int argc, char
 		return 1;
 	}
 	if (!strcmp(kw, "crt") || !strcmp(kw, "crt-list") || !strcmp(kw, "ca-file") ||
-	    !strcmp(kw, "crl-file") || !strcmp(kw, "alpn") || !strcmp(kw, "verify")) {
+	    !strcmp(kw, "crl-file") || !strcmp(kw, "alpn") || !strcmp(kw, "verify") ||
+	    !strcmp(kw, "tls-ticket-keys")) {
 		if (!val) {
 			cfg_err(c, "bind option '%s' expects a value", kw);
 			return ERR;
@@ -257,6 +260,10 @@ static int ssl_bind_param(struct cfg_ctx *c, struct bind_conf *b, int argc, char
 				cfg_err(c, "'verify' expects none, optional or required");
 				return ERR;
 			}
+			return 1;
+		}
+		if (!strcmp(kw, "tls-ticket-keys")) {
+			sb->ticket_file = arena_strdup(&cfg_arena, val); /* read by the check */
 			return 1;
 		}
 		if (!strcmp(kw, "ca-file") || !strcmp(kw, "crl-file")) {
