@@ -71,7 +71,8 @@ enum lf_kind {
 	LF_DATE_TR,      /* %tr: request date */
 	LF_TS,           /* %Ts: accept date as a Unix timestamp */
 	LF_MS,           /* %ms: milliseconds of the accept date */
-	LF_FRONTEND,     /* %f / %ft */
+	LF_FRONTEND,     /* %f */
+	LF_FRONTEND_XPRT, /* %ft: the frontend, with '~' after it on a TLS connection */
 	LF_BACKEND,      /* %b */
 	LF_SERVER,       /* %s */
 	LF_STATUS,       /* %ST */
@@ -122,6 +123,8 @@ struct logformat {
 	struct lf_node *nodes;
 	int n;
 	int json;        /* render as a JSON object */
+	int empty_missing; /* a sample that finds nothing renders as nothing (header values, as
+			    * HAProxy), not as "-" (log lines) */
 };
 
 #endif

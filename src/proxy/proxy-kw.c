@@ -656,6 +656,16 @@ static const char *const req_actions_unimpl[] = {
 	"set-timeout", "use-service", "send-spoe-group", "disable-l7-retry", "set-bandwidth-limit",
 };
 
+/* A rule's value (set-header, redirect, set-path): a log format where a sample that finds
+ * nothing gives an empty string, as in HAProxy. */
+static int rule_value_parse(struct cfg_ctx *c, const char *s, struct logformat *lf)
+{
+	if (logformat_parse(c, s, lf))
+		return ERR;
+	lf->empty_missing = 1;
+	return OK;
+}
+
 static int kw_http_rule(struct cfg_ctx *c, int argc, char **argv)
 {
 	struct proxy *p = c->cur;
@@ -679,7 +689,7 @@ static int kw_http_rule(struct cfg_ctx *c, int argc, char **argv)
 		r->action = act[0] == 's' ? HRA_SET_HDR : HRA_ADD_HDR;
 		r->name = arena_strdup(&cfg_arena, argv[2]);
 		r->namelen = (uint32_t)strlen(argv[2]);
-		if (logformat_parse(c, argv[3], &r->value))
+		if (rule_value_parse(c, argv[3], &r->value))
 			return ERR;
 		if (ci > 4)
 			cfg_warn(c, "'%s %s': extra arguments after the value are ignored (quote values with spaces)", argv[0], act);
@@ -735,7 +745,7 @@ static int kw_http_rule(struct cfg_ctx *c, int argc, char **argv)
 			cfg_err(c, "'http-request redirect %s': expects location, prefix or scheme", argv[2]);
 			return ERR;
 		}
-		if (logformat_parse(c, argv[3], &r->value))
+		if (rule_value_parse(c, argv[3], &r->value))
 			return ERR;
 		for (i = 4; i < ci; i++) {
 			long v;
@@ -784,7 +794,7 @@ static int kw_http_rule(struct cfg_ctx *c, int argc, char **argv)
 			return ERR;
 		}
 		r->action = HRA_SET_PATH;
-		if (logformat_parse(c, argv[2], &r->value))
+		if (rule_value_parse(c, argv[2], &r->value))
 			return ERR;
 	} else {
 		size_t k;

@@ -409,7 +409,7 @@ static const struct {
 	{"si", LF_SRV_IP},      {"sp", LF_SRV_PORT},    {"t", LF_DATE},
 	{"tr", LF_DATE_TR},     {"trg", LF_DATE_TR},    {"trl", LF_DATE_TR},
 	{"T", LF_DATE},         {"Tl", LF_DATE},        {"Ts", LF_TS},
-	{"ms", LF_MS},          {"f", LF_FRONTEND},     {"ft", LF_FRONTEND},
+	{"ms", LF_MS},          {"f", LF_FRONTEND},     {"ft", LF_FRONTEND_XPRT},
 	{"b", LF_BACKEND},      {"s", LF_SERVER},       {"ST", LF_STATUS},
 	{"B", LF_BYTES},        {"U", LF_BYTES_UP},     {"Tq", LF_TQ},
 	{"TR", LF_TQ},          {"Tw", LF_TW},          {"Tc", LF_TC},
@@ -656,7 +656,7 @@ size_t logformat_render(const struct logformat *lf, struct stream *s, char *out,
 			if (sample_fetch(s, &n->smp, &smp)) {
 				l = sample_to_str(&smp, tmp, sizeof(tmp));
 				put(&o, tmp, l);
-			} else {
+			} else if (!lf->empty_missing) {
 				putc_(&o, '-');
 			}
 			break;
@@ -693,6 +693,11 @@ size_t logformat_render(const struct logformat *lf, struct stream *s, char *out,
 			putnum(&o, (long long)(((t ? t->wall_start : s->sess->wall_accept) / 1000) % 1000));
 			break;
 		case LF_FRONTEND: put(&o, s->fe->name, strlen(s->fe->name)); break;
+		case LF_FRONTEND_XPRT:
+			put(&o, s->fe->name, strlen(s->fe->name));
+			if (ssl_conn_used(&s->sess->cli))
+				putc_(&o, '~');
+			break;
 		case LF_BACKEND:
 			if (s->be)
 				put(&o, s->be->name, strlen(s->be->name));

@@ -1142,8 +1142,10 @@ static bool txn_end(struct stream *s)
 		srv_put_slot(s->srv);
 		s->has_slot = false;
 	}
-	s->sess->mux->end(s,
-			  cli_ka && !session_close_on_stop(s->sess) && !(s->cflags & (CF_EOF | CF_ERROR)));
+	/* What the response told the client stands: a stop that began since then deals with
+	 * the idle connection (h1_end(): session_stop()), never by closing it under a client
+	 * that was told it may send again. */
+	s->sess->mux->end(s, cli_ka && !(s->cflags & (CF_EOF | CF_ERROR)));
 	return true;
 }
 

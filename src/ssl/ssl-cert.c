@@ -103,6 +103,16 @@ static int load_client_ca(SSL_CTX *ctx, const struct ssl_bind *b, char **err)
 {
 	STACK_OF(X509_NAME) *names;
 
+	/* OpenSSL would only say "system lib". */
+	if (access(b->ca_file, R_OK) != 0) {
+		*err = strfmt("ca-file '%s': %s", b->ca_file, strerror(errno));
+		return ERR;
+	}
+	if (b->crl_file && access(b->crl_file, R_OK) != 0) {
+		*err = strfmt("crl-file '%s': %s", b->crl_file, strerror(errno));
+		return ERR;
+	}
+
 	if (!SSL_CTX_load_verify_locations(ctx, b->ca_file, NULL)) {
 		*err = strfmt("ca-file '%s': %s", b->ca_file, ssl_errstr());
 		return ERR;
@@ -439,16 +449,17 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The DNS names of x's subjectAltName, or its CN when it has none. Returns the count. */
+/* The names x serves: the DNS names of its subjectAltName and its CN (HAProxy takes both).
+ * Returns the count. */
 static int cert_names(X509 *x, const char **names, int max)
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-	int i, n = 0;
+	char cn[256];
+	int i, n = 0, len;
 
 	for (i = 0; gens && i < sk_GENERAL_NAME_num(gens) && n < max; i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
 		const unsigned char *d;
-		int len;
 
 		if (g->type != GEN_DNS)
 			continue;
@@ -458,13 +469,14 @@ static int cert_names(X509 *x, const char **names, int max)
 			names[n++] = lower_dup((const char *)d, (size_t)len);
 	}
 	GENERAL_NAMES_free(gens);
-	if (n == 0) {
-		char cn[256];
-		int len = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
-						    sizeof(cn));
+	len = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+	if (len > 0 && n < max && !memchr(cn, ' ', (size_t)len)) {
+		const char *low = lower_dup(cn, (size_t)len);
 
-		if (len > 0)
-			names[n++] = lower_dup(cn, (size_t)len);
+		for (i = 0; i < n && strcmp(names[i], low); i++)
+			;
+		if (i == n)
+			names[n++] = low;
 	}
 	return n;
 }

@@ -2,8 +2,10 @@
  * check-ssl...), the global ssl-server-verify and ssl-default-server-* lines, each server's
  * OpenSSL context, the sessions kept to resume with it, and the name asked for per request.
  * HAProxy's names and meanings (docs/configuration.md, "TLS to servers"). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -205,6 +207,11 @@ static int srv_build(struct server *s, struct ssl_server *ss, char **err)
 			*err = strfmt("server '%s': certificates are verified (ssl-server-verify "
 				      "required, the default) but no 'ca-file' is given; add 'ca-file' "
 				      "or, on a network you trust, 'verify none'", s->name);
+			return ERR;
+		}
+		if (access(ss->ca_file, R_OK) != 0) {
+			*err = strfmt("server '%s': ca-file '%s': %s", s->name, ss->ca_file,
+				      strerror(errno));
 			return ERR;
 		}
 		if (!SSL_CTX_load_verify_locations(ctx, ss->ca_file, NULL)) {

@@ -165,25 +165,32 @@ static ssize_t ssl_recv(struct conn *c, void *buf, size_t len)
 	return (ssize_t)done;
 }
 
+/* With partial writes on, SSL_write_ex() stops after a record: a short count proves nothing
+ * about the socket, so this writes record after record until len is done or OpenSSL wants the
+ * socket (only then is it full). */
 static ssize_t ssl_send(struct conn *c, const void *buf, size_t len)
 {
 	SSL *ssl = c->xprt_ctx;
-	size_t n;
+	size_t done = 0, n;
 	int r;
 
-	ERR_clear_error();
-	r = SSL_write_ex(ssl, buf, len, &n);
-	if (r == 1) {
-		if (n < len)
+	while (done < len) {
+		ERR_clear_error();
+		r = SSL_write_ex(ssl, (const char *)buf + done, len - done, &n);
+		if (r == 1) {
+			done += n;
+			continue;
+		}
+		/* A write that needs a read (renegotiation) cannot happen: it is refused. */
+		if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE) {
 			c->flags &= (uint16_t)~CF_WR_READY;
-		return (ssize_t)n;
+			break;
+		}
+		if (done)
+			break; /* the failure shows at the next call */
+		return ERR; /* as raw TCP: no flag, the caller decides */
 	}
-	/* A write that needs a read (renegotiation) cannot happen: it is refused. */
-	if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE) {
-		c->flags &= (uint16_t)~CF_WR_READY;
-		return 0;
-	}
-	return ERR; /* as raw TCP: no flag, the caller decides */
+	return (ssize_t)done;
 }
 
 /* Application bytes only: records that carry none (a TLS 1.3 session ticket a server sends

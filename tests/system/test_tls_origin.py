@@ -55,12 +55,18 @@ http {
   ssl_session_cache shared:S:1m;
   %(ka)s
   server {
+    listen 127.0.0.1:%(p2)d;
+    location / { return 200 "got $content_length\\n"; }
+  }
+  server {
     listen 127.0.0.1:%(p)d ssl;
     ssl_certificate %(crt)s; ssl_certificate_key %(key)s;
     location / { return 200 "sni=$ssl_server_name reused=$ssl_session_reused\\n"; }
+    location /big { root %(d)s; }
+    location = /upload { client_max_body_size 10m; proxy_pass http://127.0.0.1:%(p2)d/; }
   }
 }
-""" % {"d": d, "p": port, "crt": crt, "key": key,
+""" % {"d": d, "p": port, "p2": free_port(), "crt": crt, "key": key,
        "ka": "" if keepalive else "keepalive_timeout 0;"})
     p = env.proc("nginx-tls-%d" % port, [NGINX, "-c", conf, "-e",
                                           os.path.join(d, "nginx-tls-%d-error.log" % port)])
@@ -68,6 +74,30 @@ http {
     p.port = port
     p.access = os.path.join(d, "nginx-tls-%d-access.log" % port)
     return p
+
+
+def test_large_bodies_both_ways_over_tls_to_the_server(env):
+    """A 1 MB response and a 300 kB request body cross TLS records (16 kB each) and fill the
+    sockets: nothing stalls."""
+    pki = make_pki(env.dir)
+    ngx = https_nginx(env, pki)
+    os.makedirs(os.path.join(env.dir, "big"), exist_ok=True)
+    blob = os.urandom(1 << 20)
+    with open(os.path.join(env.dir, "big", "f.bin"), "wb") as f:
+        f.write(blob)
+    # nginx's workers run as another user: let them read the file
+    for p in (env.dir, os.path.join(env.dir, "big")):
+        os.chmod(p, 0o755)
+    os.chmod(os.path.join(env.dir, "big", "f.bin"), 0o644)
+    port = free_port()
+    env.keel(basic_config(port, [("s1", "127.0.0.1:%d" % ngx.port,
+                                  "ssl ca-file %s sni str(origin.test)" % pki["ca"])]), ports=[port])
+    with urllib.request.urlopen("http://127.0.0.1:%d/big/f.bin" % port, timeout=10) as r:
+        assert r.read() == blob
+    body = os.urandom(300 * 1024)
+    req = urllib.request.Request("http://127.0.0.1:%d/upload" % port, data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.read().decode().strip() == "got %d" % len(body)
 
 
 def get(port, path="/", host=None):

@@ -120,7 +120,7 @@ def test_reloads_under_https_load_fail_no_request(env):
         c.join(30)
     sent = sum(c.sent for c in clients)
     failed = sum(c.failed for c in clients)
-    assert sent >= 2100, sent
+    assert sent >= 1500, sent  # ~2800 due; a loaded machine makes the client fall behind
     assert failed == 0, [e for c in clients for e in c.errors][:10]
     # the old processes end once their idle connections' keep-alive timeout passed
     assert wait_for(lambda: all(gone(p) for p in pids[:-1]), 15), "an old process did not exit"
