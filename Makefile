@@ -13,7 +13,7 @@ WARN     = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-
            -Wno-unused-parameter $(WERROR)
 CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(LLHTTP_INC)
 CFLAGS   = -std=c11 $(OPT) $(WARN) $(SAN) -pthread -fno-strict-aliasing
-LDLIBS   = -lpcre2-8 -lsystemd -lssl -lcrypto -pthread
+LDLIBS   = -lpcre2-8 -lsystemd -lssl -lcrypto -ljansson -pthread
 
 SRCS     := $(sort $(wildcard src/core/*.c src/http/*.c src/process/*.c src/proxy/*.c src/cfg/*.c src/check/*.c src/admin/*.c src/sticky/*.c src/ssl/*.c src/demo/*.c))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))

@@ -4,13 +4,14 @@
 # Usage: tools/deps.sh [build|test|bench|all] (default all: build and test)
 set -eu
 what=${1:-all}
-build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev libsystemd-dev libssl-dev"
+build_pkgs="gcc make libc6-dev node-llhttp libpcre2-dev libsystemd-dev libssl-dev libjansson-dev"
 # php-cli: tests/system/test_cookies.py (PHP file sessions behind cookie persistence).
 # prometheus: tests/system/test_metrics.py scrapes keel with the real server and runs promtool.
 # memcached, php-memcached: tests/system/test_sessions_memcached.py (PHP sessions in memcached).
 # php-fpm: tests/system/test_post_freeze.py (PHP behind nginx, as sites run it).
+# pebble: tests/system/test_acme.py (a real ACME server on loopback, and its DNS stub).
 # openssl (the CLI: test certificates, s_client), sslscan: the TLS tests (tests/system/test_tls*.py).
-test_pkgs="python3 python3-pytest nginx curl openssl clang llvm libclang-rt-14-dev prometheus chromium php-cli memcached php-memcached php-fpm sslscan"
+test_pkgs="python3 python3-pytest nginx curl openssl clang llvm libclang-rt-14-dev prometheus chromium php-cli memcached php-memcached php-fpm sslscan pebble"
 # chromium: the headless browser of tests/system/test_dashboard.py (stats dashboard).
 # bench/run; perf (linux-perf) is optional: without it the untraced syscall count is left out.
 # valgrind: bench/instr (instructions per request, callgrind).

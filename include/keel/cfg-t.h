@@ -15,6 +15,7 @@ enum cfg_section {
 	CFG_S_LISTEN = 1u << 4,
 	CFG_S_IGNORED = 1u << 5, /* a section keel accepts but does not implement (peers, ...) */
 	CFG_S_USERLIST = 1u << 6,
+	CFG_S_ACME = 1u << 7,     /* "acme NAME" (src/ssl/acme-kw.c) */
 };
 
 #define CFG_S_PROXY (CFG_S_DEFAULTS | CFG_S_FRONTEND | CFG_S_BACKEND | CFG_S_LISTEN)

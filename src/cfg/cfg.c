@@ -648,6 +648,7 @@ static const char *sect_name(enum cfg_section s)
 	case CFG_S_BACKEND: return "backend";
 	case CFG_S_LISTEN: return "listen";
 	case CFG_S_USERLIST: return "userlist";
+	case CFG_S_ACME: return "acme";
 	default: return "ignored";
 	}
 }
@@ -721,7 +722,7 @@ static void dispatch(struct cfg_ctx *c, int argc, char **argv)
 		cfg_err(c, "'%s' outside of any section (expects global, defaults, frontend, backend or listen first)", kw);
 		return;
 	}
-	if (c->sect != CFG_S_GLOBAL && !c->cur)
+	if ((c->sect & CFG_S_PROXY) && !c->cur)
 		return; /* the section header was invalid: already reported */
 	for (m = 0; m < nmodules; m++) {
 		for (k = modules[m]->keywords; k && k->name; k++) {

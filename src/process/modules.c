@@ -5,6 +5,7 @@
  * checks and a server's options in the order check, health, stick tables, drain. */
 #include <stdbool.h>
 
+#include <keel/acme.h>
 #include <keel/admin.h>
 #include <keel/cfg.h>
 #include <keel/check.h>
@@ -14,6 +15,7 @@
 #include <keel/health.h>
 #include <keel/modules.h>
 #include <keel/proxy.h>
+#include <keel/service.h>
 #include <keel/ssl.h>
 #include <keel/stick.h>
 
@@ -27,6 +29,9 @@ void keel_modules_register(void)
 	cfg_register(&global_module); /* ground: the global section */
 	cfg_register(&proxy_module);  /* runtime: proxy sections, binds, servers, rules, balancing */
 	cfg_register(&ssl_module);    /* TLS: certificates, bind options, global defaults */
+	cfg_register(&acme_module);   /* ACME: "acme" sections, httpclient.ssl.* */
+	/* Before the TLS hooks: a missing ACME certificate file is made before TLS loads it. */
+	proxy_register_hooks(&acme_hooks);
 	proxy_register_hooks(&ssl_hooks);
 	proxy_register_hooks(&ssl_srv_hooks);
 	cfg_register(&check_module);  /* active checks and the agent */
@@ -37,5 +42,6 @@ void keel_modules_register(void)
 	cfg_register(&stick_module);  /* stick tables */
 	proxy_register_hooks(&stick_hooks);
 	proxy_register_hooks(&drain_hooks); /* drain limits of sticky users */
+	http_service_register(&acme_http01); /* /.well-known/acme-challenge/TOKEN */
 	admin_register(); /* admin socket, state file, stats and metrics pages, history */
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <keel/acl.h>
+#include <keel/acme.h>
 #include <keel/backend.h>
 #include <keel/cfg.h>
 #include <keel/check.h>
@@ -368,6 +369,9 @@ int keel_run(const struct keel_opts *o)
 	cli_set_reload(keel_reload);
 	if (cli_start(&err) != OK)
 		goto fail;
+	/* After the change of user: the files the ACME client writes belong to that user. */
+	if (acme_start(&err) != OK)
+		goto fail;
 	keel_log(LOG_LVL_NOTICE, "keel %s started: pid %d, %d worker threads, maxconn %d%s",
 		 KEEL_VERSION, (int)getpid(), global.nbthread, global.maxconn,
 		 keel_reloaded() ? " (reload)" : "");
@@ -396,6 +400,7 @@ int keel_run(const struct keel_opts *o)
 		case SIGTERM:
 		case SIGUSR1:
 			atomic_store(&keel_stopping, true);
+			acme_stop(); /* after a reload, the new process's client takes over */
 			if (atomic_load(&keel_handed_over))
 				reload_handover();
 			if (!stop_deadline) {
@@ -409,6 +414,7 @@ int keel_run(const struct keel_opts *o)
 		case SIGINT:
 		case SIGQUIT:
 			atomic_store(&keel_stopping, true);
+			acme_stop();
 			keel_notify_stopping();
 			keel_log(LOG_LVL_NOTICE, "immediate stop");
 			workers_signal(LOOP_WAKE_HALT);
@@ -430,6 +436,7 @@ int keel_run(const struct keel_opts *o)
 	}
 	for (i = 0; i < global.nbthread; i++)
 		pthread_join(keel_workers[i].loop.thread, NULL);
+	acme_stop();
 	cli_stop(atomic_load(&keel_handed_over));
 	if (connpass_count())
 		keel_log(LOG_LVL_NOTICE, "reload: %llu idle connections passed to the new process",
@@ -446,6 +453,7 @@ int keel_run(const struct keel_opts *o)
 	return rc;
 
 fail:
+	acme_stop();
 	cli_stop(atomic_load(&keel_handed_over));
 	keel_log(LOG_LVL_ALERT, "%s", err ? err : "start-up failed");
 	keel_reload_failed(err);

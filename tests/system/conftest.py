@@ -16,7 +16,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-KEEL = os.environ.get("KEEL", os.path.join(ROOT, "keel"))
+KEEL = os.path.abspath(os.environ.get("KEEL", os.path.join(ROOT, "keel")))  # keel runs in its test folder
 ORIGIN = os.environ.get("KEEL_ORIGIN", os.path.join(ROOT, "build", "default", "keel-origin"))
 KEELCTL = os.environ.get("KEELCTL", os.path.join(os.path.dirname(KEEL), "keelctl"))
 if not os.path.exists(KEELCTL):
