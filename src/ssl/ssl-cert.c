@@ -190,6 +190,11 @@ static SSL_CTX *new_ctx(struct ssl_bind *b, const struct ssl_defaults *d, char *
 				      SSL_MODE_RELEASE_BUFFERS);
 	/* Needed by the session cache whenever client certificates may be asked for. */
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	/* One TLS 1.3 ticket per handshake (OpenSSL sends two after a full one): a client resumes
+	 * its next connection with it and gets a new one then (ssl-tickets.c), so the second
+	 * ticket would cost an encryption per full handshake for the few clients that open two
+	 * connections at once before their first resumes. */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
 	SSL_CTX_set_tlsext_servername_arg(ctx, b);
 	if (b->alpn)
