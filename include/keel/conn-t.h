@@ -55,6 +55,8 @@ struct conn {
 	uint16_t flags;              /* enum conn_flags */
 	const struct xprt_ops *xprt;
 	void *xprt_ctx;              /* the transport's state (NULL for raw TCP) */
+	struct list wait;            /* in its transport's queue of connections waiting for a
+				      * turn (TLS: costly handshake steps, xprt-ssl.c) */
 };
 
 #endif

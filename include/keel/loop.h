@@ -18,9 +18,6 @@ void loop_close(struct fdh *h);
  * stays open elsewhere (shared with another process or thread, passed on with SCM_RIGHTS):
  * epoll forgets a socket only once every descriptor of it is closed. */
 void loop_forget(struct fdh *h);
-/* Asks epoll to report h's fd again at the next iteration if it is still ready (edge-triggered
- * events are reported once): for work put off to keep an iteration short. */
-void loop_rearm(struct fdh *h);
 void tasklet_init(struct tasklet *t, void (*cb)(struct tasklet *t));
 /* Queues t to run at the end of this iteration (no-op when already queued). */
 void tasklet_wake(struct tasklet *t);

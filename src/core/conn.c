@@ -13,6 +13,7 @@ int conn_init(struct conn *c, int fd, const struct xprt_ops *x, void *conf,
 	c->flags = 0;
 	c->xprt = x;
 	c->xprt_ctx = NULL;
+	list_init(&c->wait);
 	c->h.fd = fd;
 	if (x->init && x->init(c, conf) != OK)
 		return ERR;

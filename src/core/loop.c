@@ -81,18 +81,6 @@ int loop_add(struct fdh *h, int fd)
 	return epoll_ctl(tl->epfd, EPOLL_CTL_ADD, fd, &ev) == -1 ? ERR : OK;
 }
 
-void loop_rearm(struct fdh *h)
-{
-	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-		.data.ptr = h,
-	};
-
-	/* A modification re-checks readiness and queues an event when the fd is ready. */
-	if (h->fd >= 0)
-		epoll_ctl(tl->epfd, EPOLL_CTL_MOD, h->fd, &ev);
-}
-
 void loop_forget(struct fdh *h)
 {
 	if (h->fd >= 0)

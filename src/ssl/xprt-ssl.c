@@ -23,6 +23,7 @@
 #include <keel/common.h>
 #include <keel/log.h>
 #include <keel/conn.h>
+#include <keel/list.h>
 #include <keel/loop.h>
 #include <keel/ssl.h>
 #include <keel/worker.h>
@@ -131,26 +132,61 @@ static void log_failed_handshake(struct conn *c)
 /* A client's first handshake step costs a key exchange and a signature (0.5 to 1.5 ms of CPU):
  * a flood of them would make each loop iteration last long, and the established connections,
  * which need an iteration or two per request, would wait behind them for seconds. So a worker
- * starts at most this many per iteration; the others are reported again at the next one
- * (loop_rearm()), and iterations stay short whatever comes in. */
+ * runs at most SSL_HS_PER_ITER of them per iteration. The others wait in a queue, oldest first
+ * (new ones go behind as long as it is not empty), and a tasklet gives them their turns at the
+ * end of the following iterations: iterations stay short, and no handshake starves. */
 #define SSL_HS_PER_ITER 4
 
+static _Thread_local struct list hs_queue;
+static _Thread_local struct tasklet hs_pump;
+static _Thread_local struct conn *hs_turn; /* the connection the pump is running now */
+static _Thread_local uint64_t hs_iter;
+static _Thread_local unsigned hs_n;
+
+/* One of this iteration's turns, if any is left. */
+static bool hs_take(void)
+{
+	uint64_t iter = this_worker ? this_worker->loop.iter : 0;
+
+	if (iter != hs_iter) {
+		hs_iter = iter;
+		hs_n = 0;
+	}
+	if (hs_n == SSL_HS_PER_ITER)
+		return false;
+	hs_n++;
+	return true;
+}
+
+static void hs_pump_cb(struct tasklet *t)
+{
+	while (!list_empty(&hs_queue) && hs_take()) {
+		struct conn *c = list_first(&hs_queue, struct conn, wait);
+
+		list_del(&c->wait);
+		c->flags |= CF_RD_READY; /* its ClientHello waits in the socket */
+		hs_turn = c;
+		c->h.cb(&c->h, 0); /* its owner reads, which runs the handshake */
+		hs_turn = NULL;
+	}
+	if (!list_empty(&hs_queue))
+		tasklet_wake(t);
+}
+
+/* Whether c may run its first handshake step now; if not, it is queued for its turn. */
 static bool hs_budget(struct conn *c)
 {
-	static _Thread_local uint64_t iter;
-	static _Thread_local unsigned n;
-	uint64_t now_iter = this_worker ? this_worker->loop.iter : 0;
-
-	if (now_iter != iter) {
-		iter = now_iter;
-		n = 0;
+	if (!hs_queue.next) {
+		list_init(&hs_queue);
+		tasklet_init(&hs_pump, hs_pump_cb);
 	}
-	if (n < SSL_HS_PER_ITER) {
-		n++;
+	if (hs_turn == c)
 		return true;
-	}
-	c->flags |= CF_RD_READY; /* nothing was read: the ClientHello waits in the socket */
-	loop_rearm(&c->h);
+	if (list_empty(&hs_queue) && hs_take())
+		return true;
+	if (!list_linked(&c->wait))
+		list_add_tail(&hs_queue, &c->wait);
+	tasklet_wake(&hs_pump);
 	return false;
 }
 
@@ -274,6 +310,8 @@ static void ssl_close(struct conn *c)
 
 	if (!ssl)
 		return;
+	if (list_linked(&c->wait))
+		list_del(&c->wait); /* closed while waiting for its handshake's turn */
 	if (!(c->flags & (CF_SHUTW | CF_ERROR)) && SSL_is_init_finished(ssl)) {
 		ERR_clear_error();
 		SSL_shutdown(ssl);
