@@ -749,6 +749,15 @@ static char *problem(const struct rsp *r)
 	return out;
 }
 
+/* "WHAT: HTTP 400 TYPE: DETAIL" for an answer the client did not expect, malloc'd. */
+static char *refused(const struct rsp *r, const char *what)
+{
+	char *p = problem(r), *out = strfmt("%s: %s", what, p);
+
+	free(p);
+	return out;
+}
+
 /* ---- the account ---- */
 
 static EVP_PKEY *read_key_file(const char *path)
@@ -988,10 +997,7 @@ static int acct_ready(struct acct *a, char **err)
 	if (rc != OK)
 		return ERR;
 	if ((r.status != 200 && r.status != 201) || !r.location[0]) {
-		char *p = problem(&r);
-
-		*err = strfmt("new account: %s", p);
-		free(p);
+		*err = refused(&r, "new account");
 		rsp_free(&r);
 		return ERR;
 	}
@@ -1203,10 +1209,7 @@ static int issue(struct job *jb, char **err)
 	if (k != OK)
 		return ERR;
 	if (r.status != 201 || !r.location[0]) {
-		char *p = problem(&r);
-
-		*err = strfmt("new order: %s", p);
-		free(p);
+		*err = refused(&r, "new order");
 		/* The account may be gone (another key, deactivated): register again next time. */
 		if (r.status == 400 || r.status == 401 || r.status == 403) {
 			free(a->kid);
@@ -1247,10 +1250,7 @@ static int issue(struct job *jb, char **err)
 	if (k != OK)
 		goto out;
 	if (r.status != 200) {
-		char *p = problem(&r);
-
-		*err = strfmt("finalize: %s", p);
-		free(p);
+		*err = refused(&r, "finalize");
 		rsp_free(&r);
 		goto out;
 	}
@@ -1266,10 +1266,7 @@ static int issue(struct job *jb, char **err)
 	if (post(a, jstr(o, "certificate"), NULL, &r, err) != OK)
 		goto out;
 	if (r.status != 200) {
-		char *p = problem(&r);
-
-		*err = strfmt("certificate download: %s", p);
-		free(p);
+		*err = refused(&r, "certificate download");
 		rsp_free(&r);
 		goto out;
 	}

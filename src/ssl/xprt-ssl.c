@@ -277,17 +277,7 @@ static int ssl_peek(struct conn *c)
 	ERR_clear_error();
 	if (SSL_peek_ex(ssl, &(char){0}, 1, &n) == 1)
 		return 1;
-	switch (SSL_get_error(ssl, 0)) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		return 0;
-	case SSL_ERROR_ZERO_RETURN:
-		c->flags |= CF_EOF;
-		return ERR;
-	default:
-		c->flags |= CF_ERROR;
-		return ERR;
-	}
+	return ssl_wait(c, 0) == AGAIN ? 0 : ERR;
 }
 
 static void ssl_shutw(struct conn *c)
